@@ -1,0 +1,39 @@
+# corio's front door. `make demo` and `make test` work on a fresh Debian 12
+# machine as root: each installs what is missing, configures, builds, runs.
+.PHONY: all deps release debug asan tsan demo test test-release test-asan bench format tidy clean
+
+JOBS ?= 2
+CTEST_FLAGS ?= --output-on-failure -j $(JOBS) --timeout 300
+
+all: release
+
+deps:
+	@bash scripts/install-deps.sh
+
+release debug asan tsan: deps
+	cmake --preset $@
+	cmake --build --preset $@ -j $(JOBS)
+
+demo: release
+	./build/release/tools/demo/corio-demo
+
+test-release: release
+	ctest --preset release $(CTEST_FLAGS)
+
+test-asan: asan
+	ctest --preset asan $(CTEST_FLAGS)
+
+test: test-release test-asan
+	@echo "make test: release and asan suites passed"
+
+bench: release
+	./build/release/bench/corio-bench --workload all
+
+format:
+	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
+
+tidy: release
+	git ls-files 'src/*.cpp' | xargs clang-tidy -p build/release --quiet
+
+clean:
+	rm -rf build

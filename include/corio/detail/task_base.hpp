@@ -1,0 +1,173 @@
+// The state every task shares: the promise base of `task<T>`, the waiter
+// record through which every suspension goes, and cancel scopes.
+//
+// Roots and nested tasks. A `task<T>` that is spawned becomes a *root*: the
+// loop schedules it, and its promise holds the scheduling state (ready link,
+// resume point, current waiter, cancel scopes). A `task<T>` that is awaited
+// by another runs *nested* inside its awaiter's root: it is not a suspension
+// point, it only uses `m_link` as its continuation.
+//
+// The one suspension primitive. Every awaitable that really suspends embeds
+// a `waiter` and calls `w.begin(h)` in await_suspend and `w.finish()` in
+// await_resume:
+//   * begin() checks for a pending cancellation first (then it does not
+//     suspend, and finish() throws), else records itself as the root's
+//     current wait;
+//   * the awaited thing later calls `w.wake()`, which schedules the root;
+//   * cancellation calls the waiter's `on_abort` (unlink from the timer, the
+//     queue, the child...) at once, and schedules the root; finish() throws
+//     `cancelled_error`;
+//   * a waiter that was woken and is cancelled before it resumed calls its
+//     `on_pass` (hand the permit, item or notification to the next waiter)
+//     and throws too, so no wake-up is lost or duplicated.
+//
+// Waiter states: idle -> waiting -> (woken | aborted); or idle -> aborted
+// when cancellation was already pending at begin().
+//
+// Cancel scopes (timeout, shield, task_group bodies) form a stack per root
+// through `m_scope`. A request sets `pending` on a scope (or on the root);
+// it is effective when no shield stands between the innermost scope and the
+// pending one. Delivery is edge-triggered, as in asyncio: the request is
+// consumed when `cancelled_error` is thrown, so cleanup code may await again.
+#pragma once
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+
+#include "corio/detail/intrusive_list.hpp"
+
+namespace corio {
+class event_loop;
+}
+
+namespace corio::detail {
+
+class task_base;
+
+/// A level of cancellation inside one root: a timeout's deadline, a shield, a
+/// task group's body. Lives in the frame of whoever pushed it.
+struct cancel_scope {
+  cancel_scope* m_parent = nullptr;
+  bool m_shield = false;     // stops requests of outer scopes
+  bool m_pending = false;    // requested, not yet delivered
+  bool m_delivered = false;  // this scope's request was the one thrown
+};
+
+/// See the file comment: the record of one suspension.
+struct waiter {
+  enum class state : std::uint8_t { idle, waiting, woken, aborted };
+
+  std::coroutine_handle<> m_handle;
+  task_base* m_task = nullptr;
+  void (*m_on_abort)(waiter&) noexcept = nullptr;  // unlink from what it waits on
+  void (*m_on_pass)(waiter&) noexcept = nullptr;   // give an unused wake-up on
+  state m_state = state::idle;
+
+  bool begin(std::coroutine_handle<> h) noexcept;  // false: cancelled, do not suspend
+  void wake() noexcept;
+  void finish();  // throws cancelled_error when cancelled
+};
+
+/// Told when a root finishes (a join_handle being awaited).
+struct done_listener {
+  done_listener* m_next = nullptr;
+  void (*m_on_done)(done_listener&) noexcept = nullptr;
+};
+
+/// Who holds a root: the loop (detached roots) or a child scope (task
+/// groups, gather). Members are linked through task_base's list_node, so
+/// every live root can be found and cancelled.
+class task_owner {
+ public:
+  virtual void on_member_done(task_base& t) noexcept = 0;
+
+  intrusive_list<task_base> m_members;
+  std::size_t m_count = 0;
+
+ protected:
+  ~task_owner() = default;
+};
+
+enum task_flag : std::uint32_t {
+  tf_root = 1U << 0,
+  tf_done = 1U << 1,
+  tf_handle = 1U << 2,  // a join_handle refers to the root
+  tf_cancel_requested = 1U << 3,
+  tf_cancel_pending = 1U << 4,  // the root's own (outermost) cancel request
+  tf_has_value = 1U << 5,
+  tf_has_error = 1U << 6,
+  tf_error_is_cancel = 1U << 7,
+  tf_retrieved = 1U << 8,  // the result or error was taken
+  tf_named = 1U << 9,      // has an entry in the loop's name table
+};
+
+/// Promise base of every task<T>. Fields after `m_link` are used by roots only.
+class task_base : public list_node {
+ public:
+  task_base* m_next_ready = nullptr;
+  void* m_link = nullptr;  // nested: continuation; root: handle to resume next
+  waiter* m_waiter = nullptr;
+  cancel_scope* m_scope = nullptr;
+  done_listener* m_listeners = nullptr;
+  task_owner* m_owner = nullptr;
+  std::exception_ptr m_error;
+  std::uint32_t m_flags = 0;
+
+  [[nodiscard]] bool done() const noexcept { return (m_flags & tf_done) != 0; }
+
+  /// True when a cancellation request would be delivered at a suspension now.
+  [[nodiscard]] bool cancel_effective() const noexcept {
+    for (const cancel_scope* s = m_scope; s != nullptr; s = s->m_parent) {
+      if (s->m_pending) return true;
+      if (s->m_shield) return false;
+    }
+    return (m_flags & tf_cancel_pending) != 0;
+  }
+
+  /// Marks the effective request(s) delivered. The outermost one is the
+  /// cause: a timeout scope converts the error only when it is the cause.
+  void consume_cancel() noexcept {
+    cancel_scope* cause = nullptr;
+    for (cancel_scope* s = m_scope; s != nullptr; s = s->m_parent) {
+      if (s->m_pending) {
+        s->m_pending = false;
+        cause = s;
+      }
+      if (s->m_shield) {
+        if (cause != nullptr) cause->m_delivered = true;
+        return;
+      }
+    }
+    if ((m_flags & tf_cancel_pending) != 0) {
+      m_flags &= ~tf_cancel_pending;
+      return;
+    }
+    if (cause != nullptr) cause->m_delivered = true;
+  }
+
+  /// Requests cancellation of this root (join_handle::cancel). Returns false
+  /// when it has already finished.
+  bool request_cancel() noexcept;
+
+  /// Aborts the current wait if a request has become effective.
+  void abort_wait_if_cancelled() noexcept;
+
+  [[nodiscard]] std::coroutine_handle<> resume_point() const noexcept {
+    return std::coroutine_handle<>::from_address(m_link);
+  }
+};
+
+/// Throws cancelled_error after consuming the effective request.
+[[noreturn]] void throw_cancelled(task_base& t);
+
+/// Called when a root's body has finished: marks it done, unlinks it from its
+/// owner, tells listeners. Returns true when nobody else refers to the frame
+/// (the caller destroys it).
+bool complete_root(task_base& t) noexcept;
+
+/// Called just before a root's frame is destroyed: reports an error nobody
+/// retrieved (stderr, with the task's name) and drops its name.
+void before_destroy_root(task_base& t) noexcept;
+
+}  // namespace corio::detail

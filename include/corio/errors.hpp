@@ -1,0 +1,50 @@
+// The exceptions corio's awaitables throw.
+#pragma once
+
+#include <exception>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace corio {
+
+/// Thrown at a suspension point of a task that was cancelled (by
+/// `join_handle::cancel()`, an enclosing `timeout`, a failing sibling in a
+/// `task_group`, or loop shutdown).
+///
+/// Like asyncio's `CancelledError` (a `BaseException`), it does not derive
+/// from `std::exception`, so `catch (const std::exception&)` does not swallow
+/// a cancellation by accident. Code may catch it, clean up (awaiting is
+/// allowed) and should rethrow it.
+class cancelled_error {
+ public:
+  [[nodiscard]] const char* what() const noexcept { return "corio: task cancelled"; }
+};
+
+/// Thrown by `timeout()` and `timeout_at()` when the deadline passes first.
+class timeout_error : public std::runtime_error {
+ public:
+  timeout_error() : std::runtime_error("corio: operation timed out") {}
+};
+
+/// Thrown by a push to a closed `queue`, and by a pop from a closed queue
+/// once it is empty.
+class queue_closed : public std::runtime_error {
+ public:
+  queue_closed() : std::runtime_error("corio: queue closed") {}
+};
+
+/// All failures of a `task_group` (or a `gather` of several failing
+/// children), in the order they happened. `what()` lists their messages.
+class task_group_error : public std::runtime_error {
+ public:
+  explicit task_group_error(std::vector<std::exception_ptr> errors);
+
+  /// The failures, first one first.
+  [[nodiscard]] const std::vector<std::exception_ptr>& errors() const noexcept { return m_errors; }
+
+ private:
+  std::vector<std::exception_ptr> m_errors;
+};
+
+}  // namespace corio

@@ -1,0 +1,212 @@
+// The event loop: one per thread, it runs tasks, timers and I/O.
+//
+// One iteration (`event_loop::tick`, src/loop/event_loop.cpp) is, in order:
+//   1. read the clock once (the virtual clock does not move here);
+//   2. move due timers out of the wheel and fire them (firing only
+//      schedules the sleeping tasks);
+//   3. run callbacks posted from other threads (`post`);
+//   4. poll the backend: blocking until the next timer when nothing is
+//      ready, otherwise without blocking and only every `io_poll_interval`
+//      ticks while I/O is registered, so a busy loop makes no syscall;
+//      in virtual-clock mode an idle loop jumps to the next timer instead;
+//   5. resume ready tasks in FIFO order, at most `budget` of them, so that
+//      timers and I/O are looked at again soon under load.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "corio/detail/task_base.hpp"
+#include "corio/detail/timer_wheel.hpp"
+
+namespace corio {
+
+/// The loop's clock. Under `loop_options::virtual_clock` its time points are
+/// virtual: they start at the real time of the loop's creation and only jump.
+using clock = std::chrono::steady_clock;
+
+/// How an event loop runs. The defaults suit production.
+struct loop_options {
+  /// Never read the real clock; when nothing is ready the loop jumps to the
+  /// next timer. Timer tests become instant and deterministic.
+  bool virtual_clock = false;
+  /// Shuffle the ready tasks of each tick (test builds turn this on by
+  /// default). The seed is logged once per process; `CORIO_SHUFFLE_SEED`
+  /// replays it.
+  bool shuffle = false;
+  std::uint64_t shuffle_seed = 0;
+  /// Resumptions per iteration before timers and I/O are looked at again.
+  std::uint32_t budget = 256;
+};
+
+/// Counters that are always kept (they cost an increment each).
+struct loop_stats {
+  std::uint64_t iterations = 0;
+  std::uint64_t resumptions = 0;
+  std::uint64_t polls = 0;
+  std::uint64_t timers_fired = 0;
+  std::size_t live_tasks = 0;
+  std::size_t pending_timers = 0;
+};
+
+namespace detail {
+class backend;
+class name_table;
+
+/// A callback posted from another thread; intrusive so that executors can
+/// post completions without allocating.
+struct posted_node {
+  posted_node* m_next = nullptr;
+  void (*m_run)(posted_node&) noexcept = nullptr;
+};
+}  // namespace detail
+
+/// A single-threaded event loop. Most code never names it: `corio::run()`
+/// makes one, and awaitables find it through `event_loop::current()`.
+///
+/// \code
+///   corio::event_loop loop({.virtual_clock = true});
+///   int v = corio::run(loop, compute());  // see run.hpp
+/// \endcode
+class event_loop final : private detail::task_owner {
+ public:
+  explicit event_loop(loop_options options = {});
+  ~event_loop();
+  event_loop(const event_loop&) = delete;
+  event_loop& operator=(const event_loop&) = delete;
+
+  /// The loop running on this thread, or nullptr.
+  [[nodiscard]] static event_loop* current() noexcept { return t_current; }
+
+  /// The time of the current tick.
+  [[nodiscard]] clock::time_point now() const noexcept {
+    return clock::time_point(clock::duration(m_now_ns));
+  }
+
+  /// Runs `fn` on the loop's thread soon. Safe from any thread; wakes the
+  /// loop (one eventfd write) only when it sleeps.
+  void post(std::function<void()> fn);
+  /// As above without allocating: `node` must stay alive until it has run.
+  void post(detail::posted_node& node) noexcept;
+
+  /// Counts work outstanding on other threads that will `post` back: the
+  /// loop then waits for it instead of reporting a deadlock.
+  void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
+  void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
+
+  [[nodiscard]] loop_stats stats() const noexcept;
+  [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
+  [[nodiscard]] const char* backend_name() const noexcept;
+
+  // ---- used by corio's awaitables (not for user code) ----
+  void schedule(detail::task_base& t) noexcept {
+    t.m_next_ready = nullptr;
+    if (m_ready_tail != nullptr) {
+      m_ready_tail->m_next_ready = &t;
+    } else {
+      m_ready_head = &t;
+    }
+    m_ready_tail = &t;
+  }
+  [[nodiscard]] detail::task_base* current_task() const noexcept { return m_current; }
+  detail::timer_wheel& timers() noexcept { return m_timers; }
+  [[nodiscard]] std::int64_t now_ns() const noexcept { return m_now_ns; }
+  void note_spawned() noexcept { ++m_stats.live_tasks; }
+  void note_finished() noexcept { --m_stats.live_tasks; }
+  /// The owner of roots spawned without a group.
+  detail::task_owner* owner_for_spawn() noexcept { return this; }
+  void set_name(detail::task_base& t, const char* name);
+  [[nodiscard]] const char* name_of(const detail::task_base& t) const noexcept;
+  void forget_name(detail::task_base& t) noexcept;
+  /// Runs ticks until `main` is done; then cancels and drains the rest.
+  void run_root(detail::task_base& main);
+
+ private:
+  void on_member_done(detail::task_base& t) noexcept override;
+  void tick();
+  void run_posted() noexcept;
+  void poll_io(std::int64_t timeout_ns);
+  void shuffle_ready();
+  void shutdown();
+  [[nodiscard]] bool has_ready() const noexcept { return m_ready_head != nullptr; }
+  [[nodiscard]] bool idle_forever() const noexcept;
+  static std::int64_t read_clock() noexcept;
+
+  static thread_local event_loop* t_current;
+
+  loop_options m_options;
+  detail::task_base* m_ready_head = nullptr;
+  detail::task_base* m_ready_tail = nullptr;
+  detail::task_base* m_current = nullptr;
+  std::int64_t m_now_ns = 0;
+  detail::timer_wheel m_timers;
+  detail::intrusive_list<detail::timer_node> m_expired;
+  std::unique_ptr<detail::backend> m_backend;
+  std::unique_ptr<detail::name_table> m_names;
+  std::atomic<detail::posted_node*> m_inbox{nullptr};
+  std::atomic<bool> m_sleeping{false};
+  std::atomic<std::int64_t> m_external{0};
+  std::uint64_t m_rng = 0;
+  std::uint32_t m_ticks_since_poll = 0;
+  event_loop* m_previous = nullptr;
+  loop_stats m_stats;
+};
+
+namespace detail {
+
+[[nodiscard]] inline event_loop& current_loop() noexcept {
+  return *event_loop::current();
+}
+[[nodiscard]] inline task_base& current_task() noexcept {
+  return *current_loop().current_task();
+}
+
+inline bool waiter::begin(std::coroutine_handle<> h) noexcept {
+  task_base& t = current_task();
+  m_task = &t;
+  m_handle = h;
+  if (t.cancel_effective()) {
+    m_state = state::aborted;
+    return false;
+  }
+  m_state = state::waiting;
+  t.m_waiter = this;
+  t.m_link = h.address();
+  return true;
+}
+
+inline void waiter::wake() noexcept {
+  m_state = state::woken;
+  m_task->m_waiter = nullptr;
+  current_loop().schedule(*m_task);
+}
+
+inline void waiter::finish() {
+  if (m_state == state::aborted) throw_cancelled(*m_task);
+  if (m_task->cancel_effective()) {
+    if (m_on_pass != nullptr) m_on_pass(*this);
+    throw_cancelled(*m_task);
+  }
+}
+
+inline void task_base::abort_wait_if_cancelled() noexcept {
+  waiter* w = m_waiter;
+  if (w == nullptr || w->m_state != waiter::state::waiting || !cancel_effective()) return;
+  m_waiter = nullptr;
+  if (w->m_on_abort != nullptr) w->m_on_abort(*w);
+  w->m_state = waiter::state::aborted;
+  current_loop().schedule(*this);
+}
+
+inline bool task_base::request_cancel() noexcept {
+  if (done()) return false;
+  m_flags |= tf_cancel_requested | tf_cancel_pending;
+  abort_wait_if_cancelled();
+  return true;
+}
+
+}  // namespace detail
+}  // namespace corio

@@ -1,0 +1,162 @@
+// spawn(): run a task concurrently; join_handle<T>: await or cancel it.
+#pragma once
+
+#include <stdexcept>
+#include <utility>
+
+#include "corio/task.hpp"
+
+namespace corio {
+
+template <class T>
+class join_handle;
+
+namespace detail {
+
+template <class T>
+join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const char* name);
+
+}  // namespace detail
+
+/// A reference to a spawned task: await it for the result, or cancel it.
+///
+/// The loop owns the task; dropping the handle never kills it (as asyncio
+/// and Tokio do). Awaiting the handle of a task that was cancelled throws
+/// `cancelled_error`; awaiting one that failed rethrows its exception.
+/// Cancelling the task that awaits a handle cancels the awaited task too.
+///
+/// \code
+///   auto h = corio::spawn(fetch(url), "fetch");
+///   ...
+///   std::string body = co_await h;
+/// \endcode
+template <class T>
+class join_handle {
+  using promise = detail::task_promise<T>;
+
+ public:
+  join_handle() noexcept = default;
+  explicit join_handle(promise* p) noexcept : m_promise(p) {}
+  join_handle(join_handle&& o) noexcept : m_promise(std::exchange(o.m_promise, nullptr)) {}
+  join_handle& operator=(join_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      m_promise = std::exchange(o.m_promise, nullptr);
+    }
+    return *this;
+  }
+  join_handle(const join_handle&) = delete;
+  join_handle& operator=(const join_handle&) = delete;
+  ~join_handle() { reset(); }
+
+  [[nodiscard]] bool valid() const noexcept { return m_promise != nullptr; }
+  /// True once the task has finished (value, error or cancelled).
+  [[nodiscard]] bool done() const noexcept { return m_promise != nullptr && m_promise->done(); }
+  /// True when the task was asked to cancel.
+  [[nodiscard]] bool cancel_requested() const noexcept {
+    return m_promise != nullptr && (m_promise->m_flags & detail::tf_cancel_requested) != 0;
+  }
+  /// True when the task finished by a cancellation.
+  [[nodiscard]] bool cancelled() const noexcept {
+    return done() && (m_promise->m_flags & detail::tf_error_is_cancel) != 0;
+  }
+
+  /// Requests cancellation: the task's current (or next) suspension throws
+  /// `cancelled_error`. Returns false when the task has already finished.
+  bool cancel() noexcept { return m_promise != nullptr && m_promise->request_cancel(); }
+
+  /// The result of a finished task (moves it out); rethrows its error.
+  T result() {
+    if (!done()) throw std::logic_error("corio::join_handle::result: task not finished");
+    return m_promise->take();
+  }
+
+  /// Waits for the task. Cancellation: the waiting task is unlinked at once
+  /// and the awaited task is cancelled as well.
+  auto operator co_await() noexcept {
+    struct awaiter : detail::waiter, detail::done_listener {
+      promise* m_child;
+      explicit awaiter(promise* c) noexcept : m_child(c) {}
+      [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
+      bool await_suspend(std::coroutine_handle<> h) noexcept {
+        if (!begin(h)) return false;
+        m_on_done = [](detail::done_listener& l) noexcept { static_cast<awaiter&>(l).wake(); };
+        m_on_abort = [](detail::waiter& w) noexcept {
+          auto& self = static_cast<awaiter&>(w);
+          self.unlisten();
+          self.m_child->request_cancel();
+        };
+        done_listener::m_next = m_child->m_listeners;
+        m_child->m_listeners = this;
+        return true;
+      }
+      T await_resume() {
+        if (m_state != state::idle) finish();
+        return m_child->take();
+      }
+      void unlisten() noexcept {
+        for (detail::done_listener** p = &m_child->m_listeners; *p != nullptr; p = &(*p)->m_next) {
+          if (*p == this) {
+            *p = done_listener::m_next;
+            return;
+          }
+        }
+      }
+    };
+    return awaiter{m_promise};
+  }
+
+  /// The promise behind the handle (for corio's combinators).
+  [[nodiscard]] promise* get() const noexcept { return m_promise; }
+
+ private:
+  void reset() noexcept {
+    if (promise* p = std::exchange(m_promise, nullptr)) {
+      p->m_flags &= ~detail::tf_handle;
+      if (p->done()) {
+        detail::before_destroy_root(*p);
+        std::coroutine_handle<promise>::from_promise(*p).destroy();
+      }
+    }
+  }
+
+  promise* m_promise = nullptr;
+};
+
+namespace detail {
+
+template <class T>
+join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const char* name) {
+  auto h = t.release();
+  if (!h) throw std::invalid_argument("corio::spawn: empty task");
+  task_promise<T>& p = h.promise();
+  p.m_flags |= tf_root | tf_handle;
+  p.m_owner = &owner;
+  owner.m_members.push_back(p);
+  ++owner.m_count;
+  loop.note_spawned();
+  if (name != nullptr) loop.set_name(p, name);
+  loop.schedule(p);
+  return join_handle<T>(&p);
+}
+
+[[noreturn]] void throw_no_loop(const char* what);
+
+}  // namespace detail
+
+/// Schedules `t` to run concurrently on the current loop and returns its
+/// handle. `name` (a string that outlives the task, such as a literal) shows
+/// in error reports.
+///
+/// \code
+///   auto h = corio::spawn(worker(queue), "worker");
+/// \endcode
+template <class T>
+join_handle<T> spawn(task<T> t, const char* name = nullptr) {
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr) detail::throw_no_loop("corio::spawn");
+  join_handle<T> h = detail::spawn_into(*loop->owner_for_spawn(), *loop, std::move(t), name);
+  return h;
+}
+
+}  // namespace corio

@@ -1,0 +1,70 @@
+// sleep, sleep_until, yield_now.
+#pragma once
+
+#include <chrono>
+
+#include "corio/event_loop.hpp"
+
+namespace corio {
+
+namespace detail {
+
+struct sleep_awaiter : waiter, timer_node {
+  std::int64_t m_deadline_ns;
+  explicit sleep_awaiter(std::int64_t deadline_ns) noexcept : m_deadline_ns(deadline_ns) {}
+  static constexpr bool await_ready() noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    if (!begin(h)) return false;
+    m_on_abort = [](waiter& w) noexcept {
+      current_loop().timers().cancel(static_cast<sleep_awaiter&>(w));
+    };
+    m_fire = [](timer_node& t) noexcept { static_cast<sleep_awaiter&>(t).wake(); };
+    m_when_ns = m_deadline_ns;
+    current_loop().timers().insert(*this);
+    return true;
+  }
+  void await_resume() { finish(); }
+};
+
+struct yield_awaiter : waiter {
+  static constexpr bool await_ready() noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    if (!begin(h)) return false;
+    wake();
+    return true;
+  }
+  void await_resume() { finish(); }
+};
+
+}  // namespace detail
+
+/// Suspends the current task until the loop's clock reaches `deadline`.
+/// Cancellation: the timer is removed at once.
+[[nodiscard]] inline detail::sleep_awaiter sleep_until(clock::time_point deadline) noexcept {
+  return detail::sleep_awaiter(deadline.time_since_epoch().count());
+}
+
+/// Suspends the current task for `d` (at least one loop iteration, even for
+/// zero). Cancellation: the timer is removed at once.
+///
+/// \code
+///   co_await corio::sleep(std::chrono::milliseconds(5));
+/// \endcode
+template <class Rep, class Period>
+[[nodiscard]] detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return detail::sleep_awaiter(detail::current_loop().now_ns() + (ns > 0 ? ns : 0));
+}
+
+/// Lets every other ready task run once before this one continues
+/// (asyncio's `sleep(0)`). A cancellation pending is delivered here.
+[[nodiscard]] inline detail::yield_awaiter yield_now() noexcept {
+  return {};
+}
+
+/// The current loop's time (of this tick).
+[[nodiscard]] inline clock::time_point now() noexcept {
+  return detail::current_loop().now();
+}
+
+}  // namespace corio

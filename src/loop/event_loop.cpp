@@ -1,0 +1,303 @@
+// The loop iteration, written out once (see the order in event_loop.hpp).
+#include "corio/event_loop.hpp"
+
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <unordered_map>
+#include <vector>
+
+#include "corio/errors.hpp"
+#include "io/backend.hpp"
+
+namespace corio {
+
+namespace detail {
+
+class name_table {
+ public:
+  std::unordered_map<const task_base*, const char*> m_names;
+};
+
+}  // namespace detail
+
+thread_local event_loop* event_loop::t_current = nullptr;
+
+namespace {
+
+bool shuffle_default() noexcept {
+  if (const char* e = std::getenv("CORIO_SHUFFLE")) return std::strcmp(e, "0") != 0;
+#ifdef CORIO_TEST_SHUFFLE
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::uint64_t shuffle_seed() {
+  static const std::uint64_t seed = [] {
+    std::uint64_t s = 0;
+    if (const char* e = std::getenv("CORIO_SHUFFLE_SEED")) {
+      s = std::strtoull(e, nullptr, 10);
+    } else {
+      s = (static_cast<std::uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
+    }
+    std::fprintf(stderr, "corio: shuffling same-tick ready order, CORIO_SHUFFLE_SEED=%llu\n",
+                 static_cast<unsigned long long>(s));
+    return s;
+  }();
+  return seed;
+}
+
+}  // namespace
+
+std::int64_t event_loop::read_clock() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+event_loop::event_loop(loop_options options)
+    : m_options(options),
+      m_backend(detail::make_epoll_backend()),
+      m_names(std::make_unique<detail::name_table>()) {
+  if (!m_options.shuffle) m_options.shuffle = shuffle_default();
+  if (m_options.shuffle) {
+    m_rng = m_options.shuffle_seed != 0 ? m_options.shuffle_seed : shuffle_seed();
+    if (m_rng == 0) m_rng = 0x9E3779B97F4A7C15ULL;
+  }
+  m_now_ns = read_clock();
+  m_timers.reset(m_now_ns);
+}
+
+event_loop::~event_loop() {
+  if (m_count != 0) {
+    std::fprintf(stderr, "corio: event loop destroyed with %zu live task(s); their frames leak\n",
+                 m_count);
+  }
+}
+
+const char* event_loop::backend_name() const noexcept {
+  return m_backend->name();
+}
+
+loop_stats event_loop::stats() const noexcept {
+  loop_stats s = m_stats;
+  s.pending_timers = m_timers.size();
+  return s;
+}
+
+void event_loop::post(detail::posted_node& node) noexcept {
+  detail::posted_node* head = m_inbox.load(std::memory_order_relaxed);
+  do {
+    node.m_next = head;
+  } while (!m_inbox.compare_exchange_weak(head, &node, std::memory_order_seq_cst,
+                                          std::memory_order_relaxed));
+  // Only the poster that finds the loop asleep writes the eventfd.
+  if (m_sleeping.exchange(false, std::memory_order_seq_cst)) m_backend->notify();
+}
+
+void event_loop::post(std::function<void()> fn) {
+  struct fn_node : detail::posted_node {
+    std::function<void()> m_fn;
+  };
+  auto* node = new fn_node;
+  node->m_fn = std::move(fn);
+  node->m_run = [](detail::posted_node& n) noexcept {
+    auto* self = static_cast<fn_node*>(&n);
+    try {
+      self->m_fn();
+    } catch (...) {
+      std::fputs("corio: a posted callback threw; the exception is dropped\n", stderr);
+    }
+    delete self;
+  };
+  post(*node);
+}
+
+void event_loop::run_posted() noexcept {
+  detail::posted_node* list = m_inbox.exchange(nullptr, std::memory_order_acquire);
+  // The inbox is a stack: reverse it to run callbacks in posting order.
+  detail::posted_node* fifo = nullptr;
+  while (list != nullptr) {
+    detail::posted_node* next = list->m_next;
+    list->m_next = fifo;
+    fifo = list;
+    list = next;
+  }
+  while (fifo != nullptr) {
+    detail::posted_node* next = fifo->m_next;
+    fifo->m_run(*fifo);
+    fifo = next;
+  }
+}
+
+void event_loop::poll_io(std::int64_t timeout_ns) {
+  ++m_stats.polls;
+  m_ticks_since_poll = 0;
+  if (timeout_ns != 0) {
+    m_sleeping.store(true, std::memory_order_seq_cst);
+    if (m_inbox.load(std::memory_order_seq_cst) != nullptr) timeout_ns = 0;
+  }
+  m_backend->poll(timeout_ns);
+  m_sleeping.store(false, std::memory_order_relaxed);
+}
+
+bool event_loop::idle_forever() const noexcept {
+  return !has_ready() && m_timers.size() == 0 &&
+         m_inbox.load(std::memory_order_acquire) == nullptr &&
+         m_external.load(std::memory_order_acquire) == 0 && m_backend->io_pending() == 0;
+}
+
+void event_loop::shuffle_ready() {
+  std::vector<detail::task_base*> items;
+  for (detail::task_base* t = m_ready_head; t != nullptr; t = t->m_next_ready)
+    items.push_back(t);
+  if (items.size() < 2) return;
+  for (std::size_t i = items.size() - 1; i > 0; --i) {
+    m_rng ^= m_rng << 13;
+    m_rng ^= m_rng >> 7;
+    m_rng ^= m_rng << 17;
+    std::swap(items[i], items[m_rng % (i + 1)]);
+  }
+  m_ready_head = m_ready_tail = nullptr;
+  for (detail::task_base* t : items)
+    schedule(*t);
+}
+
+void event_loop::tick() {
+  ++m_stats.iterations;
+  // 1. The clock, once.
+  if (!m_options.virtual_clock) m_now_ns = read_clock();
+
+  // 2. Due timers.
+  m_timers.advance(m_now_ns, m_expired);
+  while (detail::timer_node* t = m_expired.pop_front()) {
+    ++m_stats.timers_fired;
+    t->m_fire(*t);
+  }
+
+  // 3. Callbacks from other threads.
+  if (m_inbox.load(std::memory_order_relaxed) != nullptr) run_posted();
+
+  // 4. I/O.
+  if (!has_ready()) {
+    const std::int64_t next = m_timers.next_deadline_ns();
+    const bool outside_work = m_backend->io_pending() != 0 ||
+                              m_external.load(std::memory_order_acquire) != 0 ||
+                              m_inbox.load(std::memory_order_relaxed) != nullptr;
+    if (m_options.virtual_clock) {
+      if (outside_work) poll_io(next < 0 ? -1 : 0);
+      if (!has_ready() && next > m_now_ns && m_inbox.load(std::memory_order_relaxed) == nullptr) {
+        m_now_ns = next;  // jump: nothing else can happen before the next timer
+      }
+    } else if (next != 0) {
+      poll_io(next < 0 ? -1 : (next > m_now_ns ? next - m_now_ns : 0));
+    }
+  } else if (m_backend->io_pending() != 0 && ++m_ticks_since_poll >= 61) {
+    poll_io(0);
+  }
+
+  // 5. Ready tasks, FIFO, bounded by the budget.
+  if (m_options.shuffle) shuffle_ready();
+  std::uint32_t budget = m_options.budget;
+  std::uint64_t ran = 0;
+  while (budget-- > 0) {
+    detail::task_base* t = m_ready_head;
+    if (t == nullptr) break;
+    m_ready_head = t->m_next_ready;
+    if (m_ready_head == nullptr) m_ready_tail = nullptr;
+    m_current = t;
+    t->resume_point().resume();
+    ++ran;
+  }
+  m_current = nullptr;
+  m_stats.resumptions += ran;
+}
+
+void event_loop::on_member_done(detail::task_base& /*t*/) noexcept {}
+
+void event_loop::set_name(detail::task_base& t, const char* name) {
+  m_names->m_names[&t] = name;
+  t.m_flags |= detail::tf_named;
+}
+
+const char* event_loop::name_of(const detail::task_base& t) const noexcept {
+  if ((t.m_flags & detail::tf_named) == 0) return nullptr;
+  auto it = m_names->m_names.find(&t);
+  return it == m_names->m_names.end() ? nullptr : it->second;
+}
+
+void event_loop::forget_name(detail::task_base& t) noexcept {
+  if ((t.m_flags & detail::tf_named) != 0) {
+    m_names->m_names.erase(&t);
+    t.m_flags &= ~detail::tf_named;
+  }
+}
+
+void event_loop::run_root(detail::task_base& main) {
+  m_previous = t_current;
+  t_current = this;
+  struct restore {
+    event_loop* self;
+    ~restore() { t_current = self->m_previous; }
+  } restore_current{this};
+
+  bool deadlock = false;
+  while (!main.done()) {
+    if (idle_forever()) {
+      deadlock = true;
+      break;
+    }
+    tick();
+  }
+  shutdown();
+  if (deadlock) {
+    throw std::runtime_error(
+        "corio: deadlock: the main task waits for something that can never happen "
+        "(no ready task, timer, I/O or outside work is left)");
+  }
+}
+
+void event_loop::shutdown() {
+  // Cancel every root still alive, and again for roots spawned meanwhile,
+  // until all have finished. Children of groups are cancelled by their group.
+  while (m_stats.live_tasks != 0) {
+    m_members.for_each([](detail::task_base& t) {
+      if ((t.m_flags & detail::tf_cancel_requested) == 0) t.request_cancel();
+    });
+    if (idle_forever()) {
+      std::fprintf(stderr,
+                   "corio: %zu task(s) still waiting at loop exit after cancellation; "
+                   "they are abandoned\n",
+                   m_stats.live_tasks);
+      return;
+    }
+    tick();
+  }
+}
+
+namespace detail {
+
+[[noreturn]] void throw_cancelled(task_base& t) {
+  t.consume_cancel();
+  throw cancelled_error();
+}
+
+void store_error(task_base& t) noexcept {
+  t.m_error = std::current_exception();
+  t.m_flags |= tf_has_error;
+  try {
+    throw;
+  } catch (const cancelled_error&) {
+    t.m_flags |= tf_error_is_cancel;
+  } catch (...) {  // NOLINT(bugprone-empty-catch): only classifying
+  }
+}
+
+}  // namespace detail
+}  // namespace corio
