@@ -1,10 +1,22 @@
 // Umbrella header: everything public in corio.
 #pragma once
 
+#include "corio/as_completed.hpp"
+#include "corio/async_generator.hpp"
 #include "corio/cancel.hpp"
+#include "corio/condition_variable.hpp"
 #include "corio/errors.hpp"
+#include "corio/event.hpp"
 #include "corio/event_loop.hpp"
+#include "corio/gather.hpp"
+#include "corio/map_bounded.hpp"
+#include "corio/mutex.hpp"
+#include "corio/outcome.hpp"
+#include "corio/queue.hpp"
 #include "corio/run.hpp"
+#include "corio/semaphore.hpp"
 #include "corio/spawn.hpp"
 #include "corio/task.hpp"
+#include "corio/task_group.hpp"
 #include "corio/time.hpp"
+#include "corio/wait_any.hpp"

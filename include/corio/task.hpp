@@ -62,6 +62,9 @@ struct final_awaiter {
 template <class T>
 class task_promise_storage : public task_base {
  public:
+  task_promise_storage() noexcept {}  // NOLINT: the union member starts empty
+  task_promise_storage(const task_promise_storage&) = delete;
+  task_promise_storage& operator=(const task_promise_storage&) = delete;
   template <class U>
   requires std::is_convertible_v<U&&, T>
   void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {

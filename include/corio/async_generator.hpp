@@ -1,0 +1,131 @@
+// async_generator<T>: a stream whose body can both co_yield and co_await.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "corio/task.hpp"
+
+namespace corio {
+
+template <class T>
+class async_generator;
+
+namespace detail {
+
+template <class T>
+class generator_promise : public frame_allocated {
+  using value_ptr = std::add_pointer_t<std::remove_reference_t<T>>;
+
+ public:
+  async_generator<T> get_return_object() noexcept;
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+
+  struct to_consumer {
+    static constexpr bool await_ready() noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<generator_promise> h) noexcept {
+      return h.promise().m_consumer;
+    }
+    static constexpr void await_resume() noexcept {}
+  };
+  to_consumer final_suspend() noexcept {
+    m_value = nullptr;
+    return {};
+  }
+
+  to_consumer yield_value(std::remove_reference_t<T>& v) noexcept {
+    m_value = std::addressof(v);
+    return {};
+  }
+  to_consumer yield_value(std::remove_reference_t<T>&& v) noexcept {
+    m_value = std::addressof(v);
+    return {};
+  }
+  void return_void() noexcept {}
+  void unhandled_exception() noexcept { m_error = std::current_exception(); }
+
+  std::coroutine_handle<> m_consumer;
+  value_ptr m_value = nullptr;
+  std::exception_ptr m_error;
+};
+
+}  // namespace detail
+
+/// An asynchronous stream: the body `co_yield`s items and may `co_await`
+/// anything between them. The producer runs only when the consumer asks for
+/// the next item, inside the consumer's task, so a stream of any length
+/// takes constant memory and needs no queue or extra task.
+///
+/// Errors thrown by the body come out of `next()`. Destroying the generator
+/// destroys a suspended body (its RAII cleanup runs); cancelling the
+/// consumer's task cancels whatever the body awaits.
+///
+/// \code
+///   corio::async_generator<int> numbers(int n) {
+///     for (int i = 0; i < n; ++i) co_yield i;
+///   }
+///   ...
+///   auto g = numbers(10);
+///   while (auto v = co_await g.next()) sum += *v;
+/// \endcode
+template <class T>
+class [[nodiscard]] async_generator {
+ public:
+  using promise_type = detail::generator_promise<T>;
+  using value_type = std::remove_cvref_t<T>;
+  using handle_type = std::coroutine_handle<promise_type>;
+
+  async_generator() noexcept = default;
+  explicit async_generator(handle_type h) noexcept : m_handle(h) {}
+  async_generator(async_generator&& o) noexcept : m_handle(std::exchange(o.m_handle, {})) {}
+  async_generator& operator=(async_generator&& o) noexcept {
+    if (this != &o) {
+      if (m_handle) m_handle.destroy();
+      m_handle = std::exchange(o.m_handle, {});
+    }
+    return *this;
+  }
+  async_generator(const async_generator&) = delete;
+  async_generator& operator=(const async_generator&) = delete;
+  ~async_generator() {
+    if (m_handle) m_handle.destroy();
+  }
+
+  /// Runs the body to its next `co_yield` and gives the item, or
+  /// std::nullopt when the body has finished. Rethrows the body's error.
+  auto next() noexcept {
+    struct awaiter {
+      handle_type m_gen;
+      [[nodiscard]] bool await_ready() const noexcept { return !m_gen || m_gen.done(); }
+      std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
+        m_gen.promise().m_consumer = consumer;
+        return m_gen;
+      }
+      std::optional<value_type> await_resume() {
+        if (!m_gen) return std::nullopt;
+        promise_type& p = m_gen.promise();
+        if (p.m_error) std::rethrow_exception(std::exchange(p.m_error, nullptr));
+        if (m_gen.done()) return std::nullopt;
+        return std::optional<value_type>(std::move(*p.m_value));
+      }
+    };
+    return awaiter{m_handle};
+  }
+
+  /// True once the body has finished.
+  [[nodiscard]] bool done() const noexcept { return !m_handle || m_handle.done(); }
+
+ private:
+  handle_type m_handle;
+};
+
+template <class T>
+async_generator<T> detail::generator_promise<T>::get_return_object() noexcept {
+  return async_generator<T>(std::coroutine_handle<generator_promise>::from_promise(*this));
+}
+
+}  // namespace corio

@@ -1,0 +1,201 @@
+// queue<T>: an async FIFO between tasks of one loop, bounded or not.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+
+#include "corio/detail/list_waiter.hpp"
+#include "corio/detail/ring_buffer.hpp"
+#include "corio/errors.hpp"
+
+namespace corio {
+
+/// asyncio.Queue: `co_await q.push(v)` waits while the queue is full,
+/// `co_await q.pop()` waits while it is empty. Capacity 0 means unbounded.
+/// `close()` ends it: pushes throw `queue_closed`; pops take what is left,
+/// then throw `queue_closed`.
+///
+/// \note FIFO for items and for waiters on each side: an item pushed while
+/// tasks wait in pop() is handed straight to the oldest of them, and a slot
+/// freed while tasks wait in push() is granted to the oldest of them.
+///
+/// Cancellation: a cancelled waiter is unlinked at once and its item (for
+/// push) is not enqueued. A popper handed an item and cancelled before it
+/// resumed puts the item back at the head (or hands it to the next popper);
+/// a pusher granted a slot and cancelled before it resumed gives the slot to
+/// the next pusher. No item is lost or duplicated.
+///
+/// \code
+///   corio::queue<int> q(16);
+///   co_await q.push(1);
+///   int v = co_await q.pop();
+/// \endcode
+template <class T>
+class queue {
+  struct pop_waiter : detail::list_waiter {
+    queue* m_queue;
+    std::optional<T> m_item;
+    explicit pop_waiter(queue* q) noexcept : m_queue(q) {}
+    bool await_ready() {
+      if (!m_queue->m_items.empty()) {
+        m_item.emplace(m_queue->m_items.pop_front());
+        m_queue->grant_pushers();
+        return true;
+      }
+      return m_queue->m_closed;
+    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      if (!park_in(m_queue->m_poppers, h)) return false;
+      m_on_pass = [](detail::waiter& w) noexcept {
+        auto& self = static_cast<pop_waiter&>(w);
+        if (self.m_item) self.m_queue->give_back(std::move(*self.m_item));
+        self.m_item.reset();
+      };
+      return true;
+    }
+    T await_resume() {
+      if (m_state != state::idle) finish();
+      if (!m_item) throw queue_closed();
+      return std::move(*m_item);
+    }
+  };
+
+  struct push_waiter : detail::list_waiter {
+    queue* m_queue;
+    T m_item;
+    bool m_done = false;   // enqueued without waiting
+    bool m_grant = false;  // woken with a slot (not by close)
+    push_waiter(queue* q, T&& v) : m_queue(q), m_item(std::move(v)) {}
+    bool await_ready() {
+      if (m_queue->m_closed) return true;
+      if (m_queue->offer(m_item)) {
+        m_done = true;
+        return true;
+      }
+      return false;
+    }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      if (!park_in(m_queue->m_pushers, h)) return false;
+      m_on_pass = [](detail::waiter& w) noexcept {
+        auto& self = static_cast<push_waiter&>(w);
+        if (self.m_grant) {
+          --self.m_queue->m_granted;
+          self.m_queue->grant_pushers();
+        }
+      };
+      return true;
+    }
+    void await_resume() {
+      if (m_done) return;
+      if (m_state != state::idle) finish();
+      if (!m_grant) throw queue_closed();  // woken by close()
+      --m_queue->m_granted;                // the slot granted to us
+      m_queue->deliver(std::move(m_item));
+    }
+  };
+
+ public:
+  /// A queue holding at most `capacity` items (0: unbounded).
+  explicit queue(std::size_t capacity = 0) noexcept : m_capacity(capacity) {}
+  queue(const queue&) = delete;
+  queue& operator=(const queue&) = delete;
+
+  /// Waits for room, then enqueues `v`. Throws queue_closed when closed.
+  [[nodiscard]] push_waiter push(T v) { return push_waiter(this, std::move(v)); }
+
+  /// Waits for an item and dequeues it. Throws queue_closed once the queue is
+  /// closed and empty.
+  [[nodiscard]] pop_waiter pop() noexcept { return pop_waiter(this); }
+
+  /// Enqueues `v` if there is room now; moves from `v` only on success.
+  bool try_push(T&& v) {
+    if (m_closed) return false;
+    return offer(v);
+  }
+  bool try_push(const T& v) {
+    T copy(v);
+    return try_push(std::move(copy));
+  }
+
+  /// Dequeues an item if one is there now.
+  std::optional<T> try_pop() {
+    if (m_items.empty()) return std::nullopt;
+    std::optional<T> v(m_items.pop_front());
+    grant_pushers();
+    return v;
+  }
+
+  /// Closes the queue: wakes every waiter (pushers still waiting throw
+  /// queue_closed; pushers already granted a slot enqueue; poppers take the
+  /// remaining items, then throw queue_closed).
+  void close() noexcept {
+    if (m_closed) return;
+    m_closed = true;
+    while (push_waiter* w = m_pushers.pop_front())
+      w->wake();
+    while (pop_waiter* w = m_poppers.pop_front())
+      w->wake();
+  }
+
+  [[nodiscard]] bool closed() const noexcept { return m_closed; }
+  [[nodiscard]] std::size_t size() const noexcept { return m_items.size(); }
+  [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
+  [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
+  [[nodiscard]] bool full() const noexcept {
+    return m_capacity != 0 && m_items.size() + m_granted >= m_capacity;
+  }
+
+ private:
+  // Hands `v` to the oldest popper or stores it if there is room; moves
+  // from v only when it succeeds.
+  bool offer(T& v) {
+    if (pop_waiter* w = m_poppers.pop_front()) {
+      w->m_item.emplace(std::move(v));
+      w->wake();
+      return true;
+    }
+    if (full() || !m_pushers.empty()) return false;
+    m_items.push_back(std::move(v));
+    return true;
+  }
+
+  // A granted pusher enqueues its item.
+  void deliver(T&& v) {
+    if (pop_waiter* w = m_poppers.pop_front()) {
+      w->m_item.emplace(std::move(v));
+      w->wake();
+      return;
+    }
+    m_items.push_back(std::move(v));
+  }
+
+  // A cancelled popper's item goes back to the head (or to the next popper).
+  void give_back(T&& v) noexcept {
+    if (pop_waiter* w = m_poppers.pop_front()) {
+      w->m_item.emplace(std::move(v));
+      w->wake();
+      return;
+    }
+    m_items.push_front(std::move(v));
+  }
+
+  // Grants free slots to waiting pushers, oldest first.
+  void grant_pushers() noexcept {
+    while (!m_pushers.empty() && !full()) {
+      push_waiter* w = m_pushers.pop_front();
+      ++m_granted;
+      w->m_grant = true;
+      w->wake();
+    }
+  }
+
+  std::size_t m_capacity;
+  std::size_t m_granted = 0;  // slots promised to woken pushers
+  bool m_closed = false;
+  detail::ring_buffer<T> m_items;
+  detail::intrusive_list<pop_waiter> m_poppers;
+  detail::intrusive_list<push_waiter> m_pushers;
+};
+
+}  // namespace corio
