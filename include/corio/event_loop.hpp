@@ -135,7 +135,8 @@ class event_loop final : private detail::task_owner {
   [[nodiscard]] bool idle_forever() const noexcept;
   static std::int64_t read_clock() noexcept;
 
-  static thread_local event_loop* t_current;
+  // Constant-initialised and defined here, so access needs no TLS wrapper call.
+  static inline thread_local constinit event_loop* t_current = nullptr;
 
   loop_options m_options;
   detail::task_base* m_ready_head = nullptr;

@@ -25,8 +25,6 @@ class name_table {
 
 }  // namespace detail
 
-thread_local event_loop* event_loop::t_current = nullptr;
-
 namespace {
 
 bool shuffle_default() noexcept {
