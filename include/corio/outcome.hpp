@@ -10,6 +10,19 @@
 
 namespace corio {
 
+namespace detail {
+inline bool is_cancellation(const std::exception_ptr& e) noexcept {
+  if (!e) return false;
+  try {
+    std::rethrow_exception(e);
+  } catch (const cancelled_error&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+}  // namespace detail
+
 /// What an operation ended with: a value (nothing, for `outcome<void>`) or
 /// an exception. `gather_settled` returns one per task.
 template <class T>
@@ -29,14 +42,7 @@ class outcome {
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
   /// True when the error is a cancellation.
   [[nodiscard]] bool cancelled() const noexcept {
-    if (!m_error) return false;
-    try {
-      std::rethrow_exception(m_error);
-    } catch (const cancelled_error&) {
-      return true;
-    } catch (...) {
-      return false;
-    }
+    return detail::is_cancellation(m_error);
   }
   /// The value; rethrows the error.
   T& value() & {
@@ -66,14 +72,7 @@ class outcome<void> {
   [[nodiscard]] bool has_value() const noexcept { return m_error == nullptr; }
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
   [[nodiscard]] bool cancelled() const noexcept {
-    if (!m_error) return false;
-    try {
-      std::rethrow_exception(m_error);
-    } catch (const cancelled_error&) {
-      return true;
-    } catch (...) {
-      return false;
-    }
+    return detail::is_cancellation(m_error);
   }
   void value() const {
     if (m_error) std::rethrow_exception(m_error);
