@@ -25,11 +25,7 @@ async_generator<T> as_completed(std::vector<task<T>> tasks) {
   scope.m_on_child_done = [](detail::child_scope& s, detail::task_base& t) noexcept {
     static_cast<std::deque<detail::task_base*>*>(s.m_user)->push_back(&t);
   };
-  std::vector<join_handle<T>> handles;
-  handles.reserve(tasks.size());
-  for (auto& t : tasks)
-    handles.push_back(scope.spawn(std::move(t)));
-  tasks.clear();
+  std::vector<join_handle<T>> handles = scope.spawn_all(tasks);
   for (std::size_t yielded = 0; yielded < handles.size(); ++yielded) {
     if (finished.empty()) {
       co_await scope.wait_until([](const detail::child_scope& s) {

@@ -40,11 +40,7 @@ template <class T>
 task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> gather(
     std::vector<task<T>> tasks) {
   detail::child_scope scope(true);
-  std::vector<join_handle<T>> handles;
-  handles.reserve(tasks.size());
-  for (auto& t : tasks)
-    handles.push_back(scope.spawn(std::move(t)));
-  tasks.clear();
+  std::vector<join_handle<T>> handles = scope.spawn_all(tasks);
   co_await detail::join_or_rethrow(scope);
   if constexpr (!std::is_void_v<T>) {
     std::vector<T> out;
@@ -70,11 +66,7 @@ task<std::tuple<detail::gather_value_t<Ts>...>> gather(task<Ts>... tasks) {
 template <class T>
 task<std::vector<outcome<T>>> gather_settled(std::vector<task<T>> tasks) {
   detail::child_scope scope(false);
-  std::vector<join_handle<T>> handles;
-  handles.reserve(tasks.size());
-  for (auto& t : tasks)
-    handles.push_back(scope.spawn(std::move(t)));
-  tasks.clear();
+  std::vector<join_handle<T>> handles = scope.spawn_all(tasks);
   co_await scope.join();
   std::vector<outcome<T>> out;
   out.reserve(handles.size());

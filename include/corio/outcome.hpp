@@ -41,9 +41,7 @@ class outcome {
   [[nodiscard]] bool has_value() const noexcept { return m_value.has_value(); }
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
   /// True when the error is a cancellation.
-  [[nodiscard]] bool cancelled() const noexcept {
-    return detail::is_cancellation(m_error);
-  }
+  [[nodiscard]] bool cancelled() const noexcept { return detail::is_cancellation(m_error); }
   /// The value; rethrows the error.
   T& value() & {
     if (m_error) std::rethrow_exception(m_error);
@@ -71,9 +69,7 @@ class outcome<void> {
   }
   [[nodiscard]] bool has_value() const noexcept { return m_error == nullptr; }
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
-  [[nodiscard]] bool cancelled() const noexcept {
-    return detail::is_cancellation(m_error);
-  }
+  [[nodiscard]] bool cancelled() const noexcept { return detail::is_cancellation(m_error); }
   void value() const {
     if (m_error) std::rethrow_exception(m_error);
   }

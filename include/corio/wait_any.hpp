@@ -36,11 +36,7 @@ task<any_result<T>> wait_any(std::vector<task<T>> tasks) {
     auto* f = static_cast<detail::task_base**>(s.m_user);
     if (*f == nullptr) *f = &t;
   };
-  std::vector<join_handle<T>> handles;
-  handles.reserve(tasks.size());
-  for (auto& t : tasks)
-    handles.push_back(scope.spawn(std::move(t)));
-  tasks.clear();
+  std::vector<join_handle<T>> handles = scope.spawn_all(tasks);
   bool cancelled = false;
   try {
     co_await scope.wait_until([](const detail::child_scope& s) {

@@ -42,6 +42,17 @@ class child_scope final : public task_owner {
     return spawn_into(*this, *m_loop, std::move(t), name);
   }
 
+  /// Spawns every task of `tasks` (emptied) and returns their handles in order.
+  template <class T>
+  std::vector<join_handle<T>> spawn_all(std::vector<task<T>>& tasks) {
+    std::vector<join_handle<T>> handles;
+    handles.reserve(tasks.size());
+    for (auto& t : tasks)
+      handles.push_back(spawn(std::move(t)));
+    tasks.clear();
+    return handles;
+  }
+
   /// Requests cancellation of every child still running.
   void cancel_all() noexcept {
     m_members.for_each([](task_base& t) { t.request_cancel(); });
