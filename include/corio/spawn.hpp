@@ -8,7 +8,7 @@
 
 namespace corio {
 
-template <class T>
+template <class T = void>
 class join_handle;
 
 namespace detail {

@@ -45,7 +45,9 @@ struct yield_awaiter : waiter {
 }
 
 /// Suspends the current task for `d` (at least one loop iteration, even for
-/// zero). Cancellation: the timer is removed at once.
+/// zero), measured from the call: the clock is read afresh here, so however
+/// long the current tick has run, the task never wakes early. Cancellation:
+/// the timer is removed at once.
 ///
 /// \code
 ///   co_await corio::sleep(std::chrono::milliseconds(5));
@@ -53,7 +55,7 @@ struct yield_awaiter : waiter {
 template <class Rep, class Period>
 [[nodiscard]] detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return detail::sleep_awaiter(detail::current_loop().now_ns() + (ns > 0 ? ns : 0));
+  return detail::sleep_awaiter(detail::current_loop().refresh_now_ns() + (ns > 0 ? ns : 0));
 }
 
 /// Lets every other ready task run once before this one continues

@@ -145,6 +145,12 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
   m_sleeping.store(false, std::memory_order_relaxed);
 }
 
+std::int64_t event_loop::wait_for_timer_ns(std::int64_t deadline_ns) const noexcept {
+  const std::int64_t slack = m_options.timer_slack.count();
+  if (slack > 0) deadline_ns = (deadline_ns + slack - 1) / slack * slack;
+  return deadline_ns > m_now_ns ? deadline_ns - m_now_ns : 0;
+}
+
 bool event_loop::idle_forever() const noexcept {
   return !has_ready() && m_timers.size() == 0 &&
          m_inbox.load(std::memory_order_acquire) == nullptr &&
@@ -194,7 +200,7 @@ void event_loop::tick() {
         m_now_ns = next;  // jump: nothing else can happen before the next timer
       }
     } else if (next != 0) {
-      poll_io(next < 0 ? -1 : (next > m_now_ns ? next - m_now_ns : 0));
+      poll_io(next < 0 ? -1 : wait_for_timer_ns(next));
     }
   } else if (m_backend->io_pending() != 0 && ++m_ticks_since_poll >= 61) {
     poll_io(0);

@@ -6,6 +6,11 @@
 // frame of that size class (it is not returned to the system). Sanitizer
 // builds define CORIO_NO_FRAME_POOL so that every frame comes from the global
 // allocator and use-after-free is caught.
+//
+// Chunks come straight from mmap and grow from 256 KiB to 8 MiB. Chunks of
+// 2 MiB and more are aligned to 2 MiB and advised as transparent huge pages:
+// a million tasks then touch ~75 huge pages instead of ~37,000 small ones,
+// and on a VM a page fault costs microseconds.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +30,7 @@ struct frame_pool {
   free_node* lists[classes];
   char* chunk_cur;
   char* chunk_end;
+  std::size_t next_chunk;  // 0 until the first refill; then doubles up to a cap
 
   void* refill(std::size_t cls);
 };

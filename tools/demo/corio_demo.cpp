@@ -1,0 +1,434 @@
+// corio-demo: the guide tour. Each chapter runs the guide's "before" and
+// "after" for real and prints what it measured, so the advice comes with
+// numbers from this machine.
+//
+// Chapters that compare memory run each variant in a forked child process:
+// peak RSS only ever grows, so measuring two variants in one process would
+// credit the second with the first one's peak.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "corio/corio.hpp"
+
+namespace {
+
+using u64 = std::uint64_t;
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+/// What one variant measured: its wall time, its peak RSS (when run in a
+/// child), a result that both variants must agree on, and a free note.
+struct measurement {
+  double seconds = 0;
+  long peak_rss_kb = 0;
+  u64 result = 0;
+  char note[96] = {};
+};
+
+long peak_rss_kb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+double since(steady::time_point t0) {
+  return std::chrono::duration<double>(steady::now() - t0).count();
+}
+
+/// Runs `fn` in a forked child and brings its measurement back through a
+/// pipe, with the child's own peak RSS filled in.
+measurement in_child(const std::function<measurement()>& fn) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("corio-demo: pipe failed");
+  std::fflush(stdout);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("corio-demo: fork failed");
+  if (pid == 0) {
+    close(fds[0]);
+    measurement m = fn();
+    m.peak_rss_kb = peak_rss_kb();
+    const ssize_t w = write(fds[1], &m, sizeof m);
+    _exit(w == static_cast<ssize_t>(sizeof m) ? 0 : 1);
+  }
+  close(fds[1]);
+  measurement m;
+  const ssize_t r = read(fds[0], &m, sizeof m);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (r != static_cast<ssize_t>(sizeof m) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error("corio-demo: a measuring child failed");
+  return m;
+}
+
+void progress(const char* what) {
+  std::printf("    .. %s\n", what);
+  std::fflush(stdout);
+}
+
+struct row {
+  std::string chapter, measure, before, after, gain;
+};
+std::vector<row> g_rows;
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void check_same(const char* chapter, u64 a, u64 b) {
+  if (a != b) {
+    std::fprintf(stderr, "corio-demo: %s: before and after disagree (%llu vs %llu)\n", chapter,
+                 static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+    std::exit(1);
+  }
+}
+
+// ---- 1. task granularity ---------------------------------------------------
+// The guide: a task per tiny item costs more than the item; hand each task a
+// batch. Here 1,000 items per round, 300 rounds: 1,000 tiny tasks per round
+// against 10 tasks of 100 items (corio::map_batched).
+
+constexpr int k_rounds = 300;
+constexpr std::size_t k_items = 1000;
+
+corio::task<u64> tiny(u64 item) {
+  co_return item* item % 7;
+}
+
+corio::task<u64> granularity_before(const std::vector<u64>& items) {
+  u64 total = 0;
+  for (int r = 0; r < k_rounds; ++r) {
+    std::vector<corio::task<u64>> tasks;
+    tasks.reserve(items.size());
+    for (u64 x : items)
+      tasks.push_back(tiny(x));
+    for (u64 v : co_await corio::gather(std::move(tasks)))
+      total += v;
+  }
+  co_return total;
+}
+
+corio::task<u64> granularity_after(std::vector<u64>& items) {
+  u64 total = 0;
+  for (int r = 0; r < k_rounds; ++r) {
+    auto sums =
+        co_await corio::map_batched(items, 100, [](std::span<u64> batch) -> corio::task<u64> {
+          u64 s = 0;
+          for (u64 x : batch)
+            s += x * x % 7;
+          co_return s;
+        });
+    total += std::accumulate(sums.begin(), sums.end(), u64{0});
+  }
+  co_return total;
+}
+
+void chapter_granularity() {
+  std::printf("\n[1/4] task granularity: %zu tiny tasks per round vs 10 batches of 100\n", k_items);
+  std::vector<u64> items(k_items);
+  std::iota(items.begin(), items.end(), u64{0});
+  progress("before: one task per item");
+  auto t0 = steady::now();
+  const u64 a = corio::run(granularity_before(items));
+  const double before = since(t0) / (k_rounds * k_items) * 1e9;
+  progress("after: corio::map_batched(items, 100, fn)");
+  t0 = steady::now();
+  const u64 b = corio::run(granularity_after(items));
+  const double after = since(t0) / (k_rounds * k_items) * 1e9;
+  check_same("task granularity", a, b);
+  g_rows.push_back({"1 task granularity", "ns per item", fmt("%.1f", before), fmt("%.1f", after),
+                    fmt("%.1fx faster", before / after)});
+}
+
+// ---- 2. bounded concurrency ------------------------------------------------
+// The guide: gathering 20,000 requests at once holds 20,000 frames and
+// buffers; corio::map_bounded keeps 200 in flight and creates each coroutine
+// only when a slot frees up. Each "request" holds a 16 KiB buffer across a
+// 1 ms sleep.
+
+constexpr u64 k_requests = 20'000;
+constexpr std::size_t k_limit = 200;
+constexpr std::size_t k_buffer = 16 * 1024;
+
+corio::task<u64> request(u64 id) {
+  auto buf = std::make_unique<unsigned char[]>(k_buffer);
+  std::memset(buf.get(), static_cast<int>(id & 0xff), k_buffer);  // touch it, as a real reply would
+  co_await corio::sleep(1ms);
+  co_return buf[k_buffer - 1] + id;
+}
+
+measurement bounded_before() {
+  auto t0 = steady::now();
+  measurement m;
+  m.result = corio::run([]() -> corio::task<u64> {
+    std::vector<corio::task<u64>> all;
+    for (u64 i = 0; i < k_requests; ++i)
+      all.push_back(request(i));
+    u64 s = 0;
+    for (u64 v : co_await corio::gather(std::move(all)))
+      s += v;
+    co_return s;
+  }());
+  m.seconds = since(t0);
+  return m;
+}
+
+measurement bounded_after() {
+  auto t0 = steady::now();
+  measurement m;
+  m.result = corio::run([]() -> corio::task<u64> {
+    std::vector<u64> ids(k_requests);
+    std::iota(ids.begin(), ids.end(), u64{0});
+    u64 s = 0;
+    for (u64 v : co_await corio::map_bounded(ids, request, k_limit))
+      s += v;
+    co_return s;
+  }());
+  m.seconds = since(t0);
+  return m;
+}
+
+void chapter_bounded() {
+  std::printf("\n[2/4] bounded concurrency: %llu requests, each holding 16 KiB for 1 ms\n",
+              static_cast<unsigned long long>(k_requests));
+  progress("before: gather over all of them at once");
+  const measurement a = in_child(bounded_before);
+  progress("after: corio::map_bounded(ids, request, 200)");
+  const measurement b = in_child(bounded_after);
+  check_same("bounded concurrency", a.result, b.result);
+  g_rows.push_back({"2 bounded concurrency", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
+                    fmt("%.1f", b.peak_rss_kb / 1024.0),
+                    fmt("%.1fx less memory", static_cast<double>(a.peak_rss_kb) / b.peak_rss_kb)});
+  g_rows.push_back({"", "wall time (ms)", fmt("%.0f", a.seconds * 1e3),
+                    fmt("%.0f", b.seconds * 1e3), fmt("%.1fx faster", a.seconds / b.seconds)});
+}
+
+// ---- 3. streaming ----------------------------------------------------------
+// The guide: build a list of everything, then process it, and memory grows
+// with the input; stream it through an async generator and it stays flat.
+
+constexpr u64 k_records = 5'000'000;
+
+struct record {
+  u64 id;
+  u64 value;
+};
+
+corio::async_generator<record> records(u64 n) {
+  for (u64 i = 0; i < n; ++i) {
+    co_yield record{i, i % 1000};
+    if (i % 65536 == 0) co_await corio::yield_now();  // a producer that also awaits
+  }
+}
+
+measurement streaming_before() {
+  auto t0 = steady::now();
+  measurement m;
+  m.result = corio::run([]() -> corio::task<u64> {
+    std::vector<record> all;
+    auto gen = records(k_records);
+    while (auto r = co_await gen.next())
+      all.push_back(*r);
+    u64 s = 0;
+    for (const record& r : all)
+      s += r.value;
+    co_return s;
+  }());
+  m.seconds = since(t0);
+  return m;
+}
+
+measurement streaming_after() {
+  auto t0 = steady::now();
+  measurement m;
+  m.result = corio::run([]() -> corio::task<u64> {
+    u64 s = 0;
+    auto gen = records(k_records);
+    while (auto r = co_await gen.next())
+      s += r->value;
+    co_return s;
+  }());
+  m.seconds = since(t0);
+  return m;
+}
+
+void chapter_streaming() {
+  std::printf("\n[3/4] streaming: %llu records of 16 bytes\n",
+              static_cast<unsigned long long>(k_records));
+  progress("before: collect them all into a vector, then sum");
+  const measurement a = in_child(streaming_before);
+  progress("after: sum them as the async_generator yields them");
+  const measurement b = in_child(streaming_after);
+  check_same("streaming", a.result, b.result);
+  g_rows.push_back({"3 streaming", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
+                    fmt("%.1f", b.peak_rss_kb / 1024.0),
+                    fmt("%.1fx less memory", static_cast<double>(a.peak_rss_kb) / b.peak_rss_kb)});
+  g_rows.push_back({"", "ns per record", fmt("%.1f", a.seconds / k_records * 1e9),
+                    fmt("%.1f", b.seconds / k_records * 1e9),
+                    fmt("%.1fx faster", a.seconds / b.seconds)});
+}
+
+// ---- 4. lifecycle ----------------------------------------------------------
+// The guide: tasks started with create_task outlive the failure that makes
+// their work pointless. A task_group cancels the siblings on the first
+// failure, runs its cleanups, and leaves nothing behind.
+
+corio::task<> worker(int& cancelled) {
+  bool was_cancelled = false;
+  try {
+    co_await corio::sleep(1h);  // a long job that the failure makes pointless
+  } catch (const corio::cancelled_error&) {
+    was_cancelled = true;
+  }
+  if (was_cancelled) {
+    ++cancelled;
+    throw corio::cancelled_error();
+  }
+}
+
+corio::task<> failing() {
+  co_await corio::sleep(5ms);
+  throw std::runtime_error("upstream returned garbage");
+}
+
+void chapter_lifecycle() {
+  std::printf("\n[4/4] lifecycle: 8 workers, one sibling fails after 5 ms\n");
+  std::size_t leaked_tasks = 0;
+  std::size_t leaked_timers = 0;
+  progress("before: spawn() each and await only the failing one");
+  {
+    corio::event_loop loop;
+    int cancelled = 0;
+    corio::run(loop, [](int& c, std::size_t& lt, std::size_t& ltm) -> corio::task<> {
+      for (int i = 0; i < 8; ++i)
+        (void)corio::spawn(worker(c), "worker");
+      auto f = corio::spawn(failing(), "failing");
+      bool failed = false;
+      try {
+        co_await f;
+      } catch (const std::runtime_error&) {
+        failed = true;
+      }
+      const corio::loop_stats s = corio::event_loop::current()->stats();
+      lt = s.live_tasks - 1;  // not counting this task
+      ltm = s.pending_timers;
+      if (!failed) throw std::logic_error("the failure was lost");
+    }(cancelled, leaked_tasks, leaked_timers));
+  }
+  progress("after: corio::with_task_group");
+  int cancelled = 0;
+  int cleanups = 0;
+  std::size_t live_after = 0;
+  std::size_t timers_after = 0;
+  std::string error;
+  const auto t0 = steady::now();
+  {
+    corio::event_loop loop;
+    corio::run(loop, [](int& c, int& cl, std::string& err) -> corio::task<> {
+      try {
+        co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+          g.defer([&cl]() -> corio::task<> {
+            ++cl;
+            co_return;
+          });
+          for (int i = 0; i < 8; ++i)
+            g.spawn(worker(c), "worker");
+          g.spawn(failing(), "failing");
+          co_return;
+        });
+      } catch (const corio::task_group_error& e) {
+        err = e.what();
+      }
+    }(cancelled, cleanups, error));
+    live_after = loop.stats().live_tasks;
+    timers_after = loop.stats().pending_timers;
+  }
+  const double ms = since(t0) * 1e3;
+  if (cancelled != 8 || cleanups != 1 || live_after != 0 || timers_after != 0 || error.empty()) {
+    std::fprintf(stderr, "corio-demo: lifecycle went wrong (cancelled %d, cleanups %d)\n",
+                 cancelled, cleanups);
+    std::exit(1);
+  }
+  std::printf("    task_group_error: %s\n", error.c_str());
+  g_rows.push_back({"4 lifecycle", "tasks left running", std::to_string(leaked_tasks), "0",
+                    "siblings cancelled"});
+  g_rows.push_back({"", "timers left pending", std::to_string(leaked_timers),
+                    std::to_string(timers_after), fmt("group done in %.0f ms", ms)});
+  g_rows.push_back({"", "cleanups run", "-", std::to_string(cleanups), "defer() ran"});
+}
+
+void print_table() {
+  const char* head[] = {"chapter", "measure", "before", "after", "gain"};
+  std::size_t w[5] = {};
+  for (int i = 0; i < 5; ++i)
+    w[i] = std::strlen(head[i]);
+  for (const row& r : g_rows) {
+    const std::string* c[] = {&r.chapter, &r.measure, &r.before, &r.after, &r.gain};
+    for (int i = 0; i < 5; ++i)
+      w[i] = std::max(w[i], c[i]->size());
+  }
+  auto line = [&](const std::string* c[5]) {
+    std::printf("|");
+    for (int i = 0; i < 5; ++i) {
+      if (i == 2 || i == 3) {
+        std::printf(" %*s |", static_cast<int>(w[i]), c[i]->c_str());
+      } else {
+        std::printf(" %-*s |", static_cast<int>(w[i]), c[i]->c_str());
+      }
+    }
+    std::printf("\n");
+  };
+  std::printf("\n");
+  std::string hs[5];
+  const std::string* hp[5];
+  for (int i = 0; i < 5; ++i) {
+    hs[i] = head[i];
+    hp[i] = &hs[i];
+  }
+  line(hp);
+  std::string dashes[5];
+  const std::string* dp[5];
+  for (int i = 0; i < 5; ++i) {
+    dashes[i] = std::string(w[i], '-');
+    dp[i] = &dashes[i];
+  }
+  line(dp);
+  for (const row& r : g_rows) {
+    const std::string* c[] = {&r.chapter, &r.measure, &r.before, &r.after, &r.gain};
+    line(c);
+  }
+}
+
+}  // namespace
+
+int main() {
+  std::printf("corio guide tour: each chapter runs the guide's before and after\n");
+  const auto t0 = steady::now();
+  try {
+    chapter_granularity();
+    chapter_bounded();
+    chapter_streaming();
+    chapter_lifecycle();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "corio-demo: %s\n", e.what());
+    return 1;
+  }
+  print_table();
+  std::printf("\ntour finished in %.1f s\n", since(t0));
+  return 0;
+}
