@@ -17,7 +17,8 @@ constexpr std::size_t max_chunk = std::size_t{8} << 20;
 char* map_chunk(std::size_t size) {
   const bool huge = size >= huge_page;
   const std::size_t span = huge ? size + huge_page : size;
-  void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* m = ::mmap(nullptr, span, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | (huge ? 0 : MAP_POPULATE), -1, 0);
   if (m == MAP_FAILED) throw std::bad_alloc();
   auto* base = static_cast<char*>(m);
   if (!huge) return base;
