@@ -53,12 +53,22 @@ inline void* frame_alloc(std::size_t n) {
 #endif
 }
 
-inline void frame_free(void* ptr, std::size_t n) noexcept {
-#ifdef CORIO_NO_FRAME_POOL
+/// The global sized delete where the compiler offers it (clang enables it only
+/// with -fsized-deallocation).
+inline void global_delete(void* ptr, [[maybe_unused]] std::size_t n) noexcept {
+#ifdef __cpp_sized_deallocation
   ::operator delete(ptr, n);
 #else
+  ::operator delete(ptr);
+#endif
+}
+
+inline void frame_free(void* ptr, std::size_t n) noexcept {
+#ifdef CORIO_NO_FRAME_POOL
+  global_delete(ptr, n);
+#else
   if (n > frame_pool::max_pooled) {
-    ::operator delete(ptr, n);
+    global_delete(ptr, n);
     return;
   }
   std::size_t cls = (n + frame_pool::granule - 1) / frame_pool::granule;
