@@ -33,7 +33,7 @@ format:
 	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
 
 tidy: release
-	git ls-files 'src/*.cpp' | xargs clang-tidy -p build/release --quiet
+	git ls-files 'src/*.cpp' 'bench/*.cpp' 'tools/*.cpp' tests/unit/smoke_test.cpp | xargs -P$(JOBS) -n1 clang-tidy -p build/release --quiet
 
 clean:
 	rm -rf build

@@ -33,9 +33,9 @@ class outcome {
     o.m_value.emplace(std::move(v));
     return o;
   }
-  static outcome from_error(std::exception_ptr e) noexcept {
+  static outcome from_error(const std::exception_ptr& e) noexcept {
     outcome o;
-    o.m_error = std::move(e);
+    o.m_error = e;
     return o;
   }
   [[nodiscard]] bool has_value() const noexcept { return m_value.has_value(); }
@@ -62,9 +62,9 @@ template <>
 class outcome<void> {
  public:
   static outcome from_value() noexcept { return outcome(); }
-  static outcome from_error(std::exception_ptr e) noexcept {
+  static outcome from_error(const std::exception_ptr& e) noexcept {
     outcome o;
-    o.m_error = std::move(e);
+    o.m_error = e;
     return o;
   }
   [[nodiscard]] bool has_value() const noexcept { return m_error == nullptr; }

@@ -33,7 +33,7 @@ using namespace std::chrono_literals;
 /// child), a result that both variants must agree on, and a free note.
 struct measurement {
   double seconds = 0;
-  long peak_rss_kb = 0;
+  double peak_rss_kb = 0;
   u64 result = 0;
   char note[96] = {};
 };
@@ -59,7 +59,7 @@ measurement in_child(const std::function<measurement()>& fn) {
   if (pid == 0) {
     close(fds[0]);
     measurement m = fn();
-    m.peak_rss_kb = peak_rss_kb();
+    m.peak_rss_kb = static_cast<double>(peak_rss_kb());
     const ssize_t w = write(fds[1], &m, sizeof m);
     _exit(w == static_cast<ssize_t>(sizeof m) ? 0 : 1);
   }
@@ -163,7 +163,7 @@ void chapter_granularity() {
 
 constexpr u64 k_requests = 20'000;
 constexpr std::size_t k_limit = 200;
-constexpr std::size_t k_buffer = 16 * 1024;
+constexpr std::size_t k_buffer = std::size_t{16} * 1024;
 
 corio::task<u64> request(u64 id) {
   auto buf = std::make_unique<unsigned char[]>(k_buffer);
@@ -213,7 +213,7 @@ void chapter_bounded() {
   check_same("bounded concurrency", a.result, b.result);
   g_rows.push_back({"2 bounded concurrency", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
                     fmt("%.1f", b.peak_rss_kb / 1024.0),
-                    fmt("%.1fx less memory", static_cast<double>(a.peak_rss_kb) / b.peak_rss_kb)});
+                    fmt("%.1fx less memory", a.peak_rss_kb / b.peak_rss_kb)});
   g_rows.push_back({"", "wall time (ms)", fmt("%.0f", a.seconds * 1e3),
                     fmt("%.0f", b.seconds * 1e3), fmt("%.1fx faster", a.seconds / b.seconds)});
 }
@@ -277,7 +277,7 @@ void chapter_streaming() {
   check_same("streaming", a.result, b.result);
   g_rows.push_back({"3 streaming", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
                     fmt("%.1f", b.peak_rss_kb / 1024.0),
-                    fmt("%.1fx less memory", static_cast<double>(a.peak_rss_kb) / b.peak_rss_kb)});
+                    fmt("%.1fx less memory", a.peak_rss_kb / b.peak_rss_kb)});
   g_rows.push_back({"", "ns per record", fmt("%.1f", a.seconds / k_records * 1e9),
                     fmt("%.1f", b.seconds / k_records * 1e9),
                     fmt("%.1fx faster", a.seconds / b.seconds)});
