@@ -2,8 +2,9 @@
 //
 // Time is counted in ticks of 1024 ns. There are `levels` levels of 64 slots;
 // a slot of level L spans 64^L ticks, so level 0 resolves single ticks and
-// seven levels reach about 52 days (later deadlines are parked in the top
-// level and re-placed when it comes round).
+// seven levels reach about 51 days (later deadlines are parked in the top
+// level and re-placed when it comes round). The top level wraps: a top slot
+// before m_elapsed's own holds deadlines of the next top-level window.
 //
 // Invariant: every timer in level L has a deadline in the same level-(L+1)
 // window as `m_elapsed` and in a slot strictly after m_elapsed's own slot at
@@ -13,6 +14,7 @@
 // Varghese & Lauck (1987) as Tokio's time driver uses it; the code is ours.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 
@@ -113,11 +115,16 @@ class timer_wheel {
       m_due.push_back(t);
       return;
     }
-    constexpr std::uint64_t max_span = std::uint64_t{1} << (slot_bits * levels);
-    if (when - m_elapsed >= max_span) when = m_elapsed + max_span - 1;
+    // A deadline in the next top-level window goes to a top slot before the
+    // current one, which next_slot reads as wrapped. Deadlines further out
+    // are parked in the last such slot and re-placed when it comes round.
+    constexpr std::uint64_t top_slot_span = std::uint64_t{1} << (slot_bits * (levels - 1));
+    constexpr std::uint64_t max_span = top_slot_span << slot_bits;
+    const std::uint64_t limit = (m_elapsed & ~(top_slot_span - 1)) + max_span - 1;
+    if (when > limit) when = limit;
     const std::uint64_t masked = (m_elapsed ^ when) | (slots - 1);
     const int significant = 63 - std::countl_zero(masked);
-    const int level = significant / slot_bits;
+    const int level = std::min(significant / slot_bits, levels - 1);
     const std::uint64_t slot = (when >> (level * slot_bits)) & (slots - 1);
     m_slots[level][slot].push_back(t);
     m_occupied[level] |= std::uint64_t{1} << slot;
