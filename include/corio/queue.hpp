@@ -43,7 +43,8 @@ class queue {
         m_queue->grant_pushers();
         return true;
       }
-      return m_queue->m_closed;
+      // Closed: wait only for items that granted pushers still deliver.
+      return m_queue->m_closed && m_queue->m_granted == 0;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       if (!park_in(m_queue->m_poppers, h)) return false;
@@ -82,6 +83,7 @@ class queue {
         if (self.m_grant) {
           --self.m_queue->m_granted;
           self.m_queue->grant_pushers();
+          self.m_queue->wake_poppers_if_drained();
         }
       };
       return true;
@@ -92,6 +94,7 @@ class queue {
       if (!m_grant) throw queue_closed();  // woken by close()
       --m_queue->m_granted;                // the slot granted to us
       m_queue->deliver(std::move(m_item));
+      m_queue->wake_poppers_if_drained();
     }
   };
 
@@ -128,14 +131,14 @@ class queue {
 
   /// Closes the queue: wakes every waiter (pushers still waiting throw
   /// queue_closed; pushers already granted a slot enqueue; poppers take the
-  /// remaining items, then throw queue_closed).
+  /// remaining items, including those of granted pushers, then throw
+  /// queue_closed).
   void close() noexcept {
     if (m_closed) return;
     m_closed = true;
     while (push_waiter* w = m_pushers.pop_front())
       w->wake();
-    while (pop_waiter* w = m_poppers.pop_front())
-      w->wake();
+    wake_poppers_if_drained();
   }
 
   [[nodiscard]] bool closed() const noexcept { return m_closed; }
@@ -160,14 +163,24 @@ class queue {
     return true;
   }
 
-  // A granted pusher enqueues its item.
+  // A granted pusher enqueues its item. Handed straight to a popper, it
+  // leaves its slot free for the next waiting pusher.
   void deliver(T&& v) {
     if (pop_waiter* w = m_poppers.pop_front()) {
       w->m_item.emplace(std::move(v));
       w->wake();
+      grant_pushers();
       return;
     }
     m_items.push_back(std::move(v));
+  }
+
+  // Once closed and no granted pusher has an item to deliver, the poppers
+  // still waiting (the queue is empty) get queue_closed.
+  void wake_poppers_if_drained() noexcept {
+    if (!m_closed || m_granted != 0) return;
+    while (pop_waiter* w = m_poppers.pop_front())
+      w->wake();
   }
 
   // A cancelled popper's item goes back to the head (or to the next popper).
