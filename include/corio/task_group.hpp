@@ -20,6 +20,8 @@ namespace corio {
 ///   failure or cancellation (the guide's ResourceManager).
 /// - Cancelling the task that runs the group cancels the children, waits
 ///   for them, runs the cleanups and rethrows `cancelled_error`.
+/// - `cancel()` ends the group without an error; a body that returns a
+///   value and was stopped before producing it throws `cancelled_error`.
 ///
 /// \code
 ///   co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
@@ -119,7 +121,11 @@ auto with_task_group(F body)
   }
   if (outer_cancel || body_error) group.m_scope.cancel_all();
   co_await group.finish(body_error, outer_cancel);
-  if constexpr (!std::is_void_v<R>) co_return std::move(*result);
+  if constexpr (!std::is_void_v<R>) {
+    // task_group::cancel() stopped the body before it produced a value.
+    if (!result) throw cancelled_error();
+    co_return std::move(*result);
+  }
 }
 
 }  // namespace corio
