@@ -1,0 +1,199 @@
+// async_generator<T>: demand-driven producer, awaits in the body, early
+// destruction, errors, and cancellation of the consumer.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "corio/corio.hpp"
+#include "unit/test_support.hpp"
+
+using namespace std::chrono_literals;
+using corio_test::run_virtual;
+using corio_test::wheel_tick;
+
+namespace {
+
+// Sets a flag when destroyed: shows that a producer frame was destroyed.
+struct on_destroy {
+  bool* flag;
+  explicit on_destroy(bool& f) : flag(&f) {}
+  on_destroy(const on_destroy&) = delete;
+  on_destroy& operator=(const on_destroy&) = delete;
+  ~on_destroy() { *flag = true; }
+};
+
+corio::async_generator<int> counted(int& steps, int n) {
+  for (int i = 0; i < n; ++i) {
+    ++steps;
+    co_yield i;
+  }
+}
+
+corio::async_generator<int> endless(bool& destroyed) {
+  on_destroy guard(destroyed);
+  for (int i = 0;; ++i)
+    co_yield i;
+}
+
+corio::async_generator<int> sleepy(bool& destroyed, bool& saw_cancel) {
+  on_destroy guard(destroyed);
+  for (int i = 0;; ++i) {
+    try {
+      co_await corio::sleep(1h);
+    } catch (const corio::cancelled_error&) {
+      saw_cancel = true;
+      throw;
+    }
+    co_yield i;
+  }
+}
+
+}  // namespace
+
+TEST(AsyncGenerator, ProducerRunsOnlyOnDemand) {
+  run_virtual([]() -> corio::task<> {
+    int steps = 0;
+    auto g = counted(steps, 3);
+    co_await corio::sleep(1ms);
+    EXPECT_EQ(steps, 0);  // lazy
+    EXPECT_FALSE(g.done());
+    for (int i = 0; i < 3; ++i) {
+      auto v = co_await g.next();
+      EXPECT_EQ(v, std::optional<int>(i));
+      EXPECT_EQ(steps, i + 1);  // exactly one step per request
+      co_await corio::yield_now();
+      EXPECT_EQ(steps, i + 1);  // and none in the background
+    }
+    EXPECT_FALSE((co_await g.next()).has_value());
+    EXPECT_TRUE(g.done());
+    EXPECT_FALSE((co_await g.next()).has_value());  // stays finished
+    EXPECT_EQ(steps, 3);
+  });
+}
+
+TEST(AsyncGenerator, ProducerMayAwaitBetweenItems) {
+  run_virtual([]() -> corio::task<> {
+    corio::queue<int> q;
+    auto relay = [](corio::queue<int>& q) -> corio::async_generator<int> {
+      for (;;) {
+        int v = co_await q.pop();
+        if (v < 0) co_return;
+        co_await corio::sleep(1ms);
+        co_yield v * 2;
+      }
+    };
+    auto feeder = corio::spawn([](corio::queue<int>& q) -> corio::task<> {
+      for (int v : {1, 2, 3, -1}) {
+        co_await corio::sleep(10ms);
+        co_await q.push(v);
+      }
+    }(q));
+    const auto t0 = corio::now();
+    auto g = relay(q);
+    std::vector<int> got;
+    while (auto v = co_await g.next()) {
+      got.push_back(*v);
+      // Item k arrives at 10 k ms and is relayed 1 ms later; each of those
+      // k + 1 sleeps may end up to one wheel tick late.
+      const int k = static_cast<int>(got.size());
+      const auto expected = std::chrono::milliseconds(10 * k + 1);
+      EXPECT_GE(corio::now() - t0, expected);
+      EXPECT_LT(corio::now() - t0, expected + (k + 1) * wheel_tick);
+    }
+    EXPECT_EQ(got, (std::vector<int>{2, 4, 6}));
+    co_await feeder;
+  });
+}
+
+TEST(AsyncGenerator, DroppingItEarlyDestroysTheProducerFrame) {
+  run_virtual([]() -> corio::task<> {
+    bool destroyed = false;
+    {
+      auto g = endless(destroyed);
+      for (int i = 0; i < 3; ++i) {
+        auto v = co_await g.next();
+        EXPECT_EQ(v, std::optional<int>(i));
+      }
+      EXPECT_FALSE(destroyed);
+    }
+    EXPECT_TRUE(destroyed);
+
+    // A permit held across a co_yield is given back when the frame goes.
+    corio::semaphore sem(1);
+    {
+      auto g = [](corio::semaphore& s) -> corio::async_generator<int> {
+        auto permit = co_await s.acquire_guard();
+        co_yield 1;
+        co_yield 2;
+      }(sem);
+      EXPECT_EQ(co_await g.next(), std::optional<int>(1));
+      EXPECT_EQ(sem.available(), 0U);
+    }
+    EXPECT_EQ(sem.available(), 1U);
+
+    // A generator that never ran: its body never starts, its arguments go.
+    auto arg = std::make_shared<int>(0);
+    int steps = 0;
+    {
+      auto g = [](std::shared_ptr<int> a, int& s) -> corio::async_generator<int> {
+        ++s;
+        co_yield *a;
+      }(arg, steps);
+      EXPECT_EQ(arg.use_count(), 2);
+    }
+    EXPECT_EQ(arg.use_count(), 1);
+    EXPECT_EQ(steps, 0);
+  });
+}
+
+TEST(AsyncGenerator, ProducerErrorComesOutOfNext) {
+  run_virtual([]() -> corio::task<> {
+    auto g = []() -> corio::async_generator<int> {
+      co_yield 1;
+      co_await corio::sleep(1ms);
+      throw std::runtime_error("producer");
+    }();
+    EXPECT_EQ(co_await g.next(), std::optional<int>(1));
+    EXPECT_THROW(co_await g.next(), std::runtime_error);
+    EXPECT_TRUE(g.done());
+    EXPECT_FALSE((co_await g.next()).has_value());  // the error is reported once
+  });
+}
+
+TEST(AsyncGenerator, CancellingTheConsumerCancelsTheProducersAwait) {
+  run_virtual([]() -> corio::task<> {
+    bool destroyed = false, saw_cancel = false;
+    int consumed = 0;
+    auto consumer = corio::spawn([](bool& d, bool& c, int& n) -> corio::task<> {
+      auto g = sleepy(d, c);
+      while (auto v = co_await g.next())
+        ++n;
+    }(destroyed, saw_cancel, consumed));
+    co_await corio::sleep(2h + 30min);
+    EXPECT_EQ(consumed, 2);
+    EXPECT_EQ(corio_test::stats().pending_timers, 1U);  // the producer's sleep
+    consumer.cancel();
+    EXPECT_EQ(corio_test::stats().pending_timers, 0U);  // removed at once
+    EXPECT_THROW(co_await consumer, corio::cancelled_error);
+    EXPECT_TRUE(saw_cancel);  // delivered inside the producer
+    EXPECT_TRUE(destroyed);   // and its frame went with the consumer's
+    EXPECT_EQ(consumed, 2);
+  });
+}
+
+TEST(AsyncGenerator, MoveOnlyItems) {
+  run_virtual([]() -> corio::task<> {
+    auto g = []() -> corio::async_generator<std::unique_ptr<int>> {
+      for (int i = 0; i < 3; ++i)
+        co_yield std::make_unique<int>(i);
+    }();
+    int sum = 0;
+    while (auto v = co_await g.next())
+      sum += **v;
+    EXPECT_EQ(sum, 3);
+  });
+}

@@ -1,0 +1,61 @@
+// post() from other threads: every callback runs once, on the loop's
+// thread, whether the loop sleeps (eventfd wake-up) or is busy.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "corio/corio.hpp"
+
+namespace {
+
+constexpr int k_threads = 4;
+constexpr int k_posts = 2000;
+
+/// Posts k_threads * k_posts callbacks from other threads while the loop's
+/// main task does `wait_style`, and checks that each ran once on the loop.
+template <class Wait>
+void post_from_threads(Wait wait_style) {
+  corio::event_loop loop;
+  const std::thread::id loop_thread = std::this_thread::get_id();
+  int ran = 0;  // touched only on the loop's thread
+  bool wrong_thread = false;
+  corio::event all_ran;
+  loop.add_external_work();
+  std::vector<std::thread> threads;
+  corio::run(loop, [&]() -> corio::task<> {
+    for (int t = 0; t < k_threads; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < k_posts; ++i) {
+          loop.post([&] {
+            if (std::this_thread::get_id() != loop_thread) wrong_thread = true;
+            if (++ran == k_threads * k_posts) {
+              loop.remove_external_work();
+              all_ran.set();
+            }
+          });
+        }
+      });
+    }
+    co_await wait_style(all_ran);
+  }());
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(ran, k_threads * k_posts);
+  EXPECT_FALSE(wrong_thread);
+  EXPECT_EQ(loop.stats().live_tasks, 0U);
+}
+
+}  // namespace
+
+TEST(Post, CallbacksFromOtherThreadsWakeASleepingLoop) {
+  post_from_threads([](corio::event& e) -> corio::task<> { co_await e.wait(); });
+}
+
+TEST(Post, CallbacksFromOtherThreadsReachABusyLoop) {
+  post_from_threads([](corio::event& e) -> corio::task<> {
+    while (!e.is_set())
+      co_await corio::yield_now();
+  });
+}
