@@ -1,6 +1,6 @@
 # corio's front door. `make demo` and `make test` work on a fresh Debian 12
 # machine as root: each installs what is missing, configures, builds, runs.
-.PHONY: all deps release debug asan tsan demo test test-release test-asan bench format tidy clean
+.PHONY: all deps release debug asan tsan demo test test-release test-asan test-tsan bench format tidy clean
 
 JOBS ?= 2
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS) --timeout 300
@@ -23,8 +23,13 @@ test-release: release
 test-asan: asan
 	ctest --preset asan $(CTEST_FLAGS)
 
-test: test-release test-asan
-	@echo "make test: release and asan suites passed"
+# The whole suite under TSan too: it is cheap, and the cross-thread parts
+# (post, later executors and channels) must be race-free.
+test-tsan: tsan
+	ctest --preset tsan $(CTEST_FLAGS)
+
+test: test-release test-asan test-tsan
+	@echo "make test: release, asan and tsan suites passed"
 
 bench: release
 	./build/release/bench/corio-bench --workload all
