@@ -33,7 +33,7 @@ class scope_guard : public cancel_scope, timer_node {
       self.m_pending = true;
       self.m_task->abort_wait_if_cancelled();
     };
-    current_loop().timers().insert(*this);
+    current_loop().add_timer(*this);
   }
   scope_guard(const scope_guard&) = delete;
   scope_guard& operator=(const scope_guard&) = delete;

@@ -40,12 +40,16 @@ struct loop_options {
   std::uint64_t shuffle_seed = 0;
   /// Resumptions per iteration before timers and I/O are looked at again.
   std::uint32_t budget = 256;
-  /// How late a timer may fire so that nearby timers share one wake-up: an
-  /// idle loop sleeps until the next timer's deadline rounded up to a
-  /// multiple of this. Every wake-up of a blocked thread costs microseconds
-  /// of CPU (tens on a VM), so a large timer set is much cheaper with some
-  /// slack; timers never fire early. Zero wakes at each deadline exactly.
-  std::chrono::nanoseconds timer_slack = std::chrono::microseconds(250);
+  /// How late a long timer may fire so that nearby timers share one
+  /// wake-up. A timer due in d is rounded up to a power-of-two multiple of
+  /// at most min(timer_slack, d / 1024) nanoseconds (the kernel's select()
+  /// heuristic): a 1 ms sleep stays within a microsecond, a 1 s sleep may
+  /// fire up to ~262 us late and shares its wake-up with its neighbours.
+  /// Every wake-up of a blocked thread costs microseconds of CPU (tens on a
+  /// VM), so a large timer set is much cheaper this way. Timers never fire
+  /// early; zero fires each at its exact deadline. Ignored on the virtual
+  /// clock.
+  std::chrono::nanoseconds timer_slack = std::chrono::microseconds(500);
 };
 
 /// Counters that are always kept (they cost an increment each).
@@ -119,6 +123,11 @@ class event_loop final : private detail::task_owner {
   }
   [[nodiscard]] detail::task_base* current_task() const noexcept { return m_current; }
   detail::timer_wheel& timers() noexcept { return m_timers; }
+  /// Schedules `t` (its m_when_ns set), rounded up by the timer slack.
+  void add_timer(detail::timer_node& t) noexcept {
+    if (m_slack_ns > 0) t.m_when_ns = detail::round_up_by_slack(t.m_when_ns, m_now_ns, m_slack_ns);
+    m_timers.insert(t);
+  }
   [[nodiscard]] std::int64_t now_ns() const noexcept { return m_now_ns; }
   /// Reads the clock now (unless virtual) and moves the tick's time up to it.
   /// Relative sleeps start from here: a tick that ran long must not make
@@ -162,6 +171,7 @@ class event_loop final : private detail::task_owner {
   detail::task_base* m_current = nullptr;
   std::int64_t m_now_ns = 0;
   detail::timer_wheel m_timers;
+  std::int64_t m_slack_ns = 0;  // 0 on the virtual clock
   detail::intrusive_list<detail::timer_node> m_expired;
   std::unique_ptr<detail::backend> m_backend;
   std::unique_ptr<detail::name_table> m_names;

@@ -20,7 +20,7 @@ struct sleep_awaiter : waiter, timer_node {
     };
     m_fire = [](timer_node& t) noexcept { static_cast<sleep_awaiter&>(t).wake(); };
     m_when_ns = m_deadline_ns;
-    current_loop().timers().insert(*this);
+    current_loop().add_timer(*this);
     return true;
   }
   void await_resume() { finish(); }

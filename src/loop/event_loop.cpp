@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -70,6 +71,8 @@ event_loop::event_loop(loop_options options)
   }
   m_now_ns = read_clock();
   m_timers.reset(m_now_ns);
+  if (!m_options.virtual_clock)
+    m_slack_ns = std::max<std::int64_t>(0, m_options.timer_slack.count());
 }
 
 event_loop::~event_loop() {
@@ -146,8 +149,6 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
 }
 
 std::int64_t event_loop::wait_for_timer_ns(std::int64_t deadline_ns) const noexcept {
-  const std::int64_t slack = m_options.timer_slack.count();
-  if (slack > 0) deadline_ns = (deadline_ns + slack - 1) / slack * slack;
   return deadline_ns > m_now_ns ? deadline_ns - m_now_ns : 0;
 }
 
