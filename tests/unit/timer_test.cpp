@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "corio/corio.hpp"
+#include "corio/detail/timer_wheel.hpp"
 #include "unit/test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -180,13 +181,17 @@ TEST(Timer, OneLongSleepFiresAtItsDeadline) {
 }
 
 // A sleep longer than the wheel's span is parked and re-placed; a sleep
-// across a top-level window boundary (2^42 ticks) lands in a wrapped top
-// slot. Both fire at their own tick.
+// across a top-level window boundary lands in a wrapped top slot. Both fire
+// at their own tick. The geometry comes from the wheel so that the test keeps
+// probing its edges if the slot width changes.
 TEST(Timer, SleepBeyondTheWheelSpanOrAcrossItsTopWindow) {
+  using wheel = corio::detail::timer_wheel;
+  static constexpr std::int64_t window_ns =
+      std::int64_t{1} << (wheel::tick_shift + wheel::slot_bits * wheel::levels);
+  static constexpr std::int64_t top_slot_ns = window_ns >> wheel::slot_bits;
   run_virtual([]() -> corio::task<> {
     std::vector<ns> woke;
-    co_await sleep_and_record(24h * 60, corio::now(), woke);   // beyond the span
-    constexpr std::int64_t window_ns = std::int64_t{1} << 52;  // 2^42 ticks of 1024 ns
+    co_await sleep_and_record(ns(window_ns) + 24h, corio::now(), woke);  // beyond the span
     const std::int64_t now_ns = corio::now().time_since_epoch().count();
     const std::int64_t boundary = (now_ns / window_ns + 1) * window_ns;
     co_await corio::sleep_until(corio::clock::time_point(ns(boundary - 1'000'000)));
@@ -198,7 +203,15 @@ TEST(Timer, SleepBeyondTheWheelSpanOrAcrossItsTopWindow) {
     const std::int64_t next = (corio::now().time_since_epoch().count() / window_ns + 1) * window_ns;
     co_await corio::sleep_until(corio::clock::time_point(ns(next - 3'600'000'000'000)));
     const auto t0 = corio::now();
-    std::vector<ns> durations{1ms, 59min, 61min, 25h, 24h * 20, 24h * 51, 24h * 53, 24h * 120};
+    std::vector<ns> durations{1ms,
+                              59min,
+                              61min,
+                              25h,
+                              ns(top_slot_ns) - 1h,
+                              ns(top_slot_ns) + 2h,
+                              ns(window_ns) - 2h,
+                              ns(window_ns) + 2h,
+                              ns(window_ns) * 2};
     woke.clear();
     std::vector<corio::join_handle<>> hs;
     for (auto it = durations.rbegin(); it != durations.rend(); ++it)
@@ -345,4 +358,30 @@ TEST(Timeout, OuterCancelIsNotATimeout) {
     EXPECT_THROW(co_await h, corio::cancelled_error);
     EXPECT_EQ(corio_test::stats().pending_timers, 0U);
   });
+}
+
+// Slack rounding (real clock only): never early, late by less than
+// min(slack, distance / 1024), and short sleeps are left exact.
+TEST(TimerSlack, RoundingIsBoundedAndNeverEarly) {
+  using corio::detail::round_up_by_slack;
+  constexpr std::int64_t slack = 500'000;
+  const std::int64_t now = 123'456'789'012;
+  EXPECT_EQ(round_up_by_slack(now + 1'000'000, now, slack),
+            now + 1'000'000);  // 1 ms: < 1 tick of slack
+  EXPECT_EQ(round_up_by_slack(now + 5, now, slack), now + 5);
+  EXPECT_EQ(round_up_by_slack(now - 5, now, slack), now - 5);  // already due
+  for (std::int64_t d :
+       {3'000'000LL, 10'000'000LL, 100'000'000LL, 1'000'000'000LL, 86'400'000'000'000LL}) {
+    for (std::int64_t jitter : {0LL, 1LL, 777LL, 65'537LL}) {
+      const std::int64_t when = now + d + jitter;
+      const std::int64_t rounded = round_up_by_slack(when, now, slack);
+      EXPECT_GE(rounded, when);
+      EXPECT_LT(rounded - when, std::min(slack, (d + jitter) >> 10)) << d << " " << jitter;
+    }
+  }
+  // Timers due close together far ahead share one deadline: at 1 s the
+  // grain is 2^18 ns, so anything within 100 us before a grain edge joins it.
+  const std::int64_t edge = round_up_by_slack(now + 1'000'000'000, now, slack);
+  EXPECT_EQ(round_up_by_slack(edge - 100'000, now, slack), edge);
+  EXPECT_EQ(round_up_by_slack(edge - 1, now, slack), edge);
 }
