@@ -105,12 +105,15 @@ class [[nodiscard]] async_generator {
         m_gen.promise().m_consumer = consumer;
         return m_gen;
       }
+      // m_value is set by every co_yield and cleared by final_suspend, so a
+      // non-null value is the common case and needs no other check.
       std::optional<value_type> await_resume() {
         if (!m_gen) return std::nullopt;
         promise_type& p = m_gen.promise();
+        if (p.m_value != nullptr) [[likely]]
+          return std::optional<value_type>(std::move(*p.m_value));
         if (p.m_error) std::rethrow_exception(std::exchange(p.m_error, nullptr));
-        if (m_gen.done()) return std::nullopt;
-        return std::optional<value_type>(std::move(*p.m_value));
+        return std::nullopt;
       }
     };
     return awaiter{m_handle};
