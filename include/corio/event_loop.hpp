@@ -6,8 +6,10 @@
 //      schedules the sleeping tasks);
 //   3. run callbacks posted from other threads (`post`);
 //   4. poll the backend: blocking until the next timer when nothing is
-//      ready, otherwise without blocking and only every `io_poll_interval`
-//      ticks while I/O is registered, so a busy loop makes no syscall;
+//      ready, otherwise without blocking, either because io_uring has
+//      submissions queued (sent together, one system call per iteration)
+//      or every 61 ticks while I/O is pending, so a busy loop makes no
+//      other system call;
 //      in virtual-clock mode an idle loop jumps to the next timer instead;
 //   5. resume ready tasks in FIFO order, at most `budget` of them, so that
 //      timers and I/O are looked at again soon under load.
@@ -28,8 +30,18 @@ namespace corio {
 /// virtual: they start at the real time of the loop's creation and only jump.
 using clock = std::chrono::steady_clock;
 
+/// Which system interface a loop waits on for I/O.
+enum class io_backend_kind : std::uint8_t {
+  automatic,  ///< io_uring when the kernel allows it, else epoll
+  epoll,
+  uring,  ///< io_uring, falling back to epoll when it is unavailable
+};
+
 /// How an event loop runs. The defaults suit production.
 struct loop_options {
+  /// The I/O backend. `CORIO_BACKEND=epoll|uring` in the environment
+  /// overrides it.
+  io_backend_kind backend = io_backend_kind::automatic;
   /// Never read the real clock; when nothing is ready the loop jumps to the
   /// next timer. Timer tests become instant and deterministic.
   bool virtual_clock = false;
@@ -65,6 +77,7 @@ struct loop_stats {
 namespace detail {
 class backend;
 class name_table;
+std::unique_ptr<backend> make_backend(io_backend_kind wanted);
 
 /// A callback posted from another thread; intrusive so that executors can
 /// post completions without allocating.
@@ -123,6 +136,7 @@ class event_loop final : private detail::task_owner {
   }
   [[nodiscard]] detail::task_base* current_task() const noexcept { return m_current; }
   detail::timer_wheel& timers() noexcept { return m_timers; }
+  detail::backend& io() noexcept { return *m_backend; }
   /// Schedules `t` (its m_when_ns set), rounded up by the timer slack.
   void add_timer(detail::timer_node& t) noexcept {
     if (m_slack_ns > 0) t.m_when_ns = detail::round_up_by_slack(t.m_when_ns, m_now_ns, m_slack_ns);
@@ -225,9 +239,9 @@ inline void task_base::abort_wait_if_cancelled() noexcept {
   waiter* w = m_waiter;
   if (w == nullptr || w->m_state != waiter::state::waiting || !cancel_effective()) return;
   m_waiter = nullptr;
-  if (w->m_on_abort != nullptr) w->m_on_abort(*w);
   w->m_state = waiter::state::aborted;
-  current_loop().schedule(*this);
+  if (w->m_on_abort != nullptr) w->m_on_abort(*w);
+  if (!w->m_defer_abort) current_loop().schedule(*this);
 }
 
 inline bool task_base::request_cancel() noexcept {

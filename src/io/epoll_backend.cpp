@@ -1,6 +1,15 @@
-// epoll backend: the fallback (and, until the io_uring backend lands, the
-// only one). Waits with epoll_pwait2 for nanosecond timeouts, so a timer is
-// never late by the millisecond rounding of epoll_wait.
+// epoll backend: the fallback, and the choice with CORIO_BACKEND=epoll.
+//
+// Readiness model. Each descriptor is registered once, edge-triggered, for
+// both directions, the first time an operation on it would block; closing
+// it (forget_fd) drops the record. Per descriptor and direction we keep a
+// FIFO of parked operations and a "maybe ready" bit: set by an event, cleared
+// when a call returns EAGAIN or a stream read comes back short (the socket
+// buffer was drained; new data makes a new edge). An operation first tries
+// its call when the bit is set and nobody is queued before it, so a busy
+// connection costs one recv and one send per message and no epoll_ctl.
+// Waits with epoll_pwait2 for nanosecond timeouts, so a timer is never late
+// by the millisecond rounding of epoll_wait.
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -8,11 +17,28 @@
 #include <cerrno>
 #include <ctime>
 #include <system_error>
+#include <vector>
 
+#include "corio/event_loop.hpp"
 #include "io/backend.hpp"
 
 namespace corio::detail {
 namespace {
+
+constexpr std::uint64_t wake_token = ~std::uint64_t{0};
+
+bool is_input(io_kind k) noexcept {
+  return k == io_kind::recv || k == io_kind::read || k == io_kind::accept || k == io_kind::recvfrom;
+}
+
+struct fd_record {
+  intrusive_list<io_op> m_waiting[2];  // 0: input, 1: output
+  bool m_ready[2] = {true, true};      // unknown counts as ready: try first
+  bool m_registered = false;
+  // The peer hung up (or an error is pending): reads never block again, so
+  // a short read must not clear input readiness; no new edge would come.
+  bool m_hung_up = false;
+};
 
 class epoll_backend final : public backend {
  public:
@@ -27,7 +53,7 @@ class epoll_backend final : public backend {
     }
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.ptr = nullptr;  // the wake-up
+    ev.data.u64 = wake_token;
     if (::epoll_ctl(m_epfd, EPOLL_CTL_ADD, m_eventfd, &ev) != 0) {
       int e = errno;
       ::close(m_eventfd);
@@ -43,17 +69,17 @@ class epoll_backend final : public backend {
   epoll_backend& operator=(const epoll_backend&) = delete;
 
   void poll(std::int64_t timeout_ns) override {
-    epoll_event events[64];
+    epoll_event events[256];
     int n = 0;
     if (timeout_ns < 0) {
-      n = ::epoll_pwait2(m_epfd, events, 64, nullptr, nullptr);
+      n = ::epoll_pwait2(m_epfd, events, 256, nullptr, nullptr);
     } else {
       timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
                   static_cast<long>(timeout_ns % 1'000'000'000)};
-      n = ::epoll_pwait2(m_epfd, events, 64, &ts, nullptr);
+      n = ::epoll_pwait2(m_epfd, events, 256, &ts, nullptr);
       if (n < 0 && errno == ENOSYS) {  // kernels before 5.11: round up to ms
         int ms = static_cast<int>((timeout_ns + 999'999) / 1'000'000);
-        n = ::epoll_wait(m_epfd, events, 64, ms);
+        n = ::epoll_wait(m_epfd, events, 256, ms);
       }
     }
     if (n < 0) {
@@ -61,11 +87,20 @@ class epoll_backend final : public backend {
       throw std::system_error(errno, std::generic_category(), "epoll_pwait2");
     }
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.ptr == nullptr) {
+      if (events[i].data.u64 == wake_token) {
         std::uint64_t value = 0;
         // Drains the counter; EAGAIN when another poll already did.
         [[maybe_unused]] ssize_t r = ::read(m_eventfd, &value, sizeof value);
+        continue;
       }
+      const int fd = static_cast<int>(events[i].data.u64);
+      if (static_cast<std::size_t>(fd) >= m_fds.size()) continue;
+      fd_record& rec = m_fds[static_cast<std::size_t>(fd)];
+      const std::uint32_t ev = events[i].events;
+      const bool trouble = (ev & (EPOLLERR | EPOLLHUP)) != 0;
+      if (trouble || (ev & EPOLLRDHUP) != 0) rec.m_hung_up = true;
+      if (trouble || (ev & (EPOLLIN | EPOLLRDHUP)) != 0) run_parked(rec, 0);
+      if (trouble || (ev & EPOLLOUT) != 0) run_parked(rec, 1);
     }
   }
 
@@ -74,12 +109,115 @@ class epoll_backend final : public backend {
     [[maybe_unused]] ssize_t r = ::write(m_eventfd, &one, sizeof one);
   }
 
-  [[nodiscard]] std::size_t io_pending() const noexcept override { return 0; }
+  bool start(io_op& op) noexcept override {
+    fd_record& rec = record(op.m_fd);
+    const int dir = is_input(op.m_kind) ? 0 : 1;
+    if (rec.m_waiting[dir].empty() && rec.m_ready[dir]) {
+      const std::intptr_t r = perform(op);
+      if (r != -EAGAIN) {
+        if (short_read(op, r) && !rec.m_hung_up) rec.m_ready[0] = false;
+        op.m_result = r;
+        return false;
+      }
+      rec.m_ready[dir] = false;
+    }
+    if (!rec.m_registered) {
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+      ev.data.u64 = static_cast<std::uint64_t>(op.m_fd);
+      if (::epoll_ctl(m_epfd, EPOLL_CTL_ADD, op.m_fd, &ev) != 0) {
+        op.m_result = -errno;  // e.g. EPERM: a regular file cannot be polled
+        return false;
+      }
+      rec.m_registered = true;
+    }
+    rec.m_waiting[dir].push_back(op);
+    op.m_in_flight = true;
+    ++m_pending;
+    return true;
+  }
+
+  void cancel(io_op& op) noexcept override {
+    if (!op.m_in_flight) return;
+    op.unlink();
+    op.m_in_flight = false;
+    --m_pending;
+  }
+
+  void forget_fd(int fd) noexcept override {
+    if (fd < 0 || static_cast<std::size_t>(fd) >= m_fds.size()) return;
+    fd_record& rec = m_fds[static_cast<std::size_t>(fd)];
+    for (auto& list : rec.m_waiting) {
+      while (io_op* op = list.pop_front())
+        complete(*op, -ECANCELED);
+    }
+    // close() removes the registration unless the descriptor was dup'ed;
+    // then the stale entry's events find m_registered false and no waiters.
+    if (rec.m_registered) ::epoll_ctl(m_epfd, EPOLL_CTL_DEL, fd, nullptr);
+    rec.m_registered = false;
+    rec.m_hung_up = false;
+    rec.m_ready[0] = rec.m_ready[1] = true;
+  }
+
+  [[nodiscard]] std::size_t io_pending() const noexcept override { return m_pending; }
   [[nodiscard]] const char* name() const noexcept override { return "epoll"; }
 
  private:
+  fd_record& record(int fd) {
+    const auto i = static_cast<std::size_t>(fd);
+    if (i >= m_fds.size()) m_fds = grow(std::move(m_fds), i + 1);
+    return m_fds[i];
+  }
+
+  // fd_record holds intrusive lists, which cannot move: grow by building a
+  // new table and re-linking the waiters of the old one.
+  static std::vector<fd_record> grow(std::vector<fd_record> old, std::size_t need) {
+    std::size_t size = old.empty() ? 64 : old.size();
+    while (size < need)
+      size *= 2;
+    std::vector<fd_record> table(size);
+    for (std::size_t i = 0; i < old.size(); ++i) {
+      for (int d = 0; d < 2; ++d) {
+        while (io_op* op = old[i].m_waiting[d].pop_front())
+          table[i].m_waiting[d].push_back(*op);
+        table[i].m_ready[d] = old[i].m_ready[d];
+      }
+      table[i].m_registered = old[i].m_registered;
+      table[i].m_hung_up = old[i].m_hung_up;
+    }
+    return table;
+  }
+
+  static bool short_read(const io_op& op, std::intptr_t r) noexcept {
+    return op.m_kind == io_kind::recv && r > 0 && static_cast<std::size_t>(r) < op.m_len;
+  }
+
+  void run_parked(fd_record& rec, int dir) noexcept {
+    rec.m_ready[dir] = true;
+    while (!rec.m_waiting[dir].empty()) {
+      io_op& op = rec.m_waiting[dir].front();
+      const std::intptr_t r = perform(op);
+      if (r == -EAGAIN) {
+        rec.m_ready[dir] = false;
+        return;
+      }
+      if (short_read(op, r) && !rec.m_hung_up) rec.m_ready[0] = false;
+      op.unlink();
+      complete(op, r);
+    }
+  }
+
+  void complete(io_op& op, std::intptr_t r) noexcept {
+    op.m_result = r;
+    op.m_in_flight = false;
+    --m_pending;
+    op.wake();
+  }
+
   int m_epfd = -1;
   int m_eventfd = -1;
+  std::size_t m_pending = 0;
+  std::vector<fd_record> m_fds;
 };
 
 }  // namespace

@@ -62,7 +62,7 @@ std::int64_t event_loop::read_clock() noexcept {
 
 event_loop::event_loop(loop_options options)
     : m_options(options),
-      m_backend(detail::make_epoll_backend()),
+      m_backend(detail::make_backend(options.backend)),
       m_names(std::make_unique<detail::name_table>()) {
   if (!m_options.shuffle) m_options.shuffle = shuffle_default();
   if (m_options.shuffle) {
@@ -203,8 +203,9 @@ void event_loop::tick() {
     } else if (next != 0) {
       poll_io(next < 0 ? -1 : wait_for_timer_ns(next));
     }
-  } else if (m_backend->io_pending() != 0 && ++m_ticks_since_poll >= 61) {
-    poll_io(0);
+  } else if (m_backend->wants_flush() ||
+             (m_backend->io_pending() != 0 && ++m_ticks_since_poll >= 61)) {
+    poll_io(0);  // io_uring: queued submissions go out in this iteration
   }
 
   // 5. Ready tasks, FIFO, bounded by the budget.

@@ -17,6 +17,9 @@
 //   * cancellation calls the waiter's `on_abort` (unlink from the timer, the
 //     queue, the child...) at once, and schedules the root; finish() throws
 //     `cancelled_error`;
+//   * an asynchronous abort (io_uring: cancel, then wait for the kernel's
+//     completion before the frame may run or die) sets m_defer_abort, and
+//     the completion schedules the root;
 //   * a waiter that was woken and is cancelled before it resumed calls its
 //     `on_pass` (hand the permit, item or notification to the next waiter)
 //     and throws too, so no wake-up is lost or duplicated.
@@ -63,6 +66,11 @@ struct waiter {
   void (*m_on_abort)(waiter&) noexcept = nullptr;  // unlink from what it waits on
   void (*m_on_pass)(waiter&) noexcept = nullptr;   // give an unused wake-up on
   state m_state = state::idle;
+  // Set by waiters whose abort is asynchronous (an io_uring operation: the
+  // kernel may still write into the frame until its completion arrives).
+  // Cancellation then marks the wait aborted but leaves scheduling the root
+  // to whoever sees the completion.
+  bool m_defer_abort = false;
 
   bool begin(std::coroutine_handle<> h) noexcept;  // false: cancelled, do not suspend
   void wake() noexcept;

@@ -1,0 +1,96 @@
+// tcp_stream: a connected stream socket (TCP or Unix-domain).
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+
+#include "corio/detail/io_op.hpp"
+#include "corio/net/socket_address.hpp"
+#include "corio/task.hpp"
+
+namespace corio {
+
+/// Thrown by `read_exact` when the peer closes the stream first. `got()`
+/// says how many bytes did arrive (asyncio's IncompleteReadError).
+class incomplete_read_error : public std::runtime_error {
+ public:
+  incomplete_read_error(std::size_t got, std::size_t wanted);
+  [[nodiscard]] std::size_t got() const noexcept { return m_got; }
+  [[nodiscard]] std::size_t wanted() const noexcept { return m_wanted; }
+
+ private:
+  std::size_t m_got;
+  std::size_t m_wanted;
+};
+
+/// A connected stream socket, owned: the destructor closes it. Its calls
+/// suspend the task until the kernel can proceed. Errors come out as
+/// std::system_error with the errno (ECONNRESET, EPIPE, ...); a peer that
+/// closed is a clean end of stream: `read_some` returns 0. The descriptor
+/// is non-blocking and close-on-exec.
+///
+/// Cancellation: a cancelled call throws cancelled_error and has read or
+/// written nothing, or, on io_uring, completed just before the cancel took
+/// effect: then its result is returned and the cancellation is thrown at
+/// the task's next suspension. No byte is lost either way.
+///
+/// \code
+///   auto s = co_await corio::tcp_stream::connect(corio::socket_address::loopback(8080));
+///   co_await s.write_all("ping", 4);
+///   char buf[4];
+///   co_await s.read_exact(buf, 4);
+/// \endcode
+class tcp_stream {
+ public:
+  tcp_stream() noexcept = default;
+  /// Adopts a connected, non-blocking descriptor.
+  explicit tcp_stream(int fd) noexcept : m_fd(fd) {}
+  tcp_stream(tcp_stream&& o) noexcept : m_fd(o.m_fd) { o.m_fd = -1; }
+  tcp_stream& operator=(tcp_stream&& o) noexcept {
+    if (this != &o) {
+      close();
+      m_fd = o.m_fd;
+      o.m_fd = -1;
+    }
+    return *this;
+  }
+  tcp_stream(const tcp_stream&) = delete;
+  tcp_stream& operator=(const tcp_stream&) = delete;
+  ~tcp_stream() { close(); }
+
+  /// Connects to `addr` (IPv4, IPv6 or Unix). Bound it with
+  /// `corio::timeout(d, tcp_stream::connect(a))`.
+  [[nodiscard]] static task<tcp_stream> connect(socket_address addr);
+
+  /// Reads what is available, up to `len` bytes, waiting for at least one;
+  /// 0 means the peer closed its side.
+  [[nodiscard]] detail::io_awaitable read_some(void* buf, std::size_t len) noexcept {
+    return {detail::io_kind::recv, m_fd, buf, len, "recv"};
+  }
+  /// Writes what the socket buffer takes, at least one byte.
+  [[nodiscard]] detail::io_awaitable write_some(const void* buf, std::size_t len) noexcept {
+    return {detail::io_kind::send, m_fd, const_cast<void*>(buf), len, "send"};
+  }
+  /// Reads exactly `len` bytes; incomplete_read_error when the stream ends.
+  [[nodiscard]] task<> read_exact(void* buf, std::size_t len);
+  /// Writes all `len` bytes, waiting while the peer is slow (the buffer
+  /// must stay alive until the task finishes).
+  [[nodiscard]] task<> write_all(const void* buf, std::size_t len);
+
+  /// Ends the sending side (the peer reads end of stream); reading goes on.
+  void shutdown_write();
+  /// Closes now. Calls of other tasks pending on it fail with ECANCELED.
+  void close() noexcept;
+  /// TCP_NODELAY: send small writes at once (no Nagle delay).
+  void set_nodelay(bool on);
+
+  [[nodiscard]] socket_address local_address() const;
+  [[nodiscard]] socket_address peer_address() const;
+  [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
+  [[nodiscard]] int native_handle() const noexcept { return m_fd; }
+
+ private:
+  int m_fd = -1;
+};
+
+}  // namespace corio

@@ -1,0 +1,74 @@
+// The readiness path's system calls (epoll, and the first attempt of each
+// operation there).
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "io/backend.hpp"
+
+namespace corio::detail {
+
+namespace {
+
+std::intptr_t perform_once(io_op& op) noexcept {
+  ssize_t r = 0;
+  switch (op.m_kind) {
+    case io_kind::recv:
+      r = ::recv(op.m_fd, op.m_buf, op.m_len, 0);
+      break;
+    case io_kind::send:
+      r = ::send(op.m_fd, op.m_buf, op.m_len, MSG_NOSIGNAL);
+      break;
+    case io_kind::read:
+      r = ::read(op.m_fd, op.m_buf, op.m_len);
+      break;
+    case io_kind::write:
+      r = ::write(op.m_fd, op.m_buf, op.m_len);
+      break;
+    case io_kind::accept: {
+      socklen_t* len = op.m_addr != nullptr ? &op.m_addrlen : nullptr;
+      r = ::accept4(op.m_fd, op.m_addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      break;
+    }
+    case io_kind::connect:
+      // The first call starts the handshake; later ones (when writable)
+      // read its outcome. SO_ERROR is cleared by reading it.
+      if (op.m_result == -EINPROGRESS) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(op.m_fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return -errno;
+        return err == 0 ? 0 : -err;
+      }
+      r = ::connect(op.m_fd, op.m_addr, op.m_addrlen);
+      if (r < 0 && (errno == EINPROGRESS || errno == EAGAIN)) {
+        op.m_result = -EINPROGRESS;
+        return -EAGAIN;
+      }
+      break;
+    case io_kind::recvfrom: {
+      socklen_t* len = op.m_addr != nullptr ? &op.m_addrlen : nullptr;
+      r = ::recvfrom(op.m_fd, op.m_buf, op.m_len, 0, op.m_addr, len);
+      break;
+    }
+    case io_kind::sendto:
+      r = ::sendto(op.m_fd, op.m_buf, op.m_len, MSG_NOSIGNAL, op.m_addr, op.m_addrlen);
+      break;
+  }
+  if (r < 0) {
+    const int e = errno;
+    return e == EWOULDBLOCK ? -EAGAIN : -e;
+  }
+  return r;
+}
+
+}  // namespace
+
+std::intptr_t perform(io_op& op) noexcept {
+  std::intptr_t r = perform_once(op);
+  while (r == -EINTR)  // a signal landed mid-call: nothing happened, retry
+    r = perform_once(op);
+  return r;
+}
+
+}  // namespace corio::detail

@@ -1,0 +1,142 @@
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+
+#include "corio/net/tcp_listener.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/time.hpp"
+#include "io/backend.hpp"
+
+namespace corio {
+namespace {
+
+[[noreturn]] void throw_errno(int e, const char* what) {
+  throw std::system_error(e, std::system_category(), what);
+}
+
+int open_socket(int family) {
+  const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw_errno(errno, "socket");
+  return fd;
+}
+
+void close_fd(int& fd) noexcept {
+  if (fd < 0) return;
+  if (event_loop* loop = event_loop::current()) loop->io().forget_fd(fd);
+  ::close(fd);
+  fd = -1;
+}
+
+socket_address name_of(int fd, bool peer) {
+  socket_address a;
+  socklen_t len = socket_address::capacity();
+  const int r = peer ? ::getpeername(fd, a.data(), &len) : ::getsockname(fd, a.data(), &len);
+  if (r != 0) throw_errno(errno, peer ? "getpeername" : "getsockname");
+  a.set_size(len);
+  return a;
+}
+
+}  // namespace
+
+incomplete_read_error::incomplete_read_error(std::size_t got, std::size_t wanted)
+    : std::runtime_error("corio: stream ended after " + std::to_string(got) + " of " +
+                         std::to_string(wanted) + " bytes"),
+      m_got(got),
+      m_wanted(wanted) {}
+
+task<tcp_stream> tcp_stream::connect(socket_address addr) {
+  tcp_stream s(open_socket(addr.family()));  // closed by RAII on error or cancel
+  detail::io_awaitable op(detail::io_kind::connect, s.m_fd, nullptr, 0, "connect");
+  op.m_addr = addr.data();
+  op.m_addrlen = addr.size();
+  co_await op;
+  co_return s;
+}
+
+task<> tcp_stream::read_exact(void* buf, std::size_t len) {
+  auto* p = static_cast<char*>(buf);
+  std::size_t got = 0;
+  while (got < len) {
+    const std::size_t n = co_await read_some(p + got, len - got);
+    if (n == 0) throw incomplete_read_error(got, len);
+    got += n;
+  }
+}
+
+task<> tcp_stream::write_all(const void* buf, std::size_t len) {
+  const auto* p = static_cast<const char*>(buf);
+  std::size_t done = 0;
+  while (done < len)
+    done += co_await write_some(p + done, len - done);
+}
+
+void tcp_stream::shutdown_write() {
+  if (::shutdown(m_fd, SHUT_WR) != 0) throw_errno(errno, "shutdown");
+}
+
+void tcp_stream::close() noexcept {
+  close_fd(m_fd);
+}
+
+void tcp_stream::set_nodelay(bool on) {
+  const int v = on ? 1 : 0;
+  if (::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
+    throw_errno(errno, "setsockopt(TCP_NODELAY)");
+}
+
+socket_address tcp_stream::local_address() const {
+  return name_of(m_fd, false);
+}
+socket_address tcp_stream::peer_address() const {
+  return name_of(m_fd, true);
+}
+
+tcp_listener tcp_listener::bind(const socket_address& addr, listen_options options) {
+  tcp_listener l;
+  l.m_fd = open_socket(addr.family());
+  const int one = 1;
+  if (addr.family() != AF_UNIX) {
+    if (::setsockopt(l.m_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+      throw_errno(errno, "setsockopt(SO_REUSEADDR)");
+    if (options.reuse_port && ::setsockopt(l.m_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+      throw_errno(errno, "setsockopt(SO_REUSEPORT)");
+  }
+  if (::bind(l.m_fd, addr.data(), addr.size()) != 0) throw_errno(errno, "bind");
+  if (::listen(l.m_fd, options.backlog) != 0) throw_errno(errno, "listen");
+  return l;
+}
+
+task<tcp_stream> tcp_listener::accept() {
+  std::chrono::milliseconds backoff(10);
+  for (;;) {
+    const std::intptr_t r = co_await detail::io_call(detail::io_kind::accept, m_fd, nullptr, 0);
+    if (r >= 0) co_return tcp_stream(static_cast<int>(r));
+    const int e = static_cast<int>(-r);
+    if (e == ECONNABORTED || e == EPROTO) continue;
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+      // Out of descriptors or memory: the pending connection stays queued.
+      // Wait for some to be released instead of spinning on the error.
+      co_await sleep(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+      continue;
+    }
+    throw_errno(e, "accept");
+  }
+}
+
+socket_address tcp_listener::local_address() const {
+  return name_of(m_fd, false);
+}
+
+void tcp_listener::close() noexcept {
+  close_fd(m_fd);
+}
+
+}  // namespace corio

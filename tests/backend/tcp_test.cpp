@@ -1,0 +1,310 @@
+// TCP over 127.0.0.1 on both backends: data, end of stream, resets,
+// half-close, closing under a pending call, and cancellation of every
+// pending call (read, write, accept, connect) without losing a descriptor.
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <numeric>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "backend/io_support.hpp"
+
+using corio_test::io_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class Tcp : public io_test {};
+CORIO_BOTH_BACKENDS(Tcp);
+
+corio::tcp_listener listen_any(int backlog = 128) {
+  corio::listen_options o;
+  o.backlog = backlog;
+  return corio::tcp_listener::bind(corio::socket_address::loopback(0), o);
+}
+
+corio::task<> echo_until_eof(corio::tcp_stream s) {
+  std::vector<char> buf(65536);
+  for (;;) {
+    const std::size_t n = co_await s.read_some(buf.data(), buf.size());
+    if (n == 0) co_return;
+    co_await s.write_all(buf.data(), n);
+  }
+}
+
+// Resets the connection: SO_LINGER 0 makes close() send RST.
+void reset(corio::tcp_stream& s) {
+  linger l{1, 0};
+  ASSERT_EQ(::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+  s.close();
+}
+
+TEST_P(Tcp, EchoOfAMegabyteComesBackIntact) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    const auto addr = l.local_address();
+    EXPECT_EQ(addr.to_string().rfind("127.0.0.1:", 0), 0U);
+    auto server = corio::spawn([](corio::tcp_listener& l) -> corio::task<> {
+      co_await echo_until_eof(co_await l.accept());
+    }(l));
+    auto c = co_await corio::tcp_stream::connect(addr);
+    c.set_nodelay(true);
+    EXPECT_EQ(c.peer_address().port(), addr.port());
+    std::vector<char> out(1 << 20);
+    std::iota(out.begin(), out.end(), 0);
+    // Write and read concurrently: a megabyte does not fit the socket buffers.
+    auto writer = corio::spawn([](corio::tcp_stream& c, std::vector<char>& out) -> corio::task<> {
+      co_await c.write_all(out.data(), out.size());
+      c.shutdown_write();
+    }(c, out));
+    std::vector<char> in(out.size());
+    co_await c.read_exact(in.data(), in.size());
+    EXPECT_EQ(in, out);
+    char extra = 0;
+    EXPECT_EQ(co_await c.read_some(&extra, 1), 0U);  // the server saw EOF and closed
+    co_await writer;
+    co_await server;
+  });
+}
+
+TEST_P(Tcp, PeerCloseIsACleanEndOfStream) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    {
+      auto s = co_await l.accept();
+      co_await s.write_all("bye", 3);
+    }  // closed
+    char buf[8];
+    EXPECT_EQ(co_await c.read_some(buf, sizeof buf), 3U);
+    EXPECT_EQ(co_await c.read_some(buf, sizeof buf), 0U);
+    EXPECT_EQ(co_await c.read_some(buf, sizeof buf), 0U);  // and stays so
+    try {
+      co_await c.read_exact(buf, 1);
+      ADD_FAILURE() << "read_exact past the end did not throw";
+    } catch (const corio::incomplete_read_error& e) {
+      EXPECT_EQ(e.got(), 0U);
+      EXPECT_EQ(e.wanted(), 1U);
+    }
+  });
+}
+
+TEST_P(Tcp, ResetMidReadIsConnectionReset) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    auto reader = corio::spawn([](corio::tcp_stream& c) -> corio::task<int> {
+      char buf[16];
+      try {
+        co_await c.read_some(buf, sizeof buf);
+      } catch (const std::system_error& e) {
+        co_return e.code().value();
+      }
+      co_return 0;
+    }(c));
+    co_await corio::yield_now();  // the read is pending now
+    auto s = co_await l.accept();
+    reset(s);
+    EXPECT_EQ(co_await reader, ECONNRESET);
+  });
+}
+
+TEST_P(Tcp, WritingToAResetPeerFailsWithoutSigpipe) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    reset(s);
+    std::vector<char> chunk(65536, 'x');
+    int error = 0;
+    try {
+      for (int i = 0; i < 1000; ++i)  // the first write may still be accepted
+        co_await c.write_all(chunk.data(), chunk.size());
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+    EXPECT_TRUE(error == EPIPE || error == ECONNRESET) << error;
+  });
+}
+
+TEST_P(Tcp, HalfCloseLetsThePeerAnswerAfterEndOfStream) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto server = corio::spawn([](corio::tcp_listener& l) -> corio::task<> {
+      auto s = co_await l.accept();
+      std::string got;
+      char buf[64];
+      while (std::size_t n = co_await s.read_some(buf, sizeof buf))
+        got.append(buf, n);
+      const std::string reply = "got " + std::to_string(got.size());
+      co_await s.write_all(reply.data(), reply.size());
+    }(l));
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    co_await c.write_all("hello world", 11);
+    c.shutdown_write();
+    std::string reply;
+    char buf[64];
+    while (std::size_t n = co_await c.read_some(buf, sizeof buf))
+      reply.append(buf, n);
+    EXPECT_EQ(reply, "got 11");
+    co_await server;
+  });
+}
+
+TEST_P(Tcp, ConnectionRefusedIsASystemError) {
+  run_io([]() -> corio::task<> {
+    std::uint16_t port = 0;
+    {
+      auto l = listen_any();
+      port = l.local_address().port();
+    }  // nobody listens there now
+    int error = 0;
+    try {
+      auto c = co_await corio::tcp_stream::connect(corio::socket_address::loopback(port));
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+    EXPECT_EQ(error, ECONNREFUSED);
+  });
+}
+
+TEST_P(Tcp, ClosingUnderAPendingReadFailsItWithEcanceled) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    auto reader = corio::spawn([](corio::tcp_stream& c) -> corio::task<int> {
+      char buf[16];
+      try {
+        co_await c.read_some(buf, sizeof buf);
+      } catch (const std::system_error& e) {
+        co_return e.code().value();
+      }
+      co_return 0;
+    }(c));
+    co_await corio::yield_now();
+    c.close();
+    EXPECT_EQ(co_await reader, ECANCELED);
+    char buf[4];
+    try {  // a closed stream fails cleanly
+      co_await c.read_some(buf, sizeof buf);
+      ADD_FAILURE() << "read on a closed stream did not throw";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+    }
+  });
+}
+
+// Cancellation at each suspension point of a connection's life: a pending
+// accept, connect, read and write. Each is cancelled while it waits; the
+// task sees cancelled_error, and afterwards the same socket still works,
+// with no byte lost (the data that arrives later is all read).
+TEST_P(Tcp, CancellingAPendingAcceptTakesNoConnection) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto h = corio::spawn(
+        [](corio::tcp_listener& l) -> corio::task<> { auto s = co_await l.accept(); }(l));
+    co_await corio::yield_now();
+    EXPECT_TRUE(h.cancel());
+    EXPECT_THROW(co_await h, corio::cancelled_error);
+    // The next connection goes to the next accept.
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    co_await c.write_all("k", 1);
+    char b = 0;
+    EXPECT_EQ(co_await s.read_some(&b, 1), 1U);
+    EXPECT_EQ(b, 'k');
+  });
+}
+
+TEST_P(Tcp, CancellingAPendingReadLosesNoData) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    auto h = corio::spawn([](corio::tcp_stream& s) -> corio::task<> {
+      char buf[16];
+      co_await s.read_some(buf, sizeof buf);
+    }(s));
+    co_await corio::yield_now();
+    EXPECT_TRUE(h.cancel());
+    EXPECT_THROW(co_await h, corio::cancelled_error);
+    co_await c.write_all("abc", 3);
+    char buf[4] = {};
+    co_await s.read_exact(buf, 3);
+    EXPECT_STREQ(buf, "abc");
+  });
+}
+
+TEST_P(Tcp, CancellingAPendingWriteKeepsTheStreamUsable) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    auto s = co_await l.accept();
+    // Nobody reads s, so a big write blocks once the buffers are full.
+    std::vector<char> big(8 << 20, 'x');
+    std::size_t written = 0;
+    auto h = corio::spawn(
+        [](corio::tcp_stream& c, std::vector<char>& big, std::size_t& written) -> corio::task<> {
+          while (written < big.size())
+            written += co_await c.write_some(big.data() + written, big.size() - written);
+        }(c, big, written));
+    for (int i = 0; i < 50 && !h.done(); ++i)
+      co_await corio::yield_now();
+    EXPECT_FALSE(h.done()) << "8 MiB fit in the socket buffers";
+    EXPECT_TRUE(h.cancel());
+    EXPECT_THROW(co_await h, corio::cancelled_error);
+    // Everything counted as written arrives, and nothing more.
+    c.shutdown_write();
+    std::size_t got = 0;
+    std::vector<char> buf(1 << 16);
+    while (std::size_t n = co_await s.read_some(buf.data(), buf.size()))
+      got += n;
+    EXPECT_EQ(got, written);
+  });
+}
+
+TEST_P(Tcp, CancellingAPendingConnectLeaksNoDescriptor) {
+  run_io([]() -> corio::task<> {
+    // Backlog 0: one connection completes; the next handshake is dropped by
+    // the full accept queue, so its connect stays pending.
+    auto l = listen_any(0);
+    auto first = co_await corio::tcp_stream::connect(l.local_address());
+    std::vector<corio::join_handle<>> pending;
+    for (int i = 0; i < 3; ++i)
+      pending.push_back(corio::spawn([](corio::socket_address a) -> corio::task<> {
+        auto c = co_await corio::tcp_stream::connect(a);
+      }(l.local_address())));
+    for (int i = 0; i < 10; ++i)
+      co_await corio::yield_now();
+    int cancelled = 0;
+    for (auto& h : pending) {
+      const bool was_pending = h.cancel();
+      try {
+        co_await h;
+      } catch (const corio::cancelled_error&) {
+        ++cancelled;
+      }
+      (void)was_pending;
+    }
+    EXPECT_GE(cancelled, 2);  // at most one more fits the queue
+  });
+}
+
+TEST_P(Tcp, TimeoutBoundsAConnect) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any(0);
+    auto first = co_await corio::tcp_stream::connect(l.local_address());
+    auto second =
+        co_await corio::move_on_after(50ms, corio::tcp_stream::connect(l.local_address()));
+    // The second may fit the queue; a third cannot.
+    auto third = co_await corio::move_on_after(50ms, corio::tcp_stream::connect(l.local_address()));
+    EXPECT_FALSE(third.has_value() && second.has_value());
+  });
+}
+
+}  // namespace
