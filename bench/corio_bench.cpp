@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "corio/corio.hpp"
+#include "echo_service.hpp"
 
 namespace {
 
@@ -288,6 +289,7 @@ int main(int argc, char** argv) {
   std::string_view name;
   u64 n = 0;
   bool have_n = false;
+  std::uint16_t port = 0;
   corio::loop_options options;
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -303,15 +305,23 @@ int main(int argc, char** argv) {
     } else if (a == "--timer-slack-us") {
       options.timer_slack = std::chrono::microseconds(std::strtoll(v, nullptr, 10));
     } else if (a == "--port") {
-      // Only the network workloads (issue 3) use it.
+      port = static_cast<std::uint16_t>(std::strtoul(v, nullptr, 10));
     } else {
       return usage(("unknown option " + std::string(a)).c_str());
     }
   }
   if (name.empty()) return usage("--workload is required");
-  if (name == "echo" || name == "http") {
-    std::fprintf(stderr, "corio-bench: the %.*s server is not built yet (I/O layer)\n",
-                 static_cast<int>(name.size()), name.data());
+  if (name == "echo") {
+    // Serves until killed (run_peers.sh stops servers with SIGTERM).
+    corio::event_loop loop(options);
+    corio::run(loop, [](std::uint16_t port) -> corio::task<> {
+      auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(port));
+      co_await corio_examples::serve_echo(listener);
+    }(port));
+    return 0;
+  }
+  if (name == "http") {
+    std::fprintf(stderr, "corio-bench: the http server is not built yet\n");
     return 2;
   }
   int rc = 0;

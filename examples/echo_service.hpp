@@ -1,0 +1,36 @@
+// The echo service of WORKLOADS.md: every connection gets back all it
+// sends (reads up to 64 KiB, writes all of it). Shared by
+// examples/echo_server and `corio-bench --workload echo`.
+#pragma once
+
+#include <memory>
+
+#include "corio/corio.hpp"
+
+namespace corio_examples {
+
+/// Echoes one connection until the peer closes it or it fails.
+inline corio::task<> echo_connection(corio::tcp_stream s) {
+  constexpr std::size_t buffer_size = 64 * 1024;
+  const auto buf = std::make_unique<char[]>(buffer_size);
+  try {
+    for (;;) {
+      const std::size_t n = co_await s.read_some(buf.get(), buffer_size);
+      if (n == 0) co_return;  // the client closed
+      co_await s.write_all(buf.get(), n);
+    }
+  } catch (const std::system_error&) {
+    // A reset or broken connection ends this client only.
+  }
+}
+
+/// Accepts forever; each connection runs as its own task.
+inline corio::task<> serve_echo(corio::tcp_listener& listener) {
+  for (;;) {
+    corio::tcp_stream s = co_await listener.accept();
+    s.set_nodelay(true);
+    corio::spawn(echo_connection(std::move(s)));
+  }
+}
+
+}  // namespace corio_examples
