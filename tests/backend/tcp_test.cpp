@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <numeric>
@@ -304,6 +306,30 @@ TEST_P(Tcp, TimeoutBoundsAConnect) {
     // The second may fit the queue; a third cannot.
     auto third = co_await corio::move_on_after(50ms, corio::tcp_stream::connect(l.local_address()));
     EXPECT_FALSE(third.has_value() && second.has_value());
+  });
+}
+
+}  // namespace
+
+namespace {
+
+TEST_P(Tcp, UnixStreamSocketsWorkTheSameWay) {
+  run_io([]() -> corio::task<> {
+    const std::string path = "/tmp/corio-test-" + std::to_string(::getpid()) + ".sock";
+    ::unlink(path.c_str());
+    auto l = corio::tcp_listener::bind(corio::socket_address::unix_path(path));
+    EXPECT_EQ(l.local_address().to_string(), path);
+    auto server = corio::spawn([](corio::tcp_listener& l) -> corio::task<> {
+      co_await echo_until_eof(co_await l.accept());
+    }(l));
+    auto c = co_await corio::tcp_stream::connect(corio::socket_address::unix_path(path));
+    co_await c.write_all("over unix", 9);
+    char buf[10] = {};
+    co_await c.read_exact(buf, 9);
+    EXPECT_STREQ(buf, "over unix");
+    c.close();
+    co_await server;
+    ::unlink(path.c_str());
   });
 }
 
