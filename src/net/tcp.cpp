@@ -27,13 +27,6 @@ int open_socket(int family) {
   return fd;
 }
 
-void close_fd(int& fd) noexcept {
-  if (fd < 0) return;
-  if (event_loop* loop = event_loop::current()) loop->io().forget_fd(fd);
-  ::close(fd);
-  fd = -1;
-}
-
 socket_address name_of(int fd, bool peer) {
   socket_address a;
   socklen_t len = socket_address::capacity();
@@ -45,6 +38,11 @@ socket_address name_of(int fd, bool peer) {
 
 }  // namespace
 
+void detail::close_descriptor(int fd) noexcept {
+  if (event_loop* loop = event_loop::current()) loop->io().forget_fd(fd);
+  ::close(fd);
+}
+
 incomplete_read_error::incomplete_read_error(std::size_t got, std::size_t wanted)
     : std::runtime_error("corio: stream ended after " + std::to_string(got) + " of " +
                          std::to_string(wanted) + " bytes"),
@@ -53,7 +51,7 @@ incomplete_read_error::incomplete_read_error(std::size_t got, std::size_t wanted
 
 task<tcp_stream> tcp_stream::connect(socket_address addr) {
   tcp_stream s(open_socket(addr.family()));  // closed by RAII on error or cancel
-  detail::io_awaitable op(detail::io_kind::connect, s.m_fd, nullptr, 0, "connect");
+  detail::io_awaitable op(detail::io_kind::connect, s.m_fd.get(), nullptr, 0, "connect");
   op.m_addr = addr.data();
   op.m_addrlen = addr.size();
   co_await op;
@@ -78,45 +76,47 @@ task<> tcp_stream::write_all(const void* buf, std::size_t len) {
 }
 
 void tcp_stream::shutdown_write() {
-  if (::shutdown(m_fd, SHUT_WR) != 0) throw_errno(errno, "shutdown");
+  if (::shutdown(m_fd.get(), SHUT_WR) != 0) throw_errno(errno, "shutdown");
 }
 
 void tcp_stream::close() noexcept {
-  close_fd(m_fd);
+  m_fd.reset();
 }
 
 void tcp_stream::set_nodelay(bool on) {
   const int v = on ? 1 : 0;
-  if (::setsockopt(m_fd, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
+  if (::setsockopt(m_fd.get(), IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) != 0)
     throw_errno(errno, "setsockopt(TCP_NODELAY)");
 }
 
 socket_address tcp_stream::local_address() const {
-  return name_of(m_fd, false);
+  return name_of(m_fd.get(), false);
 }
 socket_address tcp_stream::peer_address() const {
-  return name_of(m_fd, true);
+  return name_of(m_fd.get(), true);
 }
 
 tcp_listener tcp_listener::bind(const socket_address& addr, listen_options options) {
   tcp_listener l;
-  l.m_fd = open_socket(addr.family());
+  l.m_fd = detail::owned_fd(open_socket(addr.family()));
+  const int fd = l.m_fd.get();
   const int one = 1;
   if (addr.family() != AF_UNIX) {
-    if (::setsockopt(l.m_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
+    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
       throw_errno(errno, "setsockopt(SO_REUSEADDR)");
-    if (options.reuse_port && ::setsockopt(l.m_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    if (options.reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
       throw_errno(errno, "setsockopt(SO_REUSEPORT)");
   }
-  if (::bind(l.m_fd, addr.data(), addr.size()) != 0) throw_errno(errno, "bind");
-  if (::listen(l.m_fd, options.backlog) != 0) throw_errno(errno, "listen");
+  if (::bind(fd, addr.data(), addr.size()) != 0) throw_errno(errno, "bind");
+  if (::listen(fd, options.backlog) != 0) throw_errno(errno, "listen");
   return l;
 }
 
 task<tcp_stream> tcp_listener::accept() {
   std::chrono::milliseconds backoff(10);
   for (;;) {
-    const std::intptr_t r = co_await detail::io_call(detail::io_kind::accept, m_fd, nullptr, 0);
+    const std::intptr_t r =
+        co_await detail::io_call(detail::io_kind::accept, m_fd.get(), nullptr, 0);
     if (r >= 0) co_return tcp_stream(static_cast<int>(r));
     const int e = static_cast<int>(-r);
     if (e == ECONNABORTED || e == EPROTO) continue;
@@ -132,11 +132,11 @@ task<tcp_stream> tcp_listener::accept() {
 }
 
 socket_address tcp_listener::local_address() const {
-  return name_of(m_fd, false);
+  return name_of(m_fd.get(), false);
 }
 
 void tcp_listener::close() noexcept {
-  close_fd(m_fd);
+  m_fd.reset();
 }
 
 }  // namespace corio

@@ -38,6 +38,17 @@ corio::task<> echo_until_eof(corio::tcp_stream s) {
   }
 }
 
+// One read; the errno it failed with, or 0.
+corio::task<int> read_error(corio::tcp_stream& c) {
+  char buf[16];
+  try {
+    co_await c.read_some(buf, sizeof buf);
+  } catch (const std::system_error& e) {
+    co_return e.code().value();
+  }
+  co_return 0;
+}
+
 // Resets the connection: SO_LINGER 0 makes close() send RST.
 void reset(corio::tcp_stream& s) {
   linger l{1, 0};
@@ -99,15 +110,7 @@ TEST_P(Tcp, ResetMidReadIsConnectionReset) {
   run_io([]() -> corio::task<> {
     auto l = listen_any();
     auto c = co_await corio::tcp_stream::connect(l.local_address());
-    auto reader = corio::spawn([](corio::tcp_stream& c) -> corio::task<int> {
-      char buf[16];
-      try {
-        co_await c.read_some(buf, sizeof buf);
-      } catch (const std::system_error& e) {
-        co_return e.code().value();
-      }
-      co_return 0;
-    }(c));
+    auto reader = corio::spawn(read_error(c));
     co_await corio::yield_now();  // the read is pending now
     auto s = co_await l.accept();
     reset(s);
@@ -179,15 +182,7 @@ TEST_P(Tcp, ClosingUnderAPendingReadFailsItWithEcanceled) {
     auto l = listen_any();
     auto c = co_await corio::tcp_stream::connect(l.local_address());
     auto s = co_await l.accept();
-    auto reader = corio::spawn([](corio::tcp_stream& c) -> corio::task<int> {
-      char buf[16];
-      try {
-        co_await c.read_some(buf, sizeof buf);
-      } catch (const std::system_error& e) {
-        co_return e.code().value();
-      }
-      co_return 0;
-    }(c));
+    auto reader = corio::spawn(read_error(c));
     co_await corio::yield_now();
     c.close();
     EXPECT_EQ(co_await reader, ECANCELED);

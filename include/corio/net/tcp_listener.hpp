@@ -35,18 +35,6 @@ struct listen_options {
 class tcp_listener {
  public:
   tcp_listener() noexcept = default;
-  tcp_listener(tcp_listener&& o) noexcept : m_fd(o.m_fd) { o.m_fd = -1; }
-  tcp_listener& operator=(tcp_listener&& o) noexcept {
-    if (this != &o) {
-      close();
-      m_fd = o.m_fd;
-      o.m_fd = -1;
-    }
-    return *this;
-  }
-  tcp_listener(const tcp_listener&) = delete;
-  tcp_listener& operator=(const tcp_listener&) = delete;
-  ~tcp_listener() { close(); }
 
   /// Binds and listens; port 0 picks a free port (see local_address()).
   /// Throws std::system_error (EADDRINUSE, ...).
@@ -57,10 +45,10 @@ class tcp_listener {
 
   [[nodiscard]] socket_address local_address() const;
   void close() noexcept;
-  [[nodiscard]] int native_handle() const noexcept { return m_fd; }
+  [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:
-  int m_fd = -1;
+  detail::owned_fd m_fd;
 };
 
 }  // namespace corio

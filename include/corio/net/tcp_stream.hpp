@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "corio/detail/io_op.hpp"
+#include "corio/detail/owned_fd.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/task.hpp"
 
@@ -45,18 +46,6 @@ class tcp_stream {
   tcp_stream() noexcept = default;
   /// Adopts a connected, non-blocking descriptor.
   explicit tcp_stream(int fd) noexcept : m_fd(fd) {}
-  tcp_stream(tcp_stream&& o) noexcept : m_fd(o.m_fd) { o.m_fd = -1; }
-  tcp_stream& operator=(tcp_stream&& o) noexcept {
-    if (this != &o) {
-      close();
-      m_fd = o.m_fd;
-      o.m_fd = -1;
-    }
-    return *this;
-  }
-  tcp_stream(const tcp_stream&) = delete;
-  tcp_stream& operator=(const tcp_stream&) = delete;
-  ~tcp_stream() { close(); }
 
   /// Connects to `addr` (IPv4, IPv6 or Unix). Bound it with
   /// `corio::timeout(d, tcp_stream::connect(a))`.
@@ -65,11 +54,11 @@ class tcp_stream {
   /// Reads what is available, up to `len` bytes, waiting for at least one;
   /// 0 means the peer closed its side.
   [[nodiscard]] detail::io_awaitable read_some(void* buf, std::size_t len) noexcept {
-    return {detail::io_kind::recv, m_fd, buf, len, "recv"};
+    return {detail::io_kind::recv, m_fd.get(), buf, len, "recv"};
   }
   /// Writes what the socket buffer takes, at least one byte.
   [[nodiscard]] detail::io_awaitable write_some(const void* buf, std::size_t len) noexcept {
-    return {detail::io_kind::send, m_fd, const_cast<void*>(buf), len, "send"};
+    return {detail::io_kind::send, m_fd.get(), const_cast<void*>(buf), len, "send"};
   }
   /// Reads exactly `len` bytes; incomplete_read_error when the stream ends.
   [[nodiscard]] task<> read_exact(void* buf, std::size_t len);
@@ -86,11 +75,11 @@ class tcp_stream {
 
   [[nodiscard]] socket_address local_address() const;
   [[nodiscard]] socket_address peer_address() const;
-  [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
-  [[nodiscard]] int native_handle() const noexcept { return m_fd; }
+  [[nodiscard]] bool is_open() const noexcept { return m_fd.get() >= 0; }
+  [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:
-  int m_fd = -1;
+  detail::owned_fd m_fd;
 };
 
 }  // namespace corio
