@@ -175,7 +175,7 @@ class uring_backend final : public backend {
         continue;
       }
       if (token == ignore_token) continue;
-      complete(*reinterpret_cast<io_op*>(static_cast<std::uintptr_t>(token)), cqe->res);
+      complete(*static_cast<io_op*>(io_uring_cqe_get_data(cqe)), cqe->res);
     }
     io_uring_cq_advance(&m_ring, seen);
     if (m_rearm) {
