@@ -243,7 +243,7 @@ TEST_P(Tcp, CancellingAPendingWriteKeepsTheStreamUsable) {
     auto c = co_await corio::tcp_stream::connect(l.local_address());
     auto s = co_await l.accept();
     // Nobody reads s, so a big write blocks once the buffers are full.
-    std::vector<char> big(8 << 20, 'x');
+    std::vector<char> big(64 << 20, 'x');
     std::size_t written = 0;
     auto h = corio::spawn(
         [](corio::tcp_stream& c, std::vector<char>& big, std::size_t& written) -> corio::task<> {
@@ -252,7 +252,7 @@ TEST_P(Tcp, CancellingAPendingWriteKeepsTheStreamUsable) {
         }(c, big, written));
     for (int i = 0; i < 50 && !h.done(); ++i)
       co_await corio::yield_now();
-    EXPECT_FALSE(h.done()) << "8 MiB fit in the socket buffers";
+    EXPECT_FALSE(h.done()) << "64 MiB fit in the socket buffers";
     EXPECT_TRUE(h.cancel());
     EXPECT_THROW(co_await h, corio::cancelled_error);
     // Everything counted as written arrives, and nothing more.
