@@ -2,6 +2,7 @@
 // half-close, closing under a pending call, and cancellation of every
 // pending call (read, write, accept, connect) without losing a descriptor.
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <unistd.h>
@@ -325,6 +326,42 @@ TEST_P(Tcp, UnixStreamSocketsWorkTheSameWay) {
     c.close();
     co_await server;
     ::unlink(path.c_str());
+  });
+}
+
+}  // namespace
+
+namespace {
+
+// At the descriptor limit, accept() neither fails nor spins: it backs off
+// and takes the connection once a descriptor is free again.
+TEST_P(Tcp, AcceptAtTheDescriptorLimitBacksOffAndRecovers) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto client = co_await corio::tcp_stream::connect(l.local_address());
+    rlimit saved{};
+    ::getrlimit(RLIMIT_NOFILE, &saved);
+    rlimit tight = saved;
+    // The limit bounds descriptor numbers: the lowest free one is the limit
+    // at which the next accept fails with EMFILE.
+    const int lowest_free = ::dup(0);
+    ::close(lowest_free);
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    ::setrlimit(RLIMIT_NOFILE, &tight);
+    auto acceptor = corio::spawn([](corio::tcp_listener& l) -> corio::task<corio::tcp_stream> {
+      co_return co_await l.accept();
+    }(l));
+    // While out of descriptors the acceptor sleeps between tries: the loop
+    // turns a few times in 50 ms (a spinning acceptor: hundreds
+    // on epoll, tens of thousands on io_uring).
+    const auto before = corio::event_loop::current()->stats().iterations;
+    co_await corio::sleep(50ms);
+    const auto spent = corio::event_loop::current()->stats().iterations - before;
+    EXPECT_FALSE(acceptor.done());
+    ::setrlimit(RLIMIT_NOFILE, &saved);  // descriptors are available again
+    auto s = co_await acceptor;
+    EXPECT_TRUE(s.is_open());
+    EXPECT_LT(spent, 100U) << "accept spun while out of descriptors";  // backing off: ~10-15
   });
 }
 
