@@ -46,14 +46,6 @@ std::intptr_t perform_once(io_op& op) noexcept {
         return -EAGAIN;
       }
       break;
-    case io_kind::recvfrom: {
-      socklen_t* len = op.m_addr != nullptr ? &op.m_addrlen : nullptr;
-      r = ::recvfrom(op.m_fd, op.m_buf, op.m_len, 0, op.m_addr, len);
-      break;
-    }
-    case io_kind::sendto:
-      r = ::sendto(op.m_fd, op.m_buf, op.m_len, MSG_NOSIGNAL, op.m_addr, op.m_addrlen);
-      break;
   }
   if (r < 0) {
     const int e = errno;

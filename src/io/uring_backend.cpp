@@ -106,12 +106,6 @@ class uring_backend final : public backend {
       case io_kind::connect:
         io_uring_prep_connect(sqe, op.m_fd, op.m_addr, op.m_addrlen);
         break;
-      case io_kind::recvfrom:
-      case io_kind::sendto:
-        // Datagrams go through the readiness path's calls after a poll.
-        io_uring_prep_poll_add(sqe, op.m_fd, op.m_kind == io_kind::recvfrom ? POLLIN : POLLOUT);
-        op.m_result = -EINPROGRESS;  // marks "poll first, then call"
-        break;
     }
     io_uring_sqe_set_data(sqe, &op);
     op.m_in_flight = true;
@@ -188,17 +182,7 @@ class uring_backend final : public backend {
   }
 
   void complete(io_op& op, int res) noexcept {
-    std::intptr_t r = res;
-    if (op.m_result == -EINPROGRESS && res >= 0 && op.m_state == waiter::state::waiting) {
-      // A datagram op's poll fired: now make the call itself.
-      op.m_result = 0;
-      r = perform(op);
-      if (r == -EAGAIN) {  // raced with another reader: poll again
-        --m_pending;
-        start(op);
-        return;
-      }
-    }
+    const std::intptr_t r = res;
     op.m_in_flight = false;
     op.m_defer_abort = false;
     --m_pending;
@@ -206,8 +190,7 @@ class uring_backend final : public backend {
     if (op.m_state == waiter::state::aborted) {
       // The cancel won (ECANCELED, or EINTR for an interrupted connect),
       // or the call completed first: then its result is kept.
-      const bool cancelled = res == -ECANCELED || res == -EINTR || op.m_kind == io_kind::recvfrom ||
-                             op.m_kind == io_kind::sendto;
+      const bool cancelled = res == -ECANCELED || res == -EINTR;
       if (!cancelled) op.m_state = waiter::state::woken;
       current_loop().schedule(*op.m_task);
       return;

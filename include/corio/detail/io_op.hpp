@@ -29,14 +29,12 @@
 namespace corio::detail {
 
 enum class io_kind : std::uint8_t {
-  recv,      // recv(fd, buf, len, 0): sockets
-  send,      // send(fd, buf, len, MSG_NOSIGNAL): sockets; never raises SIGPIPE
-  read,      // read(fd, buf, len): pipes and other descriptors
-  write,     // write(fd, buf, len)
-  accept,    // accept4(fd, ..., SOCK_CLOEXEC | SOCK_NONBLOCK): result is the new fd
-  connect,   // connect(fd, addr, addrlen): result 0
-  recvfrom,  // recvfrom with m_addr/m_addrlen: datagram sockets
-  sendto,    // sendto with m_addr/m_addrlen (MSG_NOSIGNAL)
+  recv,     // recv(fd, buf, len, 0): sockets
+  send,     // send(fd, buf, len, MSG_NOSIGNAL): sockets; never raises SIGPIPE
+  read,     // read(fd, buf, len): pipes and other descriptors
+  write,    // write(fd, buf, len)
+  accept,   // accept4(fd, ..., SOCK_CLOEXEC | SOCK_NONBLOCK): result is the new fd
+  connect,  // connect(fd, addr, addrlen): result 0
 };
 
 /// See the file comment.
@@ -46,7 +44,7 @@ struct io_op : waiter, list_node {
   int m_fd = -1;
   void* m_buf = nullptr;
   std::size_t m_len = 0;
-  sockaddr* m_addr = nullptr;  // connect, sendto: input; recvfrom, accept: output
+  sockaddr* m_addr = nullptr;  // connect: input; accept: output (optional)
   socklen_t m_addrlen = 0;
   std::intptr_t m_result = 0;  // >= 0: the call's result; < 0: -errno
 
