@@ -16,8 +16,8 @@
 
 #include <cerrno>
 #include <ctime>
+#include <deque>
 #include <system_error>
-#include <vector>
 
 #include "corio/event_loop.hpp"
 #include "io/backend.hpp"
@@ -28,7 +28,7 @@ namespace {
 constexpr std::uint64_t wake_token = ~std::uint64_t{0};
 
 bool is_input(io_kind k) noexcept {
-  return k == io_kind::recv || k == io_kind::read || k == io_kind::accept;
+  return k == io_kind::recv || k == io_kind::accept;
 }
 
 struct fd_record {
@@ -115,7 +115,7 @@ class epoll_backend final : public backend {
     if (rec.m_waiting[dir].empty() && rec.m_ready[dir]) {
       const std::intptr_t r = perform(op);
       if (r != -EAGAIN) {
-        if (short_read(op, r) && !rec.m_hung_up) rec.m_ready[0] = false;
+        note_read(rec, op, r);
         op.m_result = r;
         return false;
       }
@@ -165,31 +165,17 @@ class epoll_backend final : public backend {
  private:
   fd_record& record(int fd) {
     const auto i = static_cast<std::size_t>(fd);
-    if (i >= m_fds.size()) m_fds = grow(std::move(m_fds), i + 1);
+    while (m_fds.size() <= i)
+      m_fds.emplace_back();
     return m_fds[i];
   }
 
-  // fd_record holds intrusive lists, which cannot move: grow by building a
-  // new table and re-linking the waiters of the old one.
-  static std::vector<fd_record> grow(std::vector<fd_record> old, std::size_t need) {
-    std::size_t size = old.empty() ? 64 : old.size();
-    while (size < need)
-      size *= 2;
-    std::vector<fd_record> table(size);
-    for (std::size_t i = 0; i < old.size(); ++i) {
-      for (int d = 0; d < 2; ++d) {
-        while (io_op* op = old[i].m_waiting[d].pop_front())
-          table[i].m_waiting[d].push_back(*op);
-        table[i].m_ready[d] = old[i].m_ready[d];
-      }
-      table[i].m_registered = old[i].m_registered;
-      table[i].m_hung_up = old[i].m_hung_up;
-    }
-    return table;
-  }
-
-  static bool short_read(const io_op& op, std::intptr_t r) noexcept {
-    return op.m_kind == io_kind::recv && r > 0 && static_cast<std::size_t>(r) < op.m_len;
+  // A stream read that came back short drained the socket buffer: new data
+  // makes a new edge. Not so once the peer hung up (no edge will come).
+  static void note_read(fd_record& rec, const io_op& op, std::intptr_t r) noexcept {
+    if (op.m_kind == io_kind::recv && r > 0 && static_cast<std::size_t>(r) < op.m_len &&
+        !rec.m_hung_up)
+      rec.m_ready[0] = false;
   }
 
   void run_parked(fd_record& rec, int dir) noexcept {
@@ -201,7 +187,7 @@ class epoll_backend final : public backend {
         rec.m_ready[dir] = false;
         return;
       }
-      if (short_read(op, r) && !rec.m_hung_up) rec.m_ready[0] = false;
+      note_read(rec, op, r);
       op.unlink();
       complete(op, r);
     }
@@ -217,7 +203,9 @@ class epoll_backend final : public backend {
   int m_epfd = -1;
   int m_eventfd = -1;
   std::size_t m_pending = 0;
-  std::vector<fd_record> m_fds;
+  // A deque: growing it never moves a record, and the waiter lists point
+  // at their heads.
+  std::deque<fd_record> m_fds;
 };
 
 }  // namespace

@@ -22,9 +22,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <vector>
 
 #include "corio/event_loop.hpp"
 #include "io/backend.hpp"
@@ -49,9 +51,7 @@ class uring_backend final : public backend {
   uring_backend& operator=(const uring_backend&) = delete;
 
   bool arm_wakeup() noexcept {
-    io_uring_sqe* sqe = get_sqe();
-    io_uring_prep_poll_multishot(sqe, m_eventfd, POLLIN);
-    io_uring_sqe_set_data64(sqe, wake_token);
+    queue_wakeup_poll();
     return io_uring_submit(&m_ring) >= 0 && (m_queued = 0, true);
   }
 
@@ -91,13 +91,6 @@ class uring_backend final : public backend {
       case io_kind::send:
         io_uring_prep_send(sqe, op.m_fd, op.m_buf, op.m_len, MSG_NOSIGNAL);
         break;
-      case io_kind::read:
-        // Offset -1: the file position, as read(2) (pipes ignore it).
-        io_uring_prep_read(sqe, op.m_fd, op.m_buf, static_cast<unsigned>(op.m_len), ~__u64{0});
-        break;
-      case io_kind::write:
-        io_uring_prep_write(sqe, op.m_fd, op.m_buf, static_cast<unsigned>(op.m_len), ~__u64{0});
-        break;
       case io_kind::accept:
         io_uring_prep_accept(sqe, op.m_fd, op.m_addr,
                              op.m_addr != nullptr ? &op.m_addrlen : nullptr,
@@ -110,6 +103,7 @@ class uring_backend final : public backend {
     io_uring_sqe_set_data(sqe, &op);
     op.m_in_flight = true;
     op.m_defer_abort = true;
+    ++in_flight_on(op.m_fd);
     ++m_pending;
     ++m_queued;
     return true;
@@ -124,7 +118,11 @@ class uring_backend final : public backend {
   }
 
   void forget_fd(int fd) noexcept override {
-    if (m_pending == 0) return;
+    // Most closes have nothing in flight (a connection closed by the task
+    // that used it): they cost no system call.
+    if (fd < 0 || static_cast<std::size_t>(fd) >= m_in_flight_by_fd.size() ||
+        m_in_flight_by_fd[static_cast<std::size_t>(fd)] == 0)
+      return;
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, ignore_token);
@@ -155,9 +153,25 @@ class uring_backend final : public backend {
     m_queued = 0;
   }
 
+  /// Queues the multishot poll that turns notify()'s eventfd writes into
+  /// completions (and so wakes a waiting io_uring_enter).
+  void queue_wakeup_poll() noexcept {
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_poll_multishot(sqe, m_eventfd, POLLIN);
+    io_uring_sqe_set_data64(sqe, wake_token);
+    ++m_queued;
+  }
+
+  std::uint32_t& in_flight_on(int fd) {
+    const auto i = static_cast<std::size_t>(fd);
+    if (i >= m_in_flight_by_fd.size()) m_in_flight_by_fd.resize(std::max<std::size_t>(64, 2 * i));
+    return m_in_flight_by_fd[i];
+  }
+
   void reap() noexcept {
     unsigned head = 0;
     unsigned seen = 0;
+    bool rearm = false;  // queued after the loop: get_sqe may reap
     io_uring_cqe* cqe = nullptr;
     io_uring_for_each_cqe(&m_ring, head, cqe) {
       ++seen;
@@ -165,28 +179,22 @@ class uring_backend final : public backend {
       if (token == wake_token) {
         std::uint64_t value = 0;
         [[maybe_unused]] ssize_t r = ::read(m_eventfd, &value, sizeof value);
-        if ((cqe->flags & IORING_CQE_F_MORE) == 0) m_rearm = true;
+        if ((cqe->flags & IORING_CQE_F_MORE) == 0) rearm = true;
         continue;
       }
       if (token == ignore_token) continue;
       complete(*static_cast<io_op*>(io_uring_cqe_get_data(cqe)), cqe->res);
     }
     io_uring_cq_advance(&m_ring, seen);
-    if (m_rearm) {
-      m_rearm = false;
-      io_uring_sqe* sqe = get_sqe();
-      io_uring_prep_poll_multishot(sqe, m_eventfd, POLLIN);
-      io_uring_sqe_set_data64(sqe, wake_token);
-      ++m_queued;
-    }
+    if (rearm) queue_wakeup_poll();
   }
 
   void complete(io_op& op, int res) noexcept {
-    const std::intptr_t r = res;
     op.m_in_flight = false;
     op.m_defer_abort = false;
+    --m_in_flight_by_fd[static_cast<std::size_t>(op.m_fd)];
     --m_pending;
-    op.m_result = r;
+    op.m_result = res;
     if (op.m_state == waiter::state::aborted) {
       // The cancel won (ECANCELED, or EINTR for an interrupted connect),
       // or the call completed first: then its result is kept.
@@ -203,7 +211,7 @@ class uring_backend final : public backend {
   int m_eventfd = -1;
   std::size_t m_pending = 0;
   unsigned m_queued = 0;
-  bool m_rearm = false;
+  std::vector<std::uint32_t> m_in_flight_by_fd;  // indexed by descriptor
 };
 
 const char* uring_backend::init() noexcept {

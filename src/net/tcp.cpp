@@ -1,7 +1,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,7 +11,6 @@
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/time.hpp"
-#include "io/backend.hpp"
 
 namespace corio {
 namespace {
@@ -37,11 +35,6 @@ socket_address name_of(int fd, bool peer) {
 }
 
 }  // namespace
-
-void detail::close_descriptor(int fd) noexcept {
-  if (event_loop* loop = event_loop::current()) loop->io().forget_fd(fd);
-  ::close(fd);
-}
 
 incomplete_read_error::incomplete_read_error(std::size_t got, std::size_t wanted)
     : std::runtime_error("corio: stream ended after " + std::to_string(got) + " of " +

@@ -39,6 +39,20 @@ corio::task<> echo_until_eof(corio::tcp_stream s) {
   }
 }
 
+// A listener and one connection through it: client end c, server end s.
+struct connection {
+  corio::tcp_listener l;
+  corio::tcp_stream c;
+  corio::tcp_stream s;
+};
+
+corio::task<connection> connect_pair() {
+  connection p{listen_any(), {}, {}};
+  p.c = co_await corio::tcp_stream::connect(p.l.local_address());
+  p.s = co_await p.l.accept();
+  co_return p;
+}
+
 // One read; the errno it failed with, or 0.
 corio::task<int> read_error(corio::tcp_stream& c) {
   char buf[16];
@@ -121,9 +135,7 @@ TEST_P(Tcp, ResetMidReadIsConnectionReset) {
 
 TEST_P(Tcp, WritingToAResetPeerFailsWithoutSigpipe) {
   run_io([]() -> corio::task<> {
-    auto l = listen_any();
-    auto c = co_await corio::tcp_stream::connect(l.local_address());
-    auto s = co_await l.accept();
+    auto [l, c, s] = co_await connect_pair();
     reset(s);
     std::vector<char> chunk(65536, 'x');
     int error = 0;
@@ -180,9 +192,7 @@ TEST_P(Tcp, ConnectionRefusedIsASystemError) {
 
 TEST_P(Tcp, ClosingUnderAPendingReadFailsItWithEcanceled) {
   run_io([]() -> corio::task<> {
-    auto l = listen_any();
-    auto c = co_await corio::tcp_stream::connect(l.local_address());
-    auto s = co_await l.accept();
+    auto [l, c, s] = co_await connect_pair();
     auto reader = corio::spawn(read_error(c));
     co_await corio::yield_now();
     c.close();
@@ -221,9 +231,7 @@ TEST_P(Tcp, CancellingAPendingAcceptTakesNoConnection) {
 
 TEST_P(Tcp, CancellingAPendingReadLosesNoData) {
   run_io([]() -> corio::task<> {
-    auto l = listen_any();
-    auto c = co_await corio::tcp_stream::connect(l.local_address());
-    auto s = co_await l.accept();
+    auto [l, c, s] = co_await connect_pair();
     auto h = corio::spawn([](corio::tcp_stream& s) -> corio::task<> {
       char buf[16];
       co_await s.read_some(buf, sizeof buf);
@@ -240,9 +248,7 @@ TEST_P(Tcp, CancellingAPendingReadLosesNoData) {
 
 TEST_P(Tcp, CancellingAPendingWriteKeepsTheStreamUsable) {
   run_io([]() -> corio::task<> {
-    auto l = listen_any();
-    auto c = co_await corio::tcp_stream::connect(l.local_address());
-    auto s = co_await l.accept();
+    auto [l, c, s] = co_await connect_pair();
     // Nobody reads s, so a big write blocks once the buffers are full.
     std::vector<char> big(64 << 20, 'x');
     std::size_t written = 0;
@@ -273,6 +279,7 @@ TEST_P(Tcp, CancellingAPendingConnectLeaksNoDescriptor) {
     auto l = listen_any(0);
     auto first = co_await corio::tcp_stream::connect(l.local_address());
     std::vector<corio::join_handle<>> pending;
+    pending.reserve(3);
     for (int i = 0; i < 3; ++i)
       pending.push_back(corio::spawn([](corio::socket_address a) -> corio::task<> {
         auto c = co_await corio::tcp_stream::connect(a);
@@ -362,6 +369,37 @@ TEST_P(Tcp, AcceptAtTheDescriptorLimitBacksOffAndRecovers) {
     auto s = co_await acceptor;
     EXPECT_TRUE(s.is_open());
     EXPECT_LT(spent, 100U) << "accept spun while out of descriptors";  // backing off: ~10-15
+  });
+}
+
+}  // namespace
+
+namespace {
+
+// SO_REUSEPORT lets two listeners share a port (one per loop); without it
+// the second bind fails with EADDRINUSE.
+TEST_P(Tcp, ReusePortLetsTwoListenersShareAPort) {
+  run_io([]() -> corio::task<> {
+    corio::listen_options shared;
+    shared.reuse_port = true;
+    auto a = corio::tcp_listener::bind(corio::socket_address::loopback(0), shared);
+    const auto addr = a.local_address();
+    auto b = corio::tcp_listener::bind(addr, shared);
+    EXPECT_EQ(b.local_address().port(), addr.port());
+    int error = 0;
+    try {
+      auto c = corio::tcp_listener::bind(addr);
+    } catch (const std::system_error& e) {
+      error = e.code().value();
+    }
+    EXPECT_EQ(error, EADDRINUSE);
+    // Connections reach one of them.
+    auto client = co_await corio::tcp_stream::connect(addr);
+    std::vector<corio::task<corio::tcp_stream>> accepts;
+    accepts.push_back(a.accept());
+    accepts.push_back(b.accept());
+    auto first = co_await corio::wait_any(std::move(accepts));  // cancels the other accept
+    EXPECT_TRUE(first.value.is_open());
   });
 }
 

@@ -31,8 +31,6 @@ namespace corio::detail {
 enum class io_kind : std::uint8_t {
   recv,     // recv(fd, buf, len, 0): sockets
   send,     // send(fd, buf, len, MSG_NOSIGNAL): sockets; never raises SIGPIPE
-  read,     // read(fd, buf, len): pipes and other descriptors
-  write,    // write(fd, buf, len)
   accept,   // accept4(fd, ..., SOCK_CLOEXEC | SOCK_NONBLOCK): result is the new fd
   connect,  // connect(fd, addr, addrlen): result 0
 };
