@@ -28,7 +28,7 @@ namespace {
 constexpr std::uint64_t wake_token = ~std::uint64_t{0};
 
 bool is_input(io_kind k) noexcept {
-  return k == io_kind::recv || k == io_kind::accept;
+  return k == io_kind::recv || k == io_kind::read || k == io_kind::accept;
 }
 
 struct fd_record {
@@ -170,11 +170,11 @@ class epoll_backend final : public backend {
     return m_fds[i];
   }
 
-  // A stream read that came back short drained the socket buffer: new data
+  // A stream read that came back short drained the socket (or pipe) buffer: new data
   // makes a new edge. Not so once the peer hung up (no edge will come).
   static void note_read(fd_record& rec, const io_op& op, std::intptr_t r) noexcept {
-    if (op.m_kind == io_kind::recv && r > 0 && static_cast<std::size_t>(r) < op.m_len &&
-        !rec.m_hung_up)
+    if ((op.m_kind == io_kind::recv || op.m_kind == io_kind::read) && r > 0 &&
+        static_cast<std::size_t>(r) < op.m_len && !rec.m_hung_up)
       rec.m_ready[0] = false;
   }
 

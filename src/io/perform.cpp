@@ -20,6 +20,14 @@ std::intptr_t perform_once(io_op& op) noexcept {
     case io_kind::send:
       r = ::send(op.m_fd, op.m_buf, op.m_len, MSG_NOSIGNAL);
       break;
+    case io_kind::read:
+      r = op.m_offset < 0 ? ::read(op.m_fd, op.m_buf, op.m_len)
+                          : ::pread(op.m_fd, op.m_buf, op.m_len, op.m_offset);
+      break;
+    case io_kind::write:
+      r = op.m_offset < 0 ? ::write(op.m_fd, op.m_buf, op.m_len)
+                          : ::pwrite(op.m_fd, op.m_buf, op.m_len, op.m_offset);
+      break;
     case io_kind::accept: {
       socklen_t* len = op.m_addr != nullptr ? &op.m_addrlen : nullptr;
       r = ::accept4(op.m_fd, op.m_addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);

@@ -84,12 +84,15 @@ class uring_backend final : public backend {
 
   bool start(io_op& op) noexcept override {
     io_uring_sqe* sqe = get_sqe();
+    // The SQE's length is 32 bits; Linux moves at most this much per call
+    // anyway (MAX_RW_COUNT), so a larger request is a short transfer.
+    const auto len = static_cast<unsigned>(std::min<std::size_t>(op.m_len, 0x7ffff000));
     switch (op.m_kind) {
       case io_kind::recv:
-        io_uring_prep_recv(sqe, op.m_fd, op.m_buf, op.m_len, 0);
+        io_uring_prep_recv(sqe, op.m_fd, op.m_buf, len, 0);
         break;
       case io_kind::send:
-        io_uring_prep_send(sqe, op.m_fd, op.m_buf, op.m_len, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, op.m_fd, op.m_buf, len, MSG_NOSIGNAL);
         break;
       case io_kind::accept:
         io_uring_prep_accept(sqe, op.m_fd, op.m_addr,
@@ -98,6 +101,12 @@ class uring_backend final : public backend {
         break;
       case io_kind::connect:
         io_uring_prep_connect(sqe, op.m_fd, op.m_addr, op.m_addrlen);
+        break;
+      case io_kind::read:  // offset -1: the file's current position (pipes too)
+        io_uring_prep_read(sqe, op.m_fd, op.m_buf, len, static_cast<__u64>(op.m_offset));
+        break;
+      case io_kind::write:
+        io_uring_prep_write(sqe, op.m_fd, op.m_buf, len, static_cast<__u64>(op.m_offset));
         break;
     }
     io_uring_sqe_set_data(sqe, &op);

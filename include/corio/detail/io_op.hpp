@@ -33,6 +33,8 @@ enum class io_kind : std::uint8_t {
   send,     // send(fd, buf, len, MSG_NOSIGNAL): sockets; never raises SIGPIPE
   accept,   // accept4(fd, ..., SOCK_CLOEXEC | SOCK_NONBLOCK): result is the new fd
   connect,  // connect(fd, addr, addrlen): result 0
+  read,     // read(fd, buf, len), or pread at m_offset >= 0: pipes, signalfd, files
+  write,    // write(fd, buf, len), or pwrite at m_offset >= 0
 };
 
 /// See the file comment.
@@ -44,6 +46,7 @@ struct io_op : waiter, list_node {
   std::size_t m_len = 0;
   sockaddr* m_addr = nullptr;  // connect: input; accept: output (optional)
   socklen_t m_addrlen = 0;
+  std::int64_t m_offset = -1;  // read/write: file position, -1 for the current one
   std::intptr_t m_result = 0;  // >= 0: the call's result; < 0: -errno
 
   /// Performs the call, suspending `h`'s task when it would block. Returns
