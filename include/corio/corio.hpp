@@ -18,6 +18,7 @@
 #include "corio/queue.hpp"
 #include "corio/run.hpp"
 #include "corio/semaphore.hpp"
+#include "corio/signal.hpp"
 #include "corio/spawn.hpp"
 #include "corio/task.hpp"
 #include "corio/task_group.hpp"
