@@ -11,6 +11,7 @@
 #include "corio/gather.hpp"
 #include "corio/map_bounded.hpp"
 #include "corio/mutex.hpp"
+#include "corio/net/http_parser.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"

@@ -1,0 +1,104 @@
+// http_request_parser: a strict, zero-copy parser of HTTP/1.0 and HTTP/1.1
+// requests, with limits on what it buffers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace corio {
+
+/// One header field as it appeared (name case kept, value trimmed).
+struct http_header {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// A parsed request. Every view points into the bytes given to the parser
+/// and lives as long as they stay put.
+struct http_request {
+  std::string_view method;
+  std::string_view target;
+  int version_minor = 1;  // HTTP/1.<version_minor>
+  std::span<const http_header> headers;
+  std::string_view body;  // Content-Length bytes; empty without one
+  /// Whether the connection stays open after the response: HTTP/1.1
+  /// unless "Connection: close", HTTP/1.0 only with "Connection: keep-alive".
+  bool keep_alive = true;
+
+  /// The first header called `name` (ASCII case-insensitive), if any.
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const noexcept;
+};
+
+/// What the parser makes of the bytes so far. Every error maps to the
+/// response status a server sends before closing the connection.
+enum class http_parse_status : std::uint8_t {
+  complete,               // request() is valid; consumed() bytes belong to it
+  incomplete,             // more bytes are needed
+  bad_request,            // 400: malformed request line, header or length
+  header_too_large,       // 431: request line and headers over the limit
+  body_too_large,         // 413: Content-Length over the limit
+  not_implemented,        // 501: Transfer-Encoding (chunked bodies) is not supported
+  version_not_supported,  // 505: not HTTP/1.x
+};
+
+/// The status code that answers a parse error (400, 431, 413, 501, 505),
+/// or 0 for complete and incomplete.
+[[nodiscard]] int http_error_status(http_parse_status s) noexcept;
+
+/// Bounds on one request. The parser never asks for more than
+/// max_header_bytes + max_body_bytes of buffered input.
+struct http_limits {
+  std::size_t max_header_bytes = std::size_t{8} * 1024;  // request line and header fields
+  std::size_t max_headers = 64;
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;
+};
+
+/// Parses one request at a time from the front of a buffer. Call parse()
+/// with the bytes received so far; while it says `incomplete`, call it again
+/// with the same bytes plus more (the parser resumes its scan where it
+/// stopped, so a request that trickles in costs linear time). After
+/// `complete`, drop consumed() bytes from the front; the next parse() starts
+/// the next (pipelined) request. After an error, the connection must be
+/// closed: the parser does not resynchronise.
+///
+/// Strict where laxness lets requests be smuggled: a header name must be
+/// followed by ':' at once, obsolete line folding, control characters and
+/// conflicting or malformed Content-Length are errors, Transfer-Encoding is
+/// refused, an HTTP/1.1 request needs exactly one Host. Bare LF line ends
+/// are accepted, as RFC 9112 allows.
+///
+/// \code
+///   corio::http_request_parser p;
+///   if (p.parse(bytes) == corio::http_parse_status::complete)
+///     use(p.request().method, p.request().target);
+/// \endcode
+class http_request_parser {
+ public:
+  explicit http_request_parser(http_limits limits = {});
+
+  http_parse_status parse(std::string_view data);
+
+  [[nodiscard]] const http_request& request() const noexcept { return m_request; }
+  /// Bytes of the complete request (leading empty lines, head and body).
+  [[nodiscard]] std::size_t consumed() const noexcept { return m_consumed; }
+  [[nodiscard]] const http_limits& limits() const noexcept { return m_limits; }
+
+ private:
+  http_parse_status parse_head(std::string_view head);
+
+  http_limits m_limits;
+  http_request m_request;
+  std::vector<http_header> m_headers;
+  std::size_t m_consumed = 0;
+  std::size_t m_scan_from = 0;   // where the search for the head's end resumes
+  std::size_t m_head_start = 0;  // after leading empty lines
+  std::size_t m_head_end = 0;    // 0 until the head's end is found
+  bool m_started = false;        // the request line has begun
+  std::size_t m_content_length = 0;
+};
+
+}  // namespace corio

@@ -1,0 +1,154 @@
+// Fuzz target for http_request_parser (bytes from the network are
+// untrusted). Built two ways:
+//  - with clang's libFuzzer (-fsanitize=fuzzer; tests/fuzz/run_libfuzzer.sh
+//    runs it for a bounded time in `make test`);
+//  - as a plain program (no CORIO_LIBFUZZER) that replays the seed corpus
+//    and a fixed number of deterministic mutations of it, so the gcc ASan
+//    and TSan builds run the same checks.
+// The checks: views stay inside the input, limits hold, and feeding the
+// input in pieces to one parser agrees with parsing it whole.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "corio/net/http_parser.hpp"
+
+namespace {
+
+void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "http_parser_fuzz: check failed: %s\n", what);
+    std::abort();
+  }
+}
+
+bool inside(std::string_view part, std::string_view whole) {
+  return part.empty() ||
+         (part.data() >= whole.data() && part.data() + part.size() <= whole.data() + whole.size());
+}
+
+void check_request(const corio::http_request_parser& p, std::string_view data) {
+  const corio::http_request& r = p.request();
+  check(p.consumed() <= data.size() && p.consumed() > 0, "consumed within the input");
+  check(!r.method.empty() && !r.target.empty(), "method and target present");
+  check(inside(r.method, data) && inside(r.target, data) && inside(r.body, data), "views inside");
+  check(r.headers.size() <= p.limits().max_headers, "header count limit");
+  check(r.body.size() <= p.limits().max_body_bytes, "body limit");
+  for (const corio::http_header& h : r.headers) {
+    check(inside(h.name, data) && inside(h.value, data) && !h.name.empty(), "header views");
+    check(h.value.find_first_of("\r\n") == std::string_view::npos, "no line break in a value");
+  }
+}
+
+void one_input(std::string_view data) {
+  corio::http_limits limits;
+  limits.max_header_bytes = 512;
+  limits.max_headers = 8;
+  limits.max_body_bytes = 256;
+
+  // Whole, then the pipelined requests after it.
+  corio::http_request_parser whole(limits);
+  const corio::http_parse_status s = whole.parse(data);
+  const std::size_t consumed = s == corio::http_parse_status::complete ? whole.consumed() : 0;
+  if (s == corio::http_parse_status::complete) {
+    check_request(whole, data);
+    std::string_view rest = data.substr(consumed);
+    for (int i = 0; i < 16 && whole.parse(rest) == corio::http_parse_status::complete; ++i) {
+      check_request(whole, rest);
+      rest.remove_prefix(whole.consumed());
+    }
+  }
+
+  // In pieces: every prefix is either still incomplete or already gives
+  // the whole answer, and the last one gives it.
+  corio::http_request_parser pieces(limits);
+  const std::size_t step = data.size() < 256 ? 1 : data.size() / 97 + 1;
+  for (std::size_t k = 0; k <= data.size(); k += step) {
+    const std::string copy(data.substr(0, k));  // a moved buffer, as after a read
+    const corio::http_parse_status ps = pieces.parse(copy);
+    if (ps == corio::http_parse_status::incomplete) continue;
+    check(ps == s, "a prefix gave a different status");
+    if (ps == corio::http_parse_status::complete) check(pieces.consumed() == consumed, "consumed");
+    return;
+  }
+  check(pieces.parse(data) == s, "the last piece gave a different status");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  one_input(std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
+
+#ifndef CORIO_LIBFUZZER
+// Replays every file under the given paths, then `mutations` deterministic
+// mutations of them (byte flips, inserted CR/LF/':'/' ', cuts, splices).
+int main(int argc, char** argv) {
+  std::vector<std::string> seeds;
+  long mutations = 200000;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--mutations") == 0 && i + 1 < argc) {
+      mutations = std::strtol(argv[++i], nullptr, 10);
+      continue;
+    }
+    const std::filesystem::path p(argv[i]);
+    std::vector<std::filesystem::path> files;
+    if (std::filesystem::is_directory(p)) {
+      for (const auto& e : std::filesystem::directory_iterator(p))
+        files.push_back(e.path());
+    } else {
+      files.push_back(p);
+    }
+    for (const auto& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  }
+  if (seeds.empty()) {
+    std::fprintf(stderr, "usage: %s [--mutations N] CORPUS...\n", argv[0]);
+    return 2;
+  }
+  for (const std::string& s : seeds)
+    one_input(s);
+  std::mt19937 rng(12345);
+  const char specials[] = "\r\n: \t\x00\x7f,0123456789";
+  for (long m = 0; m < mutations; ++m) {
+    std::string s = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = s.empty() ? 0 : rng() % (s.size() + 1);
+      switch (rng() % 5) {
+        case 0:
+          if (at < s.size()) s[at] = static_cast<char>(rng());
+          break;
+        case 1:
+          s.insert(at, 1, specials[rng() % (sizeof specials - 1)]);
+          break;
+        case 2:
+          s.resize(at);
+          break;
+        case 3: {
+          const std::string& other = seeds[rng() % seeds.size()];
+          s.insert(at, other.substr(rng() % (other.size() + 1)));
+          break;
+        }
+        default:
+          if (at < s.size()) s.erase(at, 1 + rng() % 8);
+          break;
+      }
+    }
+    one_input(s);
+  }
+  std::printf("http_parser_fuzz: %zu seeds and %ld mutations checked\n", seeds.size(), mutations);
+  return 0;
+}
+#endif
