@@ -10,7 +10,8 @@
 namespace corio_examples {
 
 /// Echoes one connection until the peer closes it or it fails.
-inline corio::task<> echo_connection(corio::tcp_stream s) {
+inline corio::task<> echo_connection(corio::tcp_stream stream) {
+  corio::tcp_stream s = std::move(stream);  // closed as the task ends
   constexpr std::size_t buffer_size = 64 * 1024;
   const auto buf = std::make_unique<char[]>(buffer_size);
   try {
@@ -24,13 +25,13 @@ inline corio::task<> echo_connection(corio::tcp_stream s) {
   }
 }
 
-/// Accepts forever; each connection runs as its own task.
+/// Accepts for ever; each connection runs as its own task, cancelled with
+/// the server.
 inline corio::task<> serve_echo(corio::tcp_listener& listener) {
-  for (;;) {
-    corio::tcp_stream s = co_await listener.accept();
+  return corio::serve(listener, [](corio::tcp_stream s) {
     s.set_nodelay(true);
-    corio::spawn(echo_connection(std::move(s)));
-  }
+    return echo_connection(std::move(s));
+  });
 }
 
 }  // namespace corio_examples

@@ -10,6 +10,10 @@
 // scope, except when the scope is destroyed without being joined (a
 // generator dropped early): then its children are cancelled and handed to
 // the loop, which lets them finish.
+//
+// A scope that does not `collect` failures (a server's connections: one
+// may fail at any time and the scope lives for ever) leaves them to the
+// loop's "nobody retrieved" report instead of keeping each one.
 #pragma once
 
 #include <exception>
@@ -22,7 +26,8 @@ namespace corio::detail {
 
 class child_scope final : public task_owner {
  public:
-  explicit child_scope(bool fail_fast) noexcept : m_loop(&current_loop()), m_fail_fast(fail_fast) {}
+  explicit child_scope(bool fail_fast, bool collect = true) noexcept
+      : m_loop(&current_loop()), m_fail_fast(fail_fast), m_collect(collect) {}
   child_scope(const child_scope&) = delete;
   child_scope& operator=(const child_scope&) = delete;
   ~child_scope() {
@@ -111,7 +116,7 @@ class child_scope final : public task_owner {
 
  private:
   void on_member_done(task_base& t) noexcept override {
-    if ((t.m_flags & (tf_has_error | tf_error_is_cancel)) == tf_has_error) {
+    if (m_collect && (t.m_flags & (tf_has_error | tf_error_is_cancel)) == tf_has_error) {
       t.m_flags |= tf_retrieved;  // the scope reports it
       m_errors.push_back(t.m_error);
       if (m_fail_fast && m_errors.size() == 1) cancel_all();
@@ -126,6 +131,7 @@ class child_scope final : public task_owner {
 
   event_loop* m_loop;
   bool m_fail_fast;
+  bool m_collect;
   std::vector<std::exception_ptr> m_errors;
   waiter* m_waiter = nullptr;
   bool (*m_waiter_pred)(const child_scope&) = nullptr;
