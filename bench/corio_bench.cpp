@@ -10,6 +10,8 @@
 // `--workload all` runs every workload with its default n, one line each.
 #include <sys/resource.h>
 
+#include <csignal>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -24,6 +26,7 @@
 
 #include "corio/corio.hpp"
 #include "echo_service.hpp"
+#include "http_service.hpp"
 
 namespace {
 
@@ -283,6 +286,29 @@ int usage(const char* why) {
   return 2;
 }
 
+// The network workloads: serve on 127.0.0.1:port until SIGTERM or SIGINT
+// (run_peers.sh stops servers with SIGTERM), then print one JSON line.
+int serve_network(std::string_view name, std::uint16_t port, const corio::loop_options& options) {
+  if (port == 0) return usage("--port is required for the network workloads");
+  corio::signal_set stop{SIGINT, SIGTERM};  // before any thread starts
+  corio::event_loop loop(options);
+  const bool http = name == "http";
+  corio::run(loop, [](bool http, std::uint16_t port, corio::signal_set& stop) -> corio::task<> {
+    auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(port));
+    auto server = corio::spawn(http ? corio::serve_http(listener, corio_examples::hello_world)
+                                    : corio_examples::serve_echo(listener));
+    co_await stop.wait();
+    server.cancel();
+    try {
+      co_await server;
+    } catch (const corio::cancelled_error&) {
+    }
+  }(http, port, stop));
+  std::printf("{\"workload\":\"%s\",\"backend\":\"%s\",\"peak_rss_kb\":%ld}\n",
+              http ? "http" : "echo", loop.backend_name(), peak_rss_kb());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -311,19 +337,7 @@ int main(int argc, char** argv) {
     }
   }
   if (name.empty()) return usage("--workload is required");
-  if (name == "echo") {
-    // Serves until killed (run_peers.sh stops servers with SIGTERM).
-    corio::event_loop loop(options);
-    corio::run(loop, [](std::uint16_t port) -> corio::task<> {
-      auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(port));
-      co_await corio_examples::serve_echo(listener);
-    }(port));
-    return 0;
-  }
-  if (name == "http") {
-    std::fprintf(stderr, "corio-bench: the http server is not built yet\n");
-    return 2;
-  }
+  if (name == "echo" || name == "http") return serve_network(name, port, options);
   int rc = 0;
   bool found = false;
   for (const workload& w : k_workloads) {

@@ -12,6 +12,7 @@
 #include "corio/map_bounded.hpp"
 #include "corio/mutex.hpp"
 #include "corio/net/http_parser.hpp"
+#include "corio/net/http_server.hpp"
 #include "corio/net/serve.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_listener.hpp"

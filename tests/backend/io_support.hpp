@@ -77,6 +77,27 @@ class io_test : public testing::TestWithParam<corio::io_backend_kind> {
   }
 };
 
+/// A listener on 127.0.0.1 with a port the kernel picks.
+inline corio::tcp_listener listen_any(int backlog = 128) {
+  corio::listen_options o;
+  o.backlog = backlog;
+  return corio::tcp_listener::bind(corio::socket_address::loopback(0), o);
+}
+
+// A listener and one connection through it: client end c, server end s.
+struct connection {
+  corio::tcp_listener l;
+  corio::tcp_stream c;
+  corio::tcp_stream s;
+};
+
+inline corio::task<connection> connect_pair() {
+  connection p{listen_any(), {}, {}};
+  p.c = co_await corio::tcp_stream::connect(p.l.local_address());
+  p.s = co_await p.l.accept();
+  co_return p;
+}
+
 #define CORIO_BOTH_BACKENDS(suite)                                                            \
   INSTANTIATE_TEST_SUITE_P(                                                                   \
       , suite, testing::Values(corio::io_backend_kind::epoll, corio::io_backend_kind::uring), \

@@ -16,19 +16,15 @@
 
 #include "backend/io_support.hpp"
 
+using corio_test::connect_pair;
 using corio_test::io_test;
+using corio_test::listen_any;
 using namespace std::chrono_literals;
 
 namespace {
 
 class Tcp : public io_test {};
 CORIO_BOTH_BACKENDS(Tcp);
-
-corio::tcp_listener listen_any(int backlog = 128) {
-  corio::listen_options o;
-  o.backlog = backlog;
-  return corio::tcp_listener::bind(corio::socket_address::loopback(0), o);
-}
 
 corio::task<> echo_until_eof(corio::tcp_stream s) {
   std::vector<char> buf(65536);
@@ -37,20 +33,6 @@ corio::task<> echo_until_eof(corio::tcp_stream s) {
     if (n == 0) co_return;
     co_await s.write_all(buf.data(), n);
   }
-}
-
-// A listener and one connection through it: client end c, server end s.
-struct connection {
-  corio::tcp_listener l;
-  corio::tcp_stream c;
-  corio::tcp_stream s;
-};
-
-corio::task<connection> connect_pair() {
-  connection p{listen_any(), {}, {}};
-  p.c = co_await corio::tcp_stream::connect(p.l.local_address());
-  p.s = co_await p.l.accept();
-  co_return p;
 }
 
 // One read; the errno it failed with, or 0.

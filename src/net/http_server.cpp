@@ -1,0 +1,186 @@
+// The non-template half of the HTTP server: buffers, response
+// serialisation, the lingering close.
+#include "corio/net/http_server.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+#include "corio/cancel.hpp"
+
+namespace corio {
+namespace {
+
+constexpr std::size_t k_initial_input = std::size_t{16} * 1024;
+constexpr std::size_t k_min_read = std::size_t{4} * 1024;
+
+bool is_header_name(std::string_view name) noexcept {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
+  });
+}
+
+bool is_header_value(std::string_view value) noexcept {
+  return std::all_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+  });
+}
+
+void append_number(std::string& out, std::size_t n) {
+  char digits[24];
+  const auto r = std::to_chars(digits, digits + sizeof digits, n);
+  out.append(digits, r.ptr);
+}
+
+void append_status_line(std::string& out, int status) {
+  if (status == 200) {
+    out.append("HTTP/1.1 200 OK\r\n");
+    return;
+  }
+  out.append("HTTP/1.1 ");
+  append_number(out, static_cast<std::size_t>(status));
+  out.push_back(' ');
+  out.append(http_status_reason(status));
+  out.append("\r\n");
+}
+
+}  // namespace
+
+std::string_view http_status_reason(int status) noexcept {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "";
+  }
+}
+
+void http_response::set_status(int code) {
+  if (code < 100 || code > 999)
+    throw std::invalid_argument("corio::http_response: status out of range");
+  m_status = code;
+}
+
+void http_response::add_header(std::string_view name, std::string_view value) {
+  if (!is_header_name(name) || !is_header_value(value))
+    throw std::invalid_argument("corio::http_response: header name or value not allowed");
+  m_headers.append(name);
+  m_headers.append(": ");
+  m_headers.append(value);
+  m_headers.append("\r\n");
+}
+
+namespace detail {
+
+http_connection::http_connection(http_limits limits) : m_parser(limits), m_in(k_initial_input) {}
+
+void http_connection::respond(const http_response& r) {
+  const http_request& req = m_parser.request();
+  append_status_line(m_out, r.status());
+  m_out.append(r.header_lines());
+  m_out.append("Content-Length: ");
+  append_number(m_out, r.body().size());
+  m_out.append("\r\n");
+  if (!req.keep_alive) {
+    m_out.append("Connection: close\r\n");
+  } else if (req.version_minor == 0) {
+    m_out.append("Connection: keep-alive\r\n");
+  }
+  m_out.append("\r\n");
+  // HEAD gets the headers a GET would, and no body (RFC 9110 9.3.2).
+  if (req.method != "HEAD") m_out.append(r.body());
+  m_begin += m_parser.consumed();
+}
+
+void http_connection::respond_error(int status) {
+  append_status_line(m_out, status);
+  m_out.append("Content-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+std::span<char> http_connection::read_space() {
+  if (m_begin == m_end) m_begin = m_end = 0;
+  if (m_in.size() - m_end < k_min_read && m_begin > 0) {
+    // Move the unparsed bytes to the front; the parser's offsets are
+    // relative to their start, so it resumes as before.
+    std::memmove(m_in.data(), m_in.data() + m_begin, m_end - m_begin);
+    m_end -= m_begin;
+    m_begin = 0;
+  }
+  if (m_in.size() - m_end < k_min_read) {
+    // Growth is bounded: the parser fails a request before its head or
+    // body passes the limits, so the buffer stays below their sum.
+    const http_limits& l = m_parser.limits();
+    const std::size_t cap = l.max_header_bytes + l.max_body_bytes + k_min_read;
+    m_in.resize(std::max(m_in.size() + k_min_read, std::min(m_in.size() * 2, cap)));
+  }
+  return {m_in.data() + m_end, m_in.size() - m_end};
+}
+
+task<> linger_close(tcp_stream& s) {
+  try {
+    s.shutdown_write();
+    char sink[4096];
+    std::size_t drained = 0;
+    (void)co_await move_on_after(std::chrono::seconds(1),
+                                 [](tcp_stream& s, char* sink, std::size_t& drained) -> task<> {
+                                   while (drained < std::size_t{64} * 1024) {
+                                     const std::size_t n = co_await s.read_some(sink, 4096);
+                                     if (n == 0) break;
+                                     drained += n;
+                                   }
+                                 }(s, sink, drained));
+  } catch (const std::system_error&) {
+    // The peer is gone already: nothing to wait for.
+  }
+  s.close();
+}
+
+}  // namespace detail
+}  // namespace corio
