@@ -11,6 +11,8 @@
 #include "corio/gather.hpp"
 #include "corio/map_bounded.hpp"
 #include "corio/mutex.hpp"
+#include "corio/net/buffered_reader.hpp"
+#include "corio/net/buffered_writer.hpp"
 #include "corio/net/http_parser.hpp"
 #include "corio/net/http_server.hpp"
 #include "corio/net/serve.hpp"

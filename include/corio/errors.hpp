@@ -1,6 +1,7 @@
 // The exceptions corio's awaitables throw.
 #pragma once
 
+#include <cstddef>
 #include <exception>
 #include <stdexcept>
 #include <string>
@@ -32,6 +33,21 @@ class timeout_error : public std::runtime_error {
 class queue_closed : public std::runtime_error {
  public:
   queue_closed() : std::runtime_error("corio: queue closed") {}
+};
+
+/// Thrown when a buffered read or write would pass its limit: a line
+/// longer than `read_line`'s limit, or a `put` into a full writer
+/// (asyncio's LimitOverrunError). Nothing is lost: the bytes stay buffered
+/// (reader) or are not taken (writer). `buffered()` says how many bytes
+/// the buffer held.
+class limit_overrun_error : public std::length_error {
+ public:
+  limit_overrun_error(const std::string& what, std::size_t buffered)
+      : std::length_error(what), m_buffered(buffered) {}
+  [[nodiscard]] std::size_t buffered() const noexcept { return m_buffered; }
+
+ private:
+  std::size_t m_buffered;
 };
 
 /// All failures of a `task_group` (or a `gather` of several failing

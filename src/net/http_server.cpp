@@ -13,7 +13,6 @@
 namespace corio {
 namespace {
 
-constexpr std::size_t k_initial_input = std::size_t{16} * 1024;
 constexpr std::size_t k_min_read = std::size_t{4} * 1024;
 
 bool is_header_name(std::string_view name) noexcept {
@@ -119,7 +118,7 @@ void http_response::add_header(std::string_view name, std::string_view value) {
 
 namespace detail {
 
-http_connection::http_connection(http_limits limits) : m_parser(limits), m_in(k_initial_input) {}
+http_connection::http_connection(http_limits limits) : m_parser(limits) {}
 
 void http_connection::respond(const http_response& r) {
   const http_request& req = m_parser.request();
@@ -136,7 +135,7 @@ void http_connection::respond(const http_response& r) {
   m_out.append("\r\n");
   // HEAD gets the headers a GET would, and no body (RFC 9110 9.3.2).
   if (req.method != "HEAD") m_out.append(r.body());
-  m_begin += m_parser.consumed();
+  m_in.consume(m_parser.consumed());
 }
 
 void http_connection::respond_error(int status) {
@@ -145,22 +144,10 @@ void http_connection::respond_error(int status) {
 }
 
 std::span<char> http_connection::read_space() {
-  if (m_begin == m_end) m_begin = m_end = 0;
-  if (m_in.size() - m_end < k_min_read && m_begin > 0) {
-    // Move the unparsed bytes to the front; the parser's offsets are
-    // relative to their start, so it resumes as before.
-    std::memmove(m_in.data(), m_in.data() + m_begin, m_end - m_begin);
-    m_end -= m_begin;
-    m_begin = 0;
-  }
-  if (m_in.size() - m_end < k_min_read) {
-    // Growth is bounded: the parser fails a request before its head or
-    // body passes the limits, so the buffer stays below their sum.
-    const http_limits& l = m_parser.limits();
-    const std::size_t cap = l.max_header_bytes + l.max_body_bytes + k_min_read;
-    m_in.resize(std::max(m_in.size() + k_min_read, std::min(m_in.size() * 2, cap)));
-  }
-  return {m_in.data() + m_end, m_in.size() - m_end};
+  // Bounded: the parser fails a request before its head or body passes the
+  // limits, so the buffer never needs more than their sum.
+  const http_limits& l = m_parser.limits();
+  return m_in.read_space(k_min_read, l.max_header_bytes + l.max_body_bytes + k_min_read);
 }
 
 task<> linger_close(tcp_stream& s) {

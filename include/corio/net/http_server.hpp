@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "corio/detail/input_buffer.hpp"
 #include "corio/net/http_parser.hpp"
 #include "corio/net/serve.hpp"
 #include "corio/net/tcp_listener.hpp"
@@ -63,7 +64,7 @@ class http_connection {
   explicit http_connection(http_limits limits);
 
   /// Parses the next request from the buffered input.
-  http_parse_status next() { return m_parser.parse(pending()); }
+  http_parse_status next() { return m_parser.parse(m_in.pending()); }
   [[nodiscard]] const http_request& request() const noexcept { return m_parser.request(); }
   /// Queues the response to the request next() returned, and drops that
   /// request's bytes.
@@ -77,16 +78,11 @@ class http_connection {
   /// Where the next read goes: at least a few KiB, the buffer compacted or
   /// grown as needed (never past what the limits allow).
   std::span<char> read_space();
-  void received(std::size_t n) noexcept { m_end += n; }
+  void received(std::size_t n) noexcept { m_in.received(n); }
 
  private:
-  [[nodiscard]] std::string_view pending() const noexcept {
-    return {m_in.data() + m_begin, m_end - m_begin};
-  }
   http_request_parser m_parser;
-  std::vector<char> m_in;
-  std::size_t m_begin = 0;
-  std::size_t m_end = 0;
+  input_buffer m_in;
   std::string m_out;
 };
 
