@@ -1,13 +1,17 @@
 // TCP over 127.0.0.1 on both backends: data, end of stream, resets,
 // half-close, closing under a pending call, and cancellation of every
-// pending call (read, write, accept, connect) without losing a descriptor.
+// pending call (read, write, accept, connect) without losing a descriptor,
+// and 10,000 connections open at once.
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <string>
@@ -383,6 +387,110 @@ TEST_P(Tcp, ReusePortLetsTwoListenersShareAPort) {
     auto first = co_await corio::wait_any(std::move(accepts));  // cancels the other accept
     EXPECT_TRUE(first.value.is_open());
   });
+}
+
+}  // namespace
+
+namespace {
+
+// The clients of TenThousandConcurrentConnections, run in a child
+// process (each process may open 20,000 descriptors here, and
+// CAP_SYS_RESOURCE is not ours to raise that). They connect, each
+// exchanges a message, all wait until every one has, then each exchanges a
+// second message and closes. Exit status 0 when every byte came back.
+int run_clients(corio::io_backend_kind backend, corio::socket_address to, int n) {
+  corio::loop_options options;
+  options.backend = backend;
+  corio::event_loop loop(options);
+  struct state {
+    int ready = 0;
+    corio::event all_ready;
+  } st;
+  auto client = [](corio::socket_address to, int i, int n, state& st) -> corio::task<int> {
+    auto c = co_await corio::tcp_stream::connect(to);
+    const std::string msg = "client " + std::to_string(i) + ";";
+    std::string back(msg.size(), '\0');
+    int good = 0;
+    for (int round = 0; round < 2; ++round) {
+      co_await c.write_all(msg.data(), msg.size());
+      co_await c.read_exact(back.data(), back.size());
+      good += back == msg ? 1 : 0;
+      if (round == 0 && ++st.ready == n) st.all_ready.set();
+      if (round == 0) co_await st.all_ready.wait();
+    }
+    co_return good;
+  };
+  try {
+    const int good = corio::run(
+        loop, [](auto client, corio::socket_address to, int n, state& st) -> corio::task<int> {
+          std::vector<corio::task<int>> clients;
+          clients.reserve(static_cast<std::size_t>(n));
+          for (int i = 0; i < n; ++i)
+            clients.push_back(client(to, i, n, st));
+          const std::vector<int> good = co_await corio::gather(std::move(clients));
+          co_return std::accumulate(good.begin(), good.end(), 0);
+        }(client, to, n, st));
+    return good == 2 * n ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "clients failed: %s\n", e.what());
+    return 2;
+  }
+}
+
+// 10,000 connections open at once: a child process holds the clients,
+// this one serves them and counts how many are open together.
+TEST_P(Tcp, TenThousandConcurrentConnections) {
+  static constexpr int n = 10'000;
+  rlimit fds{};
+  ::getrlimit(RLIMIT_NOFILE, &fds);
+  if (fds.rlim_cur < n + 256) {
+    fds.rlim_cur = std::min<rlim_t>(fds.rlim_max, n + 256);
+    ::setrlimit(RLIMIT_NOFILE, &fds);
+  }
+  if (fds.rlim_cur < n + 256) GTEST_SKIP() << "RLIMIT_NOFILE is below " << n + 256;
+  auto l = listen_any(4096);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const auto to = l.local_address();
+    l.close();
+    ::_exit(run_clients(GetParam(), to, n));
+  }
+  int peak = 0;
+  run_io([&]() -> corio::task<> {
+    struct shared_state {
+      int live = 0;  // server connections open now
+      int peak = 0;
+      int closed = 0;
+      corio::event all_closed;
+    } st;
+    auto server = corio::spawn(corio::serve(l, [&st](corio::tcp_stream s) -> corio::task<> {
+      st.peak = std::max(st.peak, ++st.live);
+      char buf[64];
+      try {
+        for (std::size_t got; (got = co_await s.read_some(buf, sizeof buf)) != 0;)
+          co_await s.write_all(buf, got);
+      } catch (const std::system_error&) {
+      }
+      --st.live;
+      if (++st.closed == n) st.all_closed.set();
+    }));
+    // Bounded (a guard against a hang, not a timing check): the clients'
+    // process ends within seconds, and its exit closes whatever it opened.
+    try {
+      co_await corio::timeout(
+          45s, [](corio::event& e) -> corio::task<> { co_await e.wait(); }(st.all_closed));
+    } catch (const corio::timeout_error&) {
+      ADD_FAILURE() << "only " << st.closed << " connections were served";
+    }
+    peak = st.peak;
+    server.cancel();
+    EXPECT_THROW(co_await server, corio::cancelled_error);
+  });
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "client status " << status;
+  EXPECT_EQ(peak, n) << "not every connection was open at once";
 }
 
 }  // namespace
