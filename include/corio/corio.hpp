@@ -19,6 +19,7 @@
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
+#include "corio/net/udp_socket.hpp"
 #include "corio/outcome.hpp"
 #include "corio/queue.hpp"
 #include "corio/run.hpp"

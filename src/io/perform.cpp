@@ -28,6 +28,12 @@ std::intptr_t perform_once(io_op& op) noexcept {
       r = op.m_offset < 0 ? ::write(op.m_fd, op.m_buf, op.m_len)
                           : ::pwrite(op.m_fd, op.m_buf, op.m_len, op.m_offset);
       break;
+    case io_kind::recvmsg:
+      r = ::recvmsg(op.m_fd, static_cast<msghdr*>(op.m_buf), 0);
+      break;
+    case io_kind::sendmsg:
+      r = ::sendmsg(op.m_fd, static_cast<const msghdr*>(op.m_buf), MSG_NOSIGNAL);
+      break;
     case io_kind::accept: {
       socklen_t* len = op.m_addr != nullptr ? &op.m_addrlen : nullptr;
       r = ::accept4(op.m_fd, op.m_addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);

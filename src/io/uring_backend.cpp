@@ -108,6 +108,12 @@ class uring_backend final : public backend {
       case io_kind::write:
         io_uring_prep_write(sqe, op.m_fd, op.m_buf, len, static_cast<__u64>(op.m_offset));
         break;
+      case io_kind::recvmsg:
+        io_uring_prep_recvmsg(sqe, op.m_fd, static_cast<msghdr*>(op.m_buf), 0);
+        break;
+      case io_kind::sendmsg:
+        io_uring_prep_sendmsg(sqe, op.m_fd, static_cast<const msghdr*>(op.m_buf), MSG_NOSIGNAL);
+        break;
     }
     io_uring_sqe_set_data(sqe, &op);
     op.m_in_flight = true;
@@ -224,9 +230,10 @@ class uring_backend final : public backend {
 };
 
 const char* uring_backend::init() noexcept {
-  static constexpr int needed[] = {IORING_OP_RECV,     IORING_OP_SEND,        IORING_OP_READ,
-                                   IORING_OP_WRITE,    IORING_OP_ACCEPT,      IORING_OP_CONNECT,
-                                   IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL};
+  static constexpr int needed[] = {IORING_OP_RECV,     IORING_OP_SEND,         IORING_OP_READ,
+                                   IORING_OP_WRITE,    IORING_OP_ACCEPT,       IORING_OP_CONNECT,
+                                   IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL, IORING_OP_RECVMSG,
+                                   IORING_OP_SENDMSG};
   io_uring_params params{};
   // Completions are reaped by this thread only, at its own pace: no need for
   // the kernel to interrupt it (COOP_TASKRUN); kernels that do not know the

@@ -35,6 +35,8 @@ enum class io_kind : std::uint8_t {
   connect,  // connect(fd, addr, addrlen): result 0
   read,     // read(fd, buf, len), or pread at m_offset >= 0: pipes, signalfd, files
   write,    // write(fd, buf, len), or pwrite at m_offset >= 0
+  recvmsg,  // recvmsg(fd, (msghdr*)buf, 0): datagrams with their sender
+  sendmsg,  // sendmsg(fd, (msghdr*)buf, MSG_NOSIGNAL)
 };
 
 /// See the file comment.
