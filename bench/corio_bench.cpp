@@ -304,8 +304,10 @@ int serve_network(std::string_view name, std::uint16_t port, const corio::loop_o
     } catch (const corio::cancelled_error&) {
     }
   }(http, port, stop));
-  std::printf("{\"workload\":\"%s\",\"backend\":\"%s\",\"peak_rss_kb\":%ld}\n",
-              http ? "http" : "echo", loop.backend_name(), peak_rss_kb());
+  std::printf(
+      "{\"workload\":\"%s\",\"backend\":\"%s\",\"peak_rss_kb\":%ld,\"loop_syscalls\":%llu}\n",
+      http ? "http" : "echo", loop.backend_name(), peak_rss_kb(),
+      static_cast<unsigned long long>(loop.stats().syscalls));
   return 0;
 }
 

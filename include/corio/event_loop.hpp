@@ -72,6 +72,10 @@ struct loop_stats {
   std::uint64_t timers_fired = 0;
   std::size_t live_tasks = 0;
   std::size_t pending_timers = 0;
+  /// System calls the loop's I/O backend made on this thread: each
+  /// non-blocking attempt, epoll_wait and epoll_ctl, io_uring_enter,
+  /// eventfd reads. (Descriptor set-up and close are not counted.)
+  std::uint64_t syscalls = 0;
 };
 
 namespace detail {

@@ -46,6 +46,12 @@ class backend {
   [[nodiscard]] virtual bool wants_flush() const noexcept { return false; }
 
   [[nodiscard]] virtual const char* name() const noexcept = 0;
+
+  /// System calls made so far (loop_stats::syscalls).
+  [[nodiscard]] std::uint64_t syscalls() const noexcept { return m_syscalls; }
+
+ protected:
+  std::uint64_t m_syscalls = 0;
 };
 
 std::unique_ptr<backend> make_epoll_backend();
@@ -54,7 +60,8 @@ std::unique_ptr<backend> make_epoll_backend();
 std::unique_ptr<backend> make_uring_backend(const char** why);
 
 /// The system call an io_op stands for, done now on a non-blocking fd:
-/// the result, or -errno (-EAGAIN: it would block).
-std::intptr_t perform(io_op& op) noexcept;
+/// the result, or -errno (-EAGAIN: it would block). Adds the calls it
+/// made (retries after EINTR included) to `syscalls`.
+std::intptr_t perform(io_op& op, std::uint64_t& syscalls) noexcept;
 
 }  // namespace corio::detail

@@ -71,6 +71,7 @@ class epoll_backend final : public backend {
   void poll(std::int64_t timeout_ns) override {
     epoll_event events[256];
     int n = 0;
+    ++m_syscalls;
     if (timeout_ns < 0) {
       n = ::epoll_pwait2(m_epfd, events, 256, nullptr, nullptr);
     } else {
@@ -78,6 +79,7 @@ class epoll_backend final : public backend {
                   static_cast<long>(timeout_ns % 1'000'000'000)};
       n = ::epoll_pwait2(m_epfd, events, 256, &ts, nullptr);
       if (n < 0 && errno == ENOSYS) {  // kernels before 5.11: round up to ms
+        ++m_syscalls;
         int ms = static_cast<int>((timeout_ns + 999'999) / 1'000'000);
         n = ::epoll_wait(m_epfd, events, 256, ms);
       }
@@ -89,6 +91,7 @@ class epoll_backend final : public backend {
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == wake_token) {
         std::uint64_t value = 0;
+        ++m_syscalls;
         // Drains the counter; EAGAIN when another poll already did.
         [[maybe_unused]] ssize_t r = ::read(m_eventfd, &value, sizeof value);
         continue;
@@ -113,7 +116,7 @@ class epoll_backend final : public backend {
     fd_record& rec = record(op.m_fd);
     const int dir = is_input(op.m_kind) ? 0 : 1;
     if (rec.m_waiting[dir].empty() && rec.m_ready[dir]) {
-      const std::intptr_t r = perform(op);
+      const std::intptr_t r = perform(op, m_syscalls);
       if (r != -EAGAIN) {
         note_read(rec, op, r);
         op.m_result = r;
@@ -125,6 +128,7 @@ class epoll_backend final : public backend {
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = static_cast<std::uint64_t>(op.m_fd);
+      ++m_syscalls;
       if (::epoll_ctl(m_epfd, EPOLL_CTL_ADD, op.m_fd, &ev) != 0) {
         op.m_result = -errno;  // e.g. EPERM: a regular file cannot be polled
         return false;
@@ -153,7 +157,10 @@ class epoll_backend final : public backend {
     }
     // close() removes the registration unless the descriptor was dup'ed;
     // then the stale entry's events find m_registered false and no waiters.
-    if (rec.m_registered) ::epoll_ctl(m_epfd, EPOLL_CTL_DEL, fd, nullptr);
+    if (rec.m_registered) {
+      ++m_syscalls;
+      ::epoll_ctl(m_epfd, EPOLL_CTL_DEL, fd, nullptr);
+    }
     rec.m_registered = false;
     rec.m_hung_up = false;
     rec.m_ready[0] = rec.m_ready[1] = true;
@@ -182,7 +189,7 @@ class epoll_backend final : public backend {
     rec.m_ready[dir] = true;
     while (!rec.m_waiting[dir].empty()) {
       io_op& op = rec.m_waiting[dir].front();
-      const std::intptr_t r = perform(op);
+      const std::intptr_t r = perform(op, m_syscalls);
       if (r == -EAGAIN) {
         rec.m_ready[dir] = false;
         return;

@@ -64,10 +64,13 @@ std::intptr_t perform_once(io_op& op) noexcept {
 
 }  // namespace
 
-std::intptr_t perform(io_op& op) noexcept {
+std::intptr_t perform(io_op& op, std::uint64_t& syscalls) noexcept {
+  ++syscalls;
   std::intptr_t r = perform_once(op);
-  while (r == -EINTR)  // a signal landed mid-call: nothing happened, retry
+  while (r == -EINTR) {  // a signal landed mid-call: nothing happened, retry
+    ++syscalls;
     r = perform_once(op);
+  }
   return r;
 }
 

@@ -68,6 +68,7 @@ class uring_backend final : public backend {
         tsp = &ts;
       }
       m_queued = 0;
+      ++m_syscalls;  // one io_uring_enter: submits and waits
       const int r = io_uring_submit_and_wait_timeout(&m_ring, &cqe, 1, tsp, nullptr);
       if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
         throw std::system_error(-r, std::generic_category(), "io_uring_enter");
@@ -160,9 +161,11 @@ class uring_backend final : public backend {
   }
 
   void submit_now() noexcept {
+    ++m_syscalls;  // io_uring_enter (liburing enters when SQEs are queued)
     int r = io_uring_submit(&m_ring);
     while (r == -EINTR || r == -EAGAIN || r == -EBUSY) {
       reap();  // EBUSY: the completion ring is full; make room
+      ++m_syscalls;
       r = io_uring_submit(&m_ring);
     }
     m_queued = 0;
@@ -193,6 +196,7 @@ class uring_backend final : public backend {
       const std::uint64_t token = cqe->user_data;
       if (token == wake_token) {
         std::uint64_t value = 0;
+        ++m_syscalls;
         [[maybe_unused]] ssize_t r = ::read(m_eventfd, &value, sizeof value);
         if ((cqe->flags & IORING_CQE_F_MORE) == 0) rearm = true;
         continue;

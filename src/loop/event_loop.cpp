@@ -89,6 +89,7 @@ const char* event_loop::backend_name() const noexcept {
 loop_stats event_loop::stats() const noexcept {
   loop_stats s = m_stats;
   s.pending_timers = m_timers.size();
+  s.syscalls = m_backend->syscalls();
   return s;
 }
 
