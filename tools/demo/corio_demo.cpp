@@ -422,6 +422,7 @@ measurement echo_on(corio::io_backend_kind backend) {
     corio::event_loop client_loop(o);
     good = corio::run(client_loop, [](corio::socket_address to) -> corio::task<u64> {
       std::vector<corio::task<u64>> conns;
+      conns.reserve(k_echo_conns);
       for (int i = 0; i < k_echo_conns; ++i)
         conns.push_back(echo_client(to, i));
       const auto per = co_await corio::gather(std::move(conns));
