@@ -28,7 +28,8 @@ namespace {
 constexpr std::uint64_t wake_token = ~std::uint64_t{0};
 
 bool is_input(io_kind k) noexcept {
-  return k == io_kind::recv || k == io_kind::read || k == io_kind::accept || k == io_kind::recvmsg;
+  return k == io_kind::recv || k == io_kind::read || k == io_kind::accept ||
+         k == io_kind::recvmsg || k == io_kind::poll_in;
 }
 
 struct fd_record {

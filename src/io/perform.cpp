@@ -1,5 +1,6 @@
 // The readiness path's system calls (epoll, and the first attempt of each
 // operation there).
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +35,13 @@ std::intptr_t perform_once(io_op& op) noexcept {
     case io_kind::sendmsg:
       r = ::sendmsg(op.m_fd, static_cast<const msghdr*>(op.m_buf), MSG_NOSIGNAL);
       break;
+    case io_kind::poll_in: {
+      pollfd p{op.m_fd, POLLIN, 0};
+      r = ::poll(&p, 1, 0);
+      if (r == 0) return -EAGAIN;
+      if (r > 0) r = p.revents;
+      break;
+    }
     case io_kind::accept: {
       socklen_t* len = op.m_addr != nullptr ? &op.m_addrlen : nullptr;
       r = ::accept4(op.m_fd, op.m_addr, len, SOCK_CLOEXEC | SOCK_NONBLOCK);

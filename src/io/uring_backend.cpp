@@ -109,6 +109,9 @@ class uring_backend final : public backend {
       case io_kind::write:
         io_uring_prep_write(sqe, op.m_fd, op.m_buf, len, static_cast<__u64>(op.m_offset));
         break;
+      case io_kind::poll_in:
+        io_uring_prep_poll_add(sqe, op.m_fd, POLLIN);
+        break;
       case io_kind::recvmsg:
         io_uring_prep_recvmsg(sqe, op.m_fd, static_cast<msghdr*>(op.m_buf), 0);
         break;

@@ -37,6 +37,7 @@ enum class io_kind : std::uint8_t {
   write,    // write(fd, buf, len), or pwrite at m_offset >= 0
   recvmsg,  // recvmsg(fd, (msghdr*)buf, 0): datagrams with their sender
   sendmsg,  // sendmsg(fd, (msghdr*)buf, MSG_NOSIGNAL)
+  poll_in,  // waits until fd is readable (a pidfd, say): result is the poll revents
 };
 
 /// See the file comment.
