@@ -15,6 +15,7 @@
 #include "corio/net/buffered_writer.hpp"
 #include "corio/net/http_parser.hpp"
 #include "corio/net/http_server.hpp"
+#include "corio/net/resolve.hpp"
 #include "corio/net/serve.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_listener.hpp"

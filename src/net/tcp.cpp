@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <exception>
 #include <string>
 #include <system_error>
+#include <vector>
 
+#include "corio/net/resolve.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/time.hpp"
@@ -49,6 +52,19 @@ task<tcp_stream> tcp_stream::connect(socket_address addr) {
   op.m_addrlen = addr.size();
   co_await op;
   co_return s;
+}
+
+task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port) {
+  const std::vector<socket_address> addrs = co_await resolve(std::move(host), port);
+  std::exception_ptr last;
+  for (const socket_address& a : addrs) {
+    try {
+      co_return co_await connect(a);
+    } catch (const std::system_error&) {
+      last = std::current_exception();
+    }
+  }
+  std::rethrow_exception(last);  // resolve() never returns an empty list
 }
 
 task<> tcp_stream::read_exact(void* buf, std::size_t len) {

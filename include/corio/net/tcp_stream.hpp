@@ -2,7 +2,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "corio/detail/io_op.hpp"
 #include "corio/detail/owned_fd.hpp"
@@ -50,6 +52,9 @@ class tcp_stream {
   /// Connects to `addr` (IPv4, IPv6 or Unix). Bound it with
   /// `corio::timeout(d, tcp_stream::connect(a))`.
   [[nodiscard]] static task<tcp_stream> connect(socket_address addr);
+  /// Resolves `host` (see resolve()) and connects to its addresses in
+  /// turn until one accepts; the last error when none does.
+  [[nodiscard]] static task<tcp_stream> connect(std::string host, std::uint16_t port);
 
   /// Reads what is available, up to `len` bytes, waiting for at least one;
   /// 0 means the peer closed its side.
