@@ -8,6 +8,7 @@
 #include "corio/errors.hpp"
 #include "corio/event.hpp"
 #include "corio/event_loop.hpp"
+#include "corio/file.hpp"
 #include "corio/gather.hpp"
 #include "corio/map_bounded.hpp"
 #include "corio/mutex.hpp"
