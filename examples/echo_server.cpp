@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     auto server = corio::spawn(corio_examples::serve_echo(listener));
     co_await stop.wait();
-    server.cancel();  // its connection tasks are cancelled as run() returns
+    server.cancel();  // closes the listener's connections too (serve owns them)
     try {
       co_await server;
     } catch (const corio::cancelled_error&) {

@@ -19,7 +19,7 @@ int main(int argc, char** argv) {
     auto server = corio::spawn(corio::serve_http(listener, corio_examples::hello_world));
     const int sig = co_await stop.wait();
     std::printf("http_server: signal %d, shutting down\n", sig);
-    server.cancel();  // its connection tasks are cancelled as run() returns
+    server.cancel();  // closes the listener's connections too (serve owns them)
     try {
       co_await server;
     } catch (const corio::cancelled_error&) {
