@@ -1,4 +1,7 @@
+#include <pthread.h>
+
 #include <condition_variable>
+#include <csignal>
 #include <cstddef>
 #include <mutex>
 #include <thread>
@@ -36,13 +39,29 @@ class blocking_pool {
       }
       m_tail = &job;
       ++m_queued;
-      if (m_idle < m_queued && m_threads.size() < k_max_threads)
-        m_threads.emplace_back([this] { work(); });
+      if (m_idle < m_queued && m_threads.size() < k_max_threads) start_thread();
     }
     m_ready.notify_one();
   }
 
  private:
+  // Pool threads block every signal: a process signal must reach a loop
+  // thread (signal_set's signalfd sees only signals that are blocked on
+  // every thread, so one left unblocked here would take them instead).
+  void start_thread() {
+    sigset_t all;
+    sigset_t old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);  // inherited by the new thread
+    try {
+      m_threads.emplace_back([this] { work(); });
+    } catch (...) {
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
   void work() {
     std::unique_lock lock(m_mutex);
     for (;;) {
