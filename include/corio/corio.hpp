@@ -23,6 +23,7 @@
 #include "corio/net/tcp_stream.hpp"
 #include "corio/net/udp_socket.hpp"
 #include "corio/outcome.hpp"
+#include "corio/process.hpp"
 #include "corio/queue.hpp"
 #include "corio/run.hpp"
 #include "corio/semaphore.hpp"

@@ -35,6 +35,19 @@ class queue_closed : public std::runtime_error {
   queue_closed() : std::runtime_error("corio: queue closed") {}
 };
 
+/// Thrown by `read_exact` (of a stream, pipe or buffered_reader) when the peer closes the stream
+/// first. `got()` says how many bytes did arrive (asyncio's IncompleteReadError).
+class incomplete_read_error : public std::runtime_error {
+ public:
+  incomplete_read_error(std::size_t got, std::size_t wanted);
+  [[nodiscard]] std::size_t got() const noexcept { return m_got; }
+  [[nodiscard]] std::size_t wanted() const noexcept { return m_wanted; }
+
+ private:
+  std::size_t m_got;
+  std::size_t m_wanted;
+};
+
 /// Thrown when a buffered read or write would pass its limit: a line
 /// longer than `read_line`'s limit, or a `put` into a full writer
 /// (asyncio's LimitOverrunError). Nothing is lost: the bytes stay buffered

@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "corio/detail/stream_ops.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
@@ -68,20 +69,11 @@ task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port) {
 }
 
 task<> tcp_stream::read_exact(void* buf, std::size_t len) {
-  auto* p = static_cast<char*>(buf);
-  std::size_t got = 0;
-  while (got < len) {
-    const std::size_t n = co_await read_some(p + got, len - got);
-    if (n == 0) throw incomplete_read_error(got, len);
-    got += n;
-  }
+  return detail::read_exact(*this, buf, len);
 }
 
 task<> tcp_stream::write_all(const void* buf, std::size_t len) {
-  const auto* p = static_cast<const char*>(buf);
-  std::size_t done = 0;
-  while (done < len)
-    done += co_await write_some(p + done, len - done);
+  return detail::write_all(*this, buf, len);
 }
 
 void tcp_stream::shutdown_write() {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "corio/detail/input_buffer.hpp"
+#include "corio/detail/stream_ops.hpp"
 #include "corio/errors.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/task.hpp"
@@ -82,12 +83,7 @@ class buffered_reader {
   /// Exactly `len` bytes; incomplete_read_error when the stream ends
   /// first (what did arrive is then in `buf`, and consumed).
   [[nodiscard]] task<> read_exact(void* buf, std::size_t len) {
-    std::size_t got = 0;
-    while (got < len) {
-      const std::size_t n = co_await read_some(static_cast<char*>(buf) + got, len - got);
-      if (n == 0) throw incomplete_read_error(got, len);
-      got += n;
-    }
+    return detail::read_exact(*this, buf, len);
   }
 
   /// What is buffered now, without reading (zero-copy parsing); drop what

@@ -3,28 +3,15 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 
 #include "corio/detail/io_op.hpp"
 #include "corio/detail/owned_fd.hpp"
+#include "corio/errors.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
-
-/// Thrown by `read_exact` when the peer closes the stream first. `got()`
-/// says how many bytes did arrive (asyncio's IncompleteReadError).
-class incomplete_read_error : public std::runtime_error {
- public:
-  incomplete_read_error(std::size_t got, std::size_t wanted);
-  [[nodiscard]] std::size_t got() const noexcept { return m_got; }
-  [[nodiscard]] std::size_t wanted() const noexcept { return m_wanted; }
-
- private:
-  std::size_t m_got;
-  std::size_t m_wanted;
-};
 
 /// A connected stream socket, owned: the destructor closes it. Its calls
 /// suspend the task until the kernel can proceed. Errors come out as
