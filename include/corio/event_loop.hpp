@@ -195,6 +195,10 @@ class event_loop final : private detail::task_owner {
   std::unique_ptr<detail::name_table> m_names;
   std::atomic<detail::posted_node*> m_inbox{nullptr};
   std::atomic<bool> m_sleeping{false};
+  // Posters between publishing their node and their last touch of the
+  // loop: once a node is published the loop may run it and be destroyed,
+  // so the destructor waits for this to reach zero.
+  std::atomic<int> m_posting{0};
   std::atomic<std::int64_t> m_external{0};
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;

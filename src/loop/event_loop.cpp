@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -76,6 +77,10 @@ event_loop::event_loop(loop_options options)
 }
 
 event_loop::~event_loop() {
+  // A poster whose node already ran may still be inside post(): a few
+  // instructions from done.
+  while (m_posting.load(std::memory_order_acquire) != 0)
+    std::this_thread::yield();
   if (m_count != 0) {
     std::fprintf(stderr, "corio: event loop destroyed with %zu live task(s); their frames leak\n",
                  m_count);
@@ -94,6 +99,7 @@ loop_stats event_loop::stats() const noexcept {
 }
 
 void event_loop::post(detail::posted_node& node) noexcept {
+  m_posting.fetch_add(1, std::memory_order_acquire);
   detail::posted_node* head = m_inbox.load(std::memory_order_relaxed);
   do {
     node.m_next = head;
@@ -101,6 +107,7 @@ void event_loop::post(detail::posted_node& node) noexcept {
                                           std::memory_order_relaxed));
   // Only the poster that finds the loop asleep writes the eventfd.
   if (m_sleeping.exchange(false, std::memory_order_seq_cst)) m_backend->notify();
+  m_posting.fetch_sub(1, std::memory_order_release);
 }
 
 void event_loop::post(std::function<void()> fn) {
