@@ -73,21 +73,27 @@ class epoll_backend final : public backend {
     epoll_event events[256];
     int n = 0;
     ++m_syscalls;
-    if (timeout_ns < 0) {
-      n = ::epoll_pwait2(m_epfd, events, 256, nullptr, nullptr);
-    } else {
-      timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000),
-                  static_cast<long>(timeout_ns % 1'000'000'000)};
-      n = ::epoll_pwait2(m_epfd, events, 256, &ts, nullptr);
-      if (n < 0 && errno == ENOSYS) {  // kernels before 5.11: round up to ms
-        ++m_syscalls;
-        int ms = static_cast<int>((timeout_ns + 999'999) / 1'000'000);
-        n = ::epoll_wait(m_epfd, events, 256, ms);
+    if (m_have_pwait2) {
+      timespec ts{};
+      if (timeout_ns >= 0) {
+        ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
       }
+      n = ::epoll_pwait2(m_epfd, events, 256, timeout_ns >= 0 ? &ts : nullptr, nullptr);
+      if (n < 0 && errno == ENOSYS) {
+        // Kernels before 5.11 (and valgrind): epoll_wait from now on, with
+        // the timeout rounded up to whole milliseconds.
+        m_have_pwait2 = false;
+        ++m_syscalls;
+      }
+    }
+    if (!m_have_pwait2) {
+      const int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
+      n = ::epoll_wait(m_epfd, events, 256, ms);
     }
     if (n < 0) {
       if (errno == EINTR) return;
-      throw std::system_error(errno, std::generic_category(), "epoll_pwait2");
+      throw std::system_error(errno, std::generic_category(), "epoll_wait");
     }
     for (int i = 0; i < n; ++i) {
       if (events[i].data.u64 == wake_token) {
@@ -210,6 +216,7 @@ class epoll_backend final : public backend {
 
   int m_epfd = -1;
   int m_eventfd = -1;
+  bool m_have_pwait2 = true;  // false once the kernel said ENOSYS
   std::size_t m_pending = 0;
   // A deque: growing it never moves a record, and the waiter lists point
   // at their heads.
