@@ -2,6 +2,7 @@
 // strict pass over its lines. See the header for the rules it enforces.
 #include "corio/net/http_parser.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -230,5 +231,17 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
   m_request.keep_alive = !close && (m_request.version_minor >= 1 || keep_alive_token);
   return complete;
 }
+
+namespace detail {
+
+bool is_http_token(std::string_view s) noexcept {
+  return !s.empty() && std::all_of(s.begin(), s.end(), is_token_char);
+}
+
+bool is_http_field_value(std::string_view s) noexcept {
+  return std::all_of(s.begin(), s.end(), is_value_char);
+}
+
+}  // namespace detail
 
 }  // namespace corio

@@ -15,21 +15,6 @@ namespace {
 
 constexpr std::size_t k_min_read = std::size_t{4} * 1024;
 
-bool is_header_name(std::string_view name) noexcept {
-  if (name.empty()) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7f && std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
-  });
-}
-
-bool is_header_value(std::string_view value) noexcept {
-  return std::all_of(value.begin(), value.end(), [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u == '\t' || (u >= 0x20 && u != 0x7f);
-  });
-}
-
 void append_number(std::string& out, std::size_t n) {
   char digits[24];
   const auto r = std::to_chars(digits, digits + sizeof digits, n);
@@ -108,7 +93,7 @@ void http_response::set_status(int code) {
 }
 
 void http_response::add_header(std::string_view name, std::string_view value) {
-  if (!is_header_name(name) || !is_header_value(value))
+  if (!detail::is_http_token(name) || !detail::is_http_field_value(value))
     throw std::invalid_argument("corio::http_response: header name or value not allowed");
   m_headers.append(name);
   m_headers.append(": ");

@@ -101,4 +101,11 @@ class http_request_parser {
   std::size_t m_content_length = 0;
 };
 
+namespace detail {
+/// RFC 9110 token (a method or a field name): not empty, tchars only.
+[[nodiscard]] bool is_http_token(std::string_view s) noexcept;
+/// A field value: no control character but tab (so no CR or LF).
+[[nodiscard]] bool is_http_field_value(std::string_view s) noexcept;
+}  // namespace detail
+
 }  // namespace corio
