@@ -10,6 +10,7 @@
 #include <system_error>
 #include <vector>
 
+#include "corio/cancel.hpp"
 #include "corio/detail/stream_ops.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/tcp_listener.hpp"
@@ -53,6 +54,10 @@ task<tcp_stream> tcp_stream::connect(socket_address addr) {
   op.m_addrlen = addr.size();
   co_await op;
   co_return s;
+}
+
+task<tcp_stream> tcp_stream::connect(socket_address addr, std::chrono::nanoseconds limit) {
+  co_return co_await timeout(limit, connect(addr));
 }
 
 task<tcp_stream> tcp_stream::connect(std::string host, std::uint16_t port) {

@@ -1,6 +1,7 @@
 // tcp_stream: a connected stream socket (TCP or Unix-domain).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -39,6 +40,10 @@ class tcp_stream {
   /// Connects to `addr` (IPv4, IPv6 or Unix). Bound it with
   /// `corio::timeout(d, tcp_stream::connect(a))`.
   [[nodiscard]] static task<tcp_stream> connect(socket_address addr);
+  /// Connects, giving up with timeout_error after `limit` (the socket is
+  /// closed; nothing leaks).
+  [[nodiscard]] static task<tcp_stream> connect(socket_address addr,
+                                                std::chrono::nanoseconds limit);
   /// Resolves `host` (see resolve()) and connects to its addresses in
   /// turn until one accepts; the last error when none does.
   [[nodiscard]] static task<tcp_stream> connect(std::string host, std::uint16_t port);
