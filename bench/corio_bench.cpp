@@ -27,6 +27,7 @@
 #include "corio/corio.hpp"
 #include "echo_service.hpp"
 #include "http_service.hpp"
+#include "until_signal.hpp"
 
 namespace {
 
@@ -295,14 +296,10 @@ int serve_network(std::string_view name, std::uint16_t port, const corio::loop_o
   const bool http = name == "http";
   corio::run(loop, [](bool http, std::uint16_t port, corio::signal_set& stop) -> corio::task<> {
     auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(port));
-    auto server = corio::spawn(http ? corio::serve_http(listener, corio_examples::hello_world)
-                                    : corio_examples::serve_echo(listener));
-    co_await stop.wait();
-    server.cancel();
-    try {
-      co_await server;
-    } catch (const corio::cancelled_error&) {
-    }
+    co_await corio_examples::until_signal(
+        http ? corio::serve_http(listener, corio_examples::hello_world)
+             : corio_examples::serve_echo(listener),
+        stop);
   }(http, port, stop));
   std::printf(
       "{\"workload\":\"%s\",\"backend\":\"%s\",\"peak_rss_kb\":%ld,\"loop_syscalls\":%llu}\n",

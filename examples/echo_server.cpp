@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "echo_service.hpp"
+#include "until_signal.hpp"
 
 int main(int argc, char** argv) {
   const auto port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 8007);
@@ -15,13 +16,7 @@ int main(int argc, char** argv) {
     std::printf("echo_server on %s (%s)\n", listener.local_address().to_string().c_str(),
                 corio::event_loop::current()->backend_name());
     std::fflush(stdout);
-    auto server = corio::spawn(corio_examples::serve_echo(listener));
-    co_await stop.wait();
-    server.cancel();  // closes the listener's connections too (serve owns them)
-    try {
-      co_await server;
-    } catch (const corio::cancelled_error&) {
-    }
+    co_await corio_examples::until_signal(corio_examples::serve_echo(listener), stop);
     co_return 0;
   }(port, stop));
 }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "http_service.hpp"
+#include "until_signal.hpp"
 
 int main(int argc, char** argv) {
   const auto port = static_cast<std::uint16_t>(argc > 1 ? std::atoi(argv[1]) : 8080);
@@ -16,14 +17,9 @@ int main(int argc, char** argv) {
     std::printf("http_server on http://%s/ (%s)\n", listener.local_address().to_string().c_str(),
                 corio::event_loop::current()->backend_name());
     std::fflush(stdout);
-    auto server = corio::spawn(corio::serve_http(listener, corio_examples::hello_world));
-    const int sig = co_await stop.wait();
-    std::printf("http_server: signal %d, shutting down\n", sig);
-    server.cancel();  // closes the listener's connections too (serve owns them)
-    try {
-      co_await server;
-    } catch (const corio::cancelled_error&) {
-    }
+    const int sig = co_await corio_examples::until_signal(
+        corio::serve_http(listener, corio_examples::hello_world), stop);
+    std::printf("http_server: signal %d, connections closed\n", sig);
     co_return 0;
   }(port, stop));
 }
