@@ -9,14 +9,12 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 #include "corio/detail/input_buffer.hpp"
 #include "corio/net/http_parser.hpp"
 #include "corio/net/serve.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
-#include "corio/spawn.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
