@@ -76,6 +76,10 @@ struct loop_stats {
   /// non-blocking attempt, epoll_wait and epoll_ctl, io_uring_enter,
   /// eventfd reads. (Descriptor set-up and close are not counted.)
   std::uint64_t syscalls = 0;
+  /// Bytes of received data the loop holds for reads not yet made (on
+  /// io_uring, the provided buffers that multishot receives filled; at most
+  /// a few per socket). Always 0 on epoll, where data waits in the kernel.
+  std::size_t read_buffer_bytes = 0;
 };
 
 namespace detail {

@@ -47,6 +47,9 @@ class backend {
 
   [[nodiscard]] virtual const char* name() const noexcept = 0;
 
+  /// loop_stats::read_buffer_bytes.
+  [[nodiscard]] virtual std::size_t read_buffer_bytes() const noexcept { return 0; }
+
   /// System calls made so far (loop_stats::syscalls).
   [[nodiscard]] std::uint64_t syscalls() const noexcept { return m_syscalls; }
 

@@ -95,6 +95,7 @@ loop_stats event_loop::stats() const noexcept {
   loop_stats s = m_stats;
   s.pending_timers = m_timers.size();
   s.syscalls = m_backend->syscalls();
+  s.read_buffer_bytes = m_backend->read_buffer_bytes();
   return s;
 }
 

@@ -35,6 +35,13 @@ inline bool uring_forced_off() {
   return env != nullptr && std::strcmp(env, "epoll") == 0;
 }
 
+/// Whether io_uring's multishot reads are in use on the uring backend
+/// (CORIO_URING_MULTISHOT=0 reruns the socket suites without them).
+inline bool uring_multishot_on() {
+  const char* env = std::getenv("CORIO_URING_MULTISHOT");
+  return !uring_forced_off() && (env == nullptr || std::strcmp(env, "0") != 0);
+}
+
 /// Whether this kernel lets us set up an io_uring at all (CI containers
 /// may refuse it; the loop then falls back, which is what we check).
 inline bool kernel_has_uring() {
