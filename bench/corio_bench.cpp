@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -214,6 +215,41 @@ corio::task<outcome_line> w_collect(u64 n) {
   co_return outcome_line{sum, sum == triangle(n), ",\"collected\":" + std::to_string(items.size())};
 }
 
+// ---- offload: n FNV-style CPU jobs on a pool of 2, at most 64 in flight ----
+
+u64 offload_job(u64 i) {
+  u64 h = 14695981039346656037ULL;
+  for (u64 r = 0; r < 200; ++r)
+    h = (h ^ ((i + r) & 0xff)) * 1099511628211ULL;
+  return h;
+}
+
+u64 offload_expected(u64 n) {
+  u64 x = 0;
+  for (u64 i = 0; i < n; ++i)
+    x ^= offload_job(i);
+  return x;
+}
+
+corio::thread_pool* g_offload_pool = nullptr;  // made before the clock starts
+u64 g_offload_expected = 0;
+
+corio::task<outcome_line> w_offload(u64 n) {
+  constexpr std::size_t in_flight = 64;
+  u64 next = 0;
+  u64 result = 0;
+  co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+    for (std::size_t k = 0; k < in_flight; ++k) {
+      g.spawn([](u64& next, u64 n, u64& result) -> corio::task<> {
+        while (next < n)
+          result ^= co_await corio::offload(*g_offload_pool, offload_job, next++);
+      }(next, n, result));
+    }
+    co_return;
+  });
+  co_return outcome_line{result, result == g_offload_expected, ",\"workers\":2,\"in_flight\":64"};
+}
+
 // ---- bounded: gather over n coroutines, each semaphore(1000) + 1 ms sleep --
 
 corio::task<int> bounded_one(corio::semaphore& sem) {
@@ -246,10 +282,16 @@ constexpr workload k_workloads[] = {
     {"spawn", 1'000'000, w_spawn},       {"spawn-batched", 1'000'000, w_spawn_batched},
     {"pingpong", 1'000'000, w_pingpong}, {"timers", 100'000, w_timers},
     {"stream", 10'000'000, w_stream},    {"collect", 10'000'000, w_collect},
-    {"bounded", 100'000, w_bounded},
+    {"bounded", 100'000, w_bounded},     {"offload", 100'000, w_offload},
 };
 
 int run_one(const workload& w, u64 n, const corio::loop_options& options) {
+  std::unique_ptr<corio::thread_pool> pool;
+  if (std::strcmp(w.name, "offload") == 0) {  // set-up, outside the measured part
+    pool = std::make_unique<corio::thread_pool>(2);
+    g_offload_pool = pool.get();
+    g_offload_expected = offload_expected(n);
+  }
   corio::event_loop loop(options);
   const double cpu0 = cpu_seconds();
   const auto t0 = steady_clock::now();

@@ -294,6 +294,12 @@ void event_loop::shutdown() {
     }
     tick();
   }
+  // Jobs of cancelled offloads still on pool threads post back here: wait
+  // for them, so that no worker posts to a loop that is gone (as
+  // asyncio.run shuts its default executor down).
+  while (m_external.load(std::memory_order_acquire) != 0 ||
+         m_inbox.load(std::memory_order_acquire) != nullptr)
+    tick();
 }
 
 namespace detail {
