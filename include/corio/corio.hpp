@@ -4,6 +4,7 @@
 #include "corio/as_completed.hpp"
 #include "corio/async_generator.hpp"
 #include "corio/cancel.hpp"
+#include "corio/channel.hpp"
 #include "corio/condition_variable.hpp"
 #include "corio/errors.hpp"
 #include "corio/event.hpp"
