@@ -12,7 +12,9 @@
 //      other system call;
 //      in virtual-clock mode an idle loop jumps to the next timer instead;
 //   5. resume ready tasks in FIFO order, at most `budget` of them, so that
-//      timers and I/O are looked at again soon under load.
+//      timers and I/O are looked at again soon under load; the step also
+//      ends when a task that yielded (`yield_now`) comes up again, so a
+//      yield always lets due timers fire before the yielder goes on.
 #pragma once
 
 #include <atomic>
@@ -143,6 +145,8 @@ class event_loop final : private detail::task_owner {
     m_ready_tail = &t;
   }
   [[nodiscard]] detail::task_base* current_task() const noexcept { return m_current; }
+  /// Whether this tick's number is odd (yield_now marks its task with it).
+  [[nodiscard]] bool odd_tick() const noexcept { return (m_stats.iterations & 1U) != 0; }
   detail::timer_wheel& timers() noexcept { return m_timers; }
   detail::backend& io() noexcept { return *m_backend; }
   /// Schedules `t` (its m_when_ns set), rounded up by the timer slack.

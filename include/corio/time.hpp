@@ -30,6 +30,8 @@ struct yield_awaiter : waiter {
   static constexpr bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     if (!begin(h)) return false;
+    m_task->m_flags = (m_task->m_flags & ~tf_yield_odd) | tf_yielded |
+                      (current_loop().odd_tick() ? tf_yield_odd : 0U);
     wake();
     return true;
   }
@@ -58,8 +60,10 @@ template <class Rep, class Period>
   return detail::sleep_awaiter(detail::current_loop().refresh_now_ns() + (ns > 0 ? ns : 0));
 }
 
-/// Lets every other ready task run once before this one continues
-/// (asyncio's `sleep(0)`). A cancellation pending is delivered here.
+/// Lets every other ready task run once, and the loop fire due timers and
+/// look at I/O, before this one continues (asyncio's `sleep(0)`): the task
+/// goes to the back of the ready queue and the loop ends its tick when it
+/// comes up again. A cancellation pending is delivered here.
 [[nodiscard]] inline detail::yield_awaiter yield_now() noexcept {
   return {};
 }

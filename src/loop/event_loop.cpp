@@ -224,6 +224,12 @@ void event_loop::tick() {
   while (budget-- > 0) {
     detail::task_base* t = m_ready_head;
     if (t == nullptr) break;
+    if ((t->m_flags & detail::tf_yielded) != 0) {
+      // Yielded in this very tick: it goes on in the next one, after its
+      // timers and I/O (and so does everything queued behind it).
+      if (((t->m_flags & detail::tf_yield_odd) != 0) == odd_tick()) break;
+      t->m_flags &= ~detail::tf_yielded;
+    }
     m_ready_head = t->m_next_ready;
     if (m_ready_head == nullptr) m_ready_tail = nullptr;
     m_current = t;

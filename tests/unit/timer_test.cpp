@@ -141,6 +141,19 @@ TEST(Timer, YieldNowLetsReadyTasksRunWithoutTime) {
   });
 }
 
+// A task that yields between chunks of work lets due timers fire and I/O be
+// looked at between them (asyncio's sleep(0)): each yield ends the loop's
+// tick, where it used to run the yielder again up to the tick's budget
+// (256 resumptions) before the timers were looked at.
+TEST(Timer, EachYieldNowEndsTheTickSoTimersAreLookedAt) {
+  run_virtual([]() -> corio::task<> {
+    const std::uint64_t before = corio_test::stats().iterations;
+    for (int i = 0; i < 100; ++i)
+      co_await corio::yield_now();
+    EXPECT_GE(corio_test::stats().iterations - before, 100U);
+  });
+}
+
 TEST(Timer, SleepUntilPastOrPresentDeadlineReturnsInTheNextTick) {
   run_virtual([]() -> corio::task<> {
     const auto t0 = corio::now();

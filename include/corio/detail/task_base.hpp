@@ -106,8 +106,10 @@ enum task_flag : std::uint32_t {
   tf_has_value = 1U << 5,
   tf_has_error = 1U << 6,
   tf_error_is_cancel = 1U << 7,
-  tf_retrieved = 1U << 8,  // the result or error was taken
-  tf_named = 1U << 9,      // has an entry in the loop's name table
+  tf_retrieved = 1U << 8,   // the result or error was taken
+  tf_named = 1U << 9,       // has an entry in the loop's name table
+  tf_yielded = 1U << 10,    // yield_now: not again in the tick it yielded in
+  tf_yield_odd = 1U << 11,  // ... which was an odd-numbered tick
 };
 
 /// Promise base of every task<T>. Fields after `m_link` are used by roots only.
