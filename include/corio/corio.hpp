@@ -31,6 +31,7 @@
 #include "corio/semaphore.hpp"
 #include "corio/signal.hpp"
 #include "corio/spawn.hpp"
+#include "corio/stream.hpp"
 #include "corio/task.hpp"
 #include "corio/task_group.hpp"
 #include "corio/thread_pool.hpp"
