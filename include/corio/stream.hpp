@@ -70,8 +70,12 @@ task<> pump(async_generator<T> src, std::shared_ptr<queue<pumped<std::remove_cvr
 template <class T, class F>
 auto map_stream(async_generator<T> src, F f)
     -> async_generator<std::invoke_result_t<F&, std::remove_cvref_t<T>&&>> {
-  while (auto v = co_await src.next())
-    co_yield std::invoke(f, std::move(*v));
+  while (auto v = co_await src.next()) {
+    // Named, not a temporary inside co_yield: GCC 12 has destroyed class
+    // temporaries of co_yield / co_await expressions twice.
+    auto out = std::invoke(f, std::move(*v));
+    co_yield std::move(out);
+  }
 }
 
 template <class T, class P>

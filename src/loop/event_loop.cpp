@@ -171,12 +171,17 @@ void event_loop::shuffle_ready() {
   std::vector<detail::task_base*> items;
   for (detail::task_base* t = m_ready_head; t != nullptr; t = t->m_next_ready)
     items.push_back(t);
-  if (items.size() < 2) return;
-  for (std::size_t i = items.size() - 1; i > 0; --i) {
+  // A task that yielded and ended the last tick stays first: what it woke
+  // before yielding has run, and what became ready after its yield goes
+  // after it (the order yield_now promises). The rest is any order.
+  const std::size_t fixed =
+      !items.empty() && (items.front()->m_flags & detail::tf_yielded) != 0 ? 1 : 0;
+  if (items.size() < fixed + 2) return;
+  for (std::size_t i = items.size() - 1; i > fixed; --i) {
     m_rng ^= m_rng << 13;
     m_rng ^= m_rng >> 7;
     m_rng ^= m_rng << 17;
-    std::swap(items[i], items[m_rng % (i + 1)]);
+    std::swap(items[i], items[fixed + m_rng % (i + 1 - fixed)]);
   }
   m_ready_head = m_ready_tail = nullptr;
   for (detail::task_base* t : items)
