@@ -26,6 +26,7 @@
 #include "corio/offload.hpp"
 #include "corio/outcome.hpp"
 #include "corio/process.hpp"
+#include "corio/process_pool.hpp"
 #include "corio/queue.hpp"
 #include "corio/run.hpp"
 #include "corio/semaphore.hpp"

@@ -56,6 +56,7 @@ class ring_buffer {
   void grow_if_full() {
     if (m_data != nullptr && m_size <= m_mask) return;
     const std::size_t cap = m_data == nullptr ? 4 : (m_mask + 1) * 2;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): T may be a pointer (a queue of pointers)
     void* fresh = ::operator new(cap * sizeof(T), std::align_val_t(alignof(T)));
     T* dst = static_cast<T*>(fresh);
     for (std::size_t i = 0; i < m_size; ++i) {
