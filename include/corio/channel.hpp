@@ -250,16 +250,20 @@ class channel {
     return !m_receivers.empty() || m_items.size() < m_capacity;
   }
 
-  // Hands `v` to the oldest waiting task, or stores it (there is room);
-  // unlocks.
-  void put_locked(T&& v, std::unique_lock<std::mutex>& lock) {
+  // Hands `v` to the oldest waiting task, or stores it (there is room) at
+  // the back, or at the front for an item given back; unlocks.
+  void put_locked(T&& v, std::unique_lock<std::mutex>& lock, bool at_front = false) {
     if (async_waiter* w = m_receivers.pop_front()) {
       w->m_item.emplace(std::move(v));
       lock.unlock();
       resume(*w);
       return;
     }
-    m_items.push_back(std::move(v));
+    if (at_front) {
+      m_items.push_front(std::move(v));
+    } else {
+      m_items.push_back(std::move(v));
+    }
     if (m_blocked_receivers != 0) m_can_receive.notify_one();
     lock.unlock();
   }
@@ -289,14 +293,7 @@ class channel {
   // waiting receiver.
   void give_back(T&& v) noexcept {
     std::unique_lock lock(m_mutex);
-    if (async_waiter* w = m_receivers.pop_front()) {
-      w->m_item.emplace(std::move(v));
-      lock.unlock();
-      resume(*w);
-      return;
-    }
-    m_items.push_front(std::move(v));
-    if (m_blocked_receivers != 0) m_can_receive.notify_one();
+    put_locked(std::move(v), lock, true);
   }
 
   // A claimed waiter goes on on its own loop.
