@@ -85,12 +85,6 @@ class channel {
       lock.unlock();
     }
 
-    // Completed without waiting: undo begin()'s bookkeeping.
-    void done_now() noexcept {
-      m_state = state::idle;
-      m_task->m_waiter = nullptr;
-    }
-
     // On the waiter's loop thread, after a waker claimed it.
     void on_claimed() noexcept {
       m_loop->remove_external_work();
@@ -114,7 +108,7 @@ class channel {
       std::unique_lock lock(this->m_channel->m_mutex);
       if (!this->m_channel->m_items.empty() || this->m_channel->m_closed) {
         this->m_item = this->m_channel->take_locked(lock);
-        this->done_now();
+        this->end_without_suspending();
         return false;
       }
       this->m_receiver = true;
@@ -139,13 +133,13 @@ class channel {
       if (!this->begin(h)) return false;
       std::unique_lock lock(this->m_channel->m_mutex);
       if (this->m_channel->m_closed) {
-        this->done_now();
+        this->end_without_suspending();
         return false;
       }
       if (this->m_channel->has_room_locked()) {
         this->m_channel->put_locked(std::move(*this->m_item), lock);
         this->m_sent = true;
-        this->done_now();
+        this->end_without_suspending();
         return false;
       }
       this->park(lock, this->m_channel->m_senders);

@@ -237,6 +237,11 @@ inline bool waiter::begin(std::coroutine_handle<> h) noexcept {
   return true;
 }
 
+inline void waiter::end_without_suspending() noexcept {
+  m_state = state::idle;
+  m_task->m_waiter = nullptr;
+}
+
 inline void waiter::wake() noexcept {
   m_state = state::woken;
   m_task->m_waiter = nullptr;

@@ -5,7 +5,6 @@
 #include <exception>
 #include <functional>
 #include <new>
-#include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -26,12 +25,10 @@ namespace detail {
 template <class Fn, class... Args>
 struct offload_job final : pool_job {
   using result_type = std::invoke_result_t<Fn&, Args&...>;
-  using stored_type = std::conditional_t<std::is_void_v<result_type>, bool, result_type>;
 
   Fn m_fn;
   std::tuple<Args...> m_args;
-  std::optional<stored_type> m_value;
-  std::exception_ptr m_error;
+  call_result<result_type> m_result;
   waiter* m_awaiter = nullptr;  // null once the awaiting task gave up
 
   template <class F, class... A>
@@ -39,16 +36,7 @@ struct offload_job final : pool_job {
       : m_fn(std::forward<F>(fn)), m_args(std::forward<A>(args)...) {
     m_work = [](pool_job& j) noexcept {
       auto& self = static_cast<offload_job&>(j);
-      try {
-        if constexpr (std::is_void_v<result_type>) {
-          std::apply(self.m_fn, self.m_args);
-          self.m_value.emplace(true);
-        } else {
-          self.m_value.emplace(std::apply(self.m_fn, self.m_args));
-        }
-      } catch (...) {
-        self.m_error = std::current_exception();
-      }
+      self.m_result.capture([&self] { return std::apply(self.m_fn, self.m_args); });
     };
     m_run = [](posted_node& n) noexcept {
       auto& self = static_cast<offload_job&>(static_cast<pool_job&>(n));
@@ -92,8 +80,7 @@ class offload_awaitable : waiter {
     m_job->m_loop = &current_loop();
     m_job->m_awaiter = this;
     if (!m_pool->submit(*m_job)) {
-      m_state = state::idle;
-      m_task->m_waiter = nullptr;
+      end_without_suspending();
       throw pool_overloaded_error();
     }
     m_submitted = true;
@@ -108,9 +95,7 @@ class offload_awaitable : waiter {
 
   typename job_type::result_type await_resume() {
     if (m_state != state::idle) finish();  // cancelled_error; the job is freed as arranged
-    if (m_job->m_error) std::rethrow_exception(m_job->m_error);
-    if constexpr (!std::is_void_v<typename job_type::result_type>)
-      return std::move(*m_job->m_value);
+    return m_job->m_result.take();
   }
 
  private:

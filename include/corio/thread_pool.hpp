@@ -3,8 +3,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <optional>
 #include <stdexcept>
+#include <type_traits>
+#include <utility>
 
 #include "corio/event_loop.hpp"
 
@@ -50,6 +54,33 @@ struct pool_job : posted_node {
 };
 
 class pool_core;
+
+/// What a pool job produced: its value (for void, that it ran) or the
+/// exception it threw. Written on the worker, read on the loop after the
+/// job was posted back.
+template <class R>
+struct call_result {
+  std::optional<std::conditional_t<std::is_void_v<R>, bool, R>> m_value;
+  std::exception_ptr m_error;
+
+  template <class F>
+  void capture(F&& fn) noexcept {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        std::forward<F>(fn)();
+        m_value.emplace(true);
+      } else {
+        m_value.emplace(std::forward<F>(fn)());
+      }
+    } catch (...) {
+      m_error = std::current_exception();
+    }
+  }
+  R take() {
+    if (m_error) std::rethrow_exception(m_error);
+    if constexpr (!std::is_void_v<R>) return std::move(*m_value);
+  }
+};
 
 }  // namespace detail
 

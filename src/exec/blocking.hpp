@@ -5,8 +5,6 @@
 #pragma once
 
 #include <coroutine>
-#include <exception>
-#include <optional>
 #include <utility>
 
 #include "corio/detail/task_base.hpp"
@@ -23,8 +21,7 @@ template <class F>
 struct blocking_call : waiter, pool_job {
   using result_type = decltype(std::declval<F&>()());
   F m_fn;
-  std::optional<result_type> m_value;
-  std::exception_ptr m_error;
+  call_result<result_type> m_result;
 
   explicit blocking_call(F fn) : m_fn(std::move(fn)) {}
   blocking_call(const blocking_call&) = delete;
@@ -37,11 +34,7 @@ struct blocking_call : waiter, pool_job {
     m_loop = &current_loop();
     m_work = [](pool_job& j) noexcept {
       auto& self = static_cast<blocking_call&>(j);
-      try {
-        self.m_value.emplace(self.m_fn());
-      } catch (...) {
-        self.m_error = std::current_exception();
-      }
+      self.m_result.capture(self.m_fn);
     };
     m_run = [](posted_node& n) noexcept {
       auto& self = static_cast<blocking_call&>(static_cast<pool_job&>(n));
@@ -53,8 +46,7 @@ struct blocking_call : waiter, pool_job {
       }
     };
     if (!blocking_pool().submit(*this)) {
-      m_state = state::idle;
-      m_task->m_waiter = nullptr;
+      end_without_suspending();
       throw pool_overloaded_error();
     }
     m_loop->add_external_work();
@@ -62,8 +54,7 @@ struct blocking_call : waiter, pool_job {
   }
   result_type await_resume() {
     if (m_state != waiter::state::idle) finish();
-    if (m_error) std::rethrow_exception(m_error);
-    return std::move(*m_value);
+    return m_result.take();
   }
 };
 

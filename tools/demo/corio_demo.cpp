@@ -93,6 +93,13 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+/// The peak-RSS row that the memory chapters (run in children) share.
+void add_rss_row(const char* chapter, const measurement& a, const measurement& b) {
+  g_rows.push_back({chapter, "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
+                    fmt("%.1f", b.peak_rss_kb / 1024.0),
+                    fmt("%.1fx less memory", a.peak_rss_kb / b.peak_rss_kb)});
+}
+
 void check_same(const char* chapter, u64 a, u64 b) {
   if (a != b) {
     std::fprintf(stderr, "corio-demo: %s: before and after disagree (%llu vs %llu)\n", chapter,
@@ -214,9 +221,7 @@ void chapter_bounded() {
   progress("after: corio::map_bounded(ids, request, 200)");
   const measurement b = in_child(bounded_after);
   check_same("bounded concurrency", a.result, b.result);
-  g_rows.push_back({"2 bounded concurrency", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
-                    fmt("%.1f", b.peak_rss_kb / 1024.0),
-                    fmt("%.1fx less memory", a.peak_rss_kb / b.peak_rss_kb)});
+  add_rss_row("2 bounded concurrency", a, b);
   g_rows.push_back({"", "wall time (ms)", fmt("%.0f", a.seconds * 1e3),
                     fmt("%.0f", b.seconds * 1e3), fmt("%.1fx faster", a.seconds / b.seconds)});
 }
@@ -278,9 +283,7 @@ void chapter_streaming() {
   progress("after: sum them as the async_generator yields them");
   const measurement b = in_child(streaming_after);
   check_same("streaming", a.result, b.result);
-  g_rows.push_back({"3 streaming", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
-                    fmt("%.1f", b.peak_rss_kb / 1024.0),
-                    fmt("%.1fx less memory", a.peak_rss_kb / b.peak_rss_kb)});
+  add_rss_row("3 streaming", a, b);
   g_rows.push_back({"", "ns per record", fmt("%.1f", a.seconds / k_records * 1e9),
                     fmt("%.1f", b.seconds / k_records * 1e9),
                     fmt("%.1fx faster", a.seconds / b.seconds)});
@@ -679,9 +682,7 @@ void chapter_pipeline() {
   progress("after: records | map(enrich) | buffered(64) | chunks(500)");
   const measurement b = in_child(pipeline_after);
   check_same("pipeline", a.result, b.result);
-  g_rows.push_back({"7 pipeline", "peak RSS (MiB)", fmt("%.1f", a.peak_rss_kb / 1024.0),
-                    fmt("%.1f", b.peak_rss_kb / 1024.0),
-                    fmt("%.1fx less memory", a.peak_rss_kb / b.peak_rss_kb)});
+  add_rss_row("7 pipeline", a, b);
   g_rows.push_back({"", "wall time (ms)", fmt("%.0f", a.seconds * 1e3),
                     fmt("%.0f", b.seconds * 1e3), fmt("%.2fx", a.seconds / b.seconds)});
 }

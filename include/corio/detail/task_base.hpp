@@ -73,6 +73,7 @@ struct waiter {
   bool m_defer_abort = false;
 
   bool begin(std::coroutine_handle<> h) noexcept;  // false: cancelled, do not suspend
+  void end_without_suspending() noexcept;          // after begin(): done at once after all
   void wake() noexcept;
   void finish();  // throws cancelled_error when cancelled
 };
