@@ -18,10 +18,14 @@ class async_generator;
 namespace detail {
 
 template <class T>
-class generator_promise : public frame_allocated {
+class generator_promise : public frame_info, public frame_allocated {
   using value_ptr = std::add_pointer_t<std::remove_reference_t<T>>;
 
  public:
+  // Names the generator's function in await chains (see task_promise).
+  explicit generator_promise(std::source_location where = std::source_location::current()) noexcept {
+    m_where = where;
+  }
   async_generator<T> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }
 
@@ -97,32 +101,35 @@ class [[nodiscard]] async_generator {
 
   /// Runs the body to its next `co_yield` and gives the item, or
   /// std::nullopt when the body has finished. Rethrows the body's error.
-  auto next() noexcept {
-    struct awaiter {
-      handle_type m_gen;
-      [[nodiscard]] bool await_ready() const noexcept { return !m_gen || m_gen.done(); }
-      std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
-        m_gen.promise().m_consumer = consumer;
-        return m_gen;
-      }
-      // m_value is set by every co_yield and cleared by final_suspend, so a
-      // non-null value is the common case and needs no other check.
-      std::optional<value_type> await_resume() {
-        if (!m_gen) return std::nullopt;
-        promise_type& p = m_gen.promise();
-        if (p.m_value != nullptr) [[likely]]
-          return std::optional<value_type>(std::move(*p.m_value));
-        if (p.m_error) std::rethrow_exception(std::exchange(p.m_error, nullptr));
-        return std::nullopt;
-      }
-    };
-    return awaiter{m_handle};
-  }
+  auto next() noexcept { return next_awaiter{m_handle}; }
 
   /// True once the body has finished.
   [[nodiscard]] bool done() const noexcept { return !m_handle || m_handle.done(); }
 
  private:
+  struct next_awaiter {
+    handle_type m_gen;
+    detail::frame_info* m_consumer = nullptr;
+    [[nodiscard]] bool await_ready() const noexcept { return !m_gen || m_gen.done(); }
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> consumer) noexcept {
+      m_gen.promise().m_consumer = consumer;
+      m_consumer = detail::note_awaiting(consumer, m_gen.promise());
+      return m_gen;
+    }
+    // m_value is set by every co_yield and cleared by final_suspend, so a
+    // non-null value is the common case and needs no other check.
+    std::optional<value_type> await_resume() {
+      if (m_consumer != nullptr) m_consumer->m_awaiting = nullptr;
+      if (!m_gen) return std::nullopt;
+      promise_type& p = m_gen.promise();
+      if (p.m_value != nullptr) [[likely]]
+        return std::optional<value_type>(std::move(*p.m_value));
+      if (p.m_error) std::rethrow_exception(std::exchange(p.m_error, nullptr));
+      return std::nullopt;
+    }
+  };
+
   handle_type m_handle;
 };
 

@@ -16,7 +16,7 @@ class event {
     explicit wait_waiter(event* e) noexcept : m_event(e) {}
     [[nodiscard]] bool await_ready() const noexcept { return m_event->m_set; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      return park_in(m_event->m_waiters, h);
+      return park_in(m_event->m_waiters, h, "event");
     }
     void await_resume() {
       if (m_state != state::idle) finish();

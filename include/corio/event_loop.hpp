@@ -22,9 +22,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "corio/detail/task_base.hpp"
 #include "corio/detail/timer_wheel.hpp"
+#include "corio/histogram.hpp"
 
 namespace corio {
 
@@ -64,6 +66,27 @@ struct loop_options {
   /// early; zero fires each at its exact deadline. Ignored on the virtual
   /// clock.
   std::chrono::nanoseconds timer_slack = std::chrono::microseconds(500);
+  /// Loop statistics that read the clock: the timer-lag histogram and the
+  /// time spent polling against running (a clock read around each poll that
+  /// may block, nothing per resumption). The plain counters are always kept.
+  bool stats = true;
+  /// Debug mode, also turned on by `CORIO_DEBUG=1` in the environment.
+  /// Reports, through `report`: a `task<>` destroyed without ever being
+  /// awaited (naming its coroutine function, file and line), one destroyed
+  /// while suspended, tasks still running when the main task ends, and
+  /// resumptions that run longer than `slow_callback_duration` (naming the
+  /// task and its await chain). SIGUSR1 makes the loop write `dump_tasks()`
+  /// to the report at its next iteration. Debug mode times every
+  /// resumption (two clock reads each), as asyncio's debug mode does.
+  bool debug = false;
+  /// The threshold of debug mode's slow-resumption report (asyncio's
+  /// `loop.slow_callback_duration`).
+  std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+  /// Time every resumption and add it to its task's run time (task dumps
+  /// show it), without the rest of debug mode.
+  bool task_timing = false;
+  /// Where reports go, one complete message per call; stderr when empty.
+  std::function<void(const std::string&)> report{};
 };
 
 /// Counters that are always kept (they cost an increment each).
@@ -82,11 +105,18 @@ struct loop_stats {
   /// io_uring, the provided buffers that multishot receives filled; at most
   /// a few per socket). Always 0 on epoll, where data waits in the kernel.
   std::size_t read_buffer_bytes = 0;
+  /// Callbacks posted from other threads (`post`) that have run.
+  std::uint64_t posted_callbacks = 0;
+  /// Since the loop was made: time blocked waiting for I/O or timers, and
+  /// the rest (running tasks, timers, callbacks). Kept with `stats`.
+  std::chrono::nanoseconds polling{0};
+  std::chrono::nanoseconds running{0};
+  /// Resumptions longer than slow_callback_duration (debug mode).
+  std::uint64_t slow_resumptions = 0;
 };
 
 namespace detail {
 class backend;
-class name_table;
 std::unique_ptr<backend> make_backend(io_backend_kind wanted);
 
 /// A callback posted from another thread; intrusive so that executors can
@@ -131,6 +161,11 @@ class event_loop final : private detail::task_owner {
   void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
 
   [[nodiscard]] loop_stats stats() const noexcept;
+  /// How late timers fired (deadline to the tick that fired them); kept with
+  /// `loop_options::stats`. Under load this is the loop's lag.
+  [[nodiscard]] const latency_histogram& timer_lag() const noexcept { return m_lag; }
+  /// Sends a report (debug mode's findings, dumps) to `loop_options::report`.
+  void report(const std::string& message) const;
   [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
   [[nodiscard]] const char* backend_name() const noexcept;
 
@@ -169,9 +204,29 @@ class event_loop final : private detail::task_owner {
   void note_finished() noexcept { --m_stats.live_tasks; }
   /// The owner of roots spawned without a group.
   detail::task_owner* owner_for_spawn() noexcept { return this; }
-  void set_name(detail::task_base& t, const char* name);
-  [[nodiscard]] const char* name_of(const detail::task_base& t) const noexcept;
-  void forget_name(detail::task_base& t) noexcept;
+  /// Child scopes (task groups, gathers) register here so that task dumps
+  /// find every live task.
+  void add_scope(detail::task_owner& s) noexcept { m_scopes.push_back(s); }
+  /// Calls `fn(task_base&)` for every live root: detached ones, then the
+  /// members of each child scope.
+  template <class Fn>
+  void for_each_root(Fn fn) {
+    m_members.for_each(fn);
+    m_scopes.for_each([&](detail::task_owner& s) { s.m_members.for_each(fn); });
+  }
+  [[nodiscard]] bool debug() const noexcept { return m_options.debug; }
+  /// Called when a root's frame is about to be destroyed.
+  void note_root_destroyed(detail::task_base& t) noexcept {
+    if (&t == m_current) {
+      m_finished_current = t.m_where;
+      m_finished_name = t.m_name;
+      m_current = nullptr;
+    }
+  }
+  /// The current tick's time in milliseconds since the loop was made.
+  [[nodiscard]] std::uint32_t ms_since_start() const noexcept {
+    return static_cast<std::uint32_t>((m_now_ns - m_start_ns) / 1'000'000);
+  }
   /// Runs ticks until `main` is done; then cancels and drains the rest.
   void run_root(detail::task_base& main);
 
@@ -179,6 +234,10 @@ class event_loop final : private detail::task_owner {
   void on_member_done(detail::task_base& t) noexcept override;
   void tick();
   void run_posted() noexcept;
+  template <bool Timed>
+  std::uint64_t run_ready();
+  void after_slow_resumption(detail::task_base* t, std::int64_t ns);
+  void check_dump_request();
   void poll_io(std::int64_t timeout_ns);
   /// How long an idle loop may block for a timer due at `deadline_ns`.
   [[nodiscard]] std::int64_t wait_for_timer_ns(std::int64_t deadline_ns) const noexcept;
@@ -196,11 +255,20 @@ class event_loop final : private detail::task_owner {
   detail::task_base* m_ready_tail = nullptr;
   detail::task_base* m_current = nullptr;
   std::int64_t m_now_ns = 0;
+  std::int64_t m_start_ns = 0;
+  std::int64_t m_poll_ns = 0;
+  bool m_timed = false;  // debug or task_timing: time each resumption
+  std::uint32_t m_dump_seen = 0;
+  // The root that finished (and was destroyed) during the current
+  // resumption, for the slow-resumption report.
+  std::source_location m_finished_current;
+  const char* m_finished_name = nullptr;
+  latency_histogram m_lag;
+  detail::intrusive_list<detail::task_owner> m_scopes;
   detail::timer_wheel m_timers;
   std::int64_t m_slack_ns = 0;  // 0 on the virtual clock
   detail::intrusive_list<detail::timer_node> m_expired;
   std::unique_ptr<detail::backend> m_backend;
-  std::unique_ptr<detail::name_table> m_names;
   std::atomic<detail::posted_node*> m_inbox{nullptr};
   std::atomic<bool> m_sleeping{false};
   // Posters between publishing their node and their last touch of the

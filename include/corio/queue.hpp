@@ -47,7 +47,7 @@ class queue {
       return m_queue->m_closed && m_queue->m_granted == 0;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_queue->m_poppers, h)) return false;
+      if (!park_in(m_queue->m_poppers, h, "queue pop")) return false;
       m_on_pass = [](detail::waiter& w) noexcept {
         auto& self = static_cast<pop_waiter&>(w);
         if (self.m_item) self.m_queue->give_back(std::move(*self.m_item));
@@ -77,7 +77,7 @@ class queue {
       return false;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_queue->m_pushers, h)) return false;
+      if (!park_in(m_queue->m_pushers, h, "queue push")) return false;
       m_on_pass = [](detail::waiter& w) noexcept {
         auto& self = static_cast<push_waiter&>(w);
         if (self.m_grant) {

@@ -47,7 +47,7 @@ class semaphore {
     explicit acquire_waiter(semaphore* s) noexcept : m_sem(s) {}
     [[nodiscard]] bool await_ready() const noexcept { return m_sem->try_acquire(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_sem->m_waiters, h)) return false;
+      if (!park_in(m_sem->m_waiters, h, "semaphore")) return false;
       m_on_pass = [](detail::waiter& w) noexcept {
         static_cast<acquire_waiter&>(w).m_sem->release();
       };

@@ -80,6 +80,8 @@ class join_handle {
       [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
       bool await_suspend(std::coroutine_handle<> h) noexcept {
         if (!begin(h)) return false;
+        m_what = "join_handle";
+        m_waiting = m_task;
         m_on_done = [](detail::done_listener& l) noexcept { static_cast<awaiter&>(l).wake(); };
         m_on_abort = [](detail::waiter& w) noexcept {
           auto& self = static_cast<awaiter&>(w);
@@ -135,7 +137,8 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
   owner.m_members.push_back(p);
   ++owner.m_count;
   loop.note_spawned();
-  if (name != nullptr) loop.set_name(p, name);
+  p.m_name = name;
+  p.m_spawned_ms = loop.ms_since_start();
   loop.schedule(p);
   return join_handle<T>(&p);
 }

@@ -35,6 +35,7 @@ struct initial_awaiter {
   // A root cancelled before its first step throws here, inside the body's
   // implicit try block, so it finishes as cancelled without running.
   void await_resume() const {
+    m_promise->m_flags |= tf_started;
     if ((m_promise->m_flags & tf_root) != 0 && m_promise->cancel_effective()) {
       throw_cancelled(*m_promise);
     }
@@ -115,9 +116,34 @@ class task_promise_storage<void> : public task_base {
 
 void store_error(task_base& t) noexcept;  // current exception -> t (classifies cancellation)
 
+void store_error(task_base& t) noexcept;  // current exception -> t (classifies cancellation)
+
+/// Debug mode: a task object destroyed its frame before the body finished
+/// (never awaited, or destroyed while suspended). Reports it when the
+/// current loop is in debug mode.
+void on_task_dropped(task_base& t, bool started) noexcept;
+
+/// Records, in the awaiting coroutine's frame_info (when it has one), which
+/// frame it awaits now; the awaiter clears it again when it resumes.
+template <class Promise>
+frame_info* note_awaiting(std::coroutine_handle<Promise> parent, frame_info& child) noexcept {
+  if constexpr (std::is_base_of_v<frame_info, Promise>) {
+    frame_info& p = parent.promise();
+    p.m_awaiting = &child;
+    return &p;
+  } else {
+    return nullptr;
+  }
+}
+
 template <class T>
 class task_promise final : public task_promise_storage<T>, public frame_allocated {
  public:
+  // The default argument is evaluated where the compiler constructs the
+  // promise: inside the coroutine, so it names the coroutine's function.
+  explicit task_promise(std::source_location where = std::source_location::current()) noexcept {
+    this->m_where = where;
+  }
   task<T> get_return_object() noexcept;
   initial_awaiter initial_suspend() noexcept { return {this}; }
   final_awaiter<task_promise> final_suspend() noexcept { return {}; }
@@ -170,19 +196,29 @@ class [[nodiscard]] task {
  private:
   struct awaiter {
     handle_type m_child;
+    detail::frame_info* m_parent = nullptr;
     [[nodiscard]] bool await_ready() const noexcept { return !m_child; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> parent) noexcept {
+    template <class Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> parent) noexcept {
       m_child.promise().m_link = parent.address();
+      m_parent = detail::note_awaiting(parent, m_child.promise());
       return m_child;
     }
     T await_resume() {
       assert(m_child && "awaited an empty task");
+      if (m_parent != nullptr) m_parent->m_awaiting = nullptr;
       return m_child.promise().take();
     }
   };
 
   void reset() noexcept {
-    if (m_handle) std::exchange(m_handle, {}).destroy();
+    if (m_handle) {
+      handle_type h = std::exchange(m_handle, {});
+      const std::uint32_t flags = h.promise().m_flags;
+      if ((flags & detail::tf_started) == 0 || !h.done()) [[unlikely]]
+        detail::on_task_dropped(h.promise(), (flags & detail::tf_started) != 0);
+      h.destroy();
+    }
   }
   handle_type m_handle;
 };

@@ -1,6 +1,7 @@
 // The loop iteration, written out once (see the order in event_loop.hpp).
 #include "corio/event_loop.hpp"
 
+#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -15,17 +16,9 @@
 
 #include "corio/errors.hpp"
 #include "io/backend.hpp"
+#include "observe/observe.hpp"
 
 namespace corio {
-
-namespace detail {
-
-class name_table {
- public:
-  std::unordered_map<const task_base*, const char*> m_names;
-};
-
-}  // namespace detail
 
 namespace {
 
@@ -53,6 +46,34 @@ std::uint64_t shuffle_seed() {
   return seed;
 }
 
+bool debug_default() noexcept {
+  const char* e = std::getenv("CORIO_DEBUG");
+  return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
+}
+
+// SIGUSR1 asks every debug-mode loop for a task dump: the handler only
+// bumps a counter, which each loop compares once per iteration.
+std::atomic<std::uint32_t> g_dump_requests{0};
+
+void on_dump_signal(int /*sig*/) {
+  g_dump_requests.fetch_add(1, std::memory_order_relaxed);
+}
+
+void install_dump_signal() {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = on_dump_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    struct sigaction old {};
+    // Leave a handler the program installed itself alone.
+    if (::sigaction(SIGUSR1, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
+      ::sigaction(SIGUSR1, &sa, nullptr);
+    return true;
+  }();
+  (void)installed;
+}
+
 }  // namespace
 
 std::int64_t event_loop::read_clock() noexcept {
@@ -63,14 +84,20 @@ std::int64_t event_loop::read_clock() noexcept {
 
 event_loop::event_loop(loop_options options)
     : m_options(options),
-      m_backend(detail::make_backend(options.backend)),
-      m_names(std::make_unique<detail::name_table>()) {
+      m_backend(detail::make_backend(options.backend)) {
   if (!m_options.shuffle) m_options.shuffle = shuffle_default();
   if (m_options.shuffle) {
     m_rng = m_options.shuffle_seed != 0 ? m_options.shuffle_seed : shuffle_seed();
     if (m_rng == 0) m_rng = 0x9E3779B97F4A7C15ULL;
   }
+  if (!m_options.debug) m_options.debug = debug_default();
+  m_timed = m_options.debug || m_options.task_timing;
+  if (m_options.debug) {
+    install_dump_signal();
+    m_dump_seen = g_dump_requests.load(std::memory_order_relaxed);
+  }
   m_now_ns = read_clock();
+  m_start_ns = m_now_ns;
   m_timers.reset(m_now_ns);
   if (!m_options.virtual_clock)
     m_slack_ns = std::max<std::int64_t>(0, m_options.timer_slack.count());
@@ -96,7 +123,19 @@ loop_stats event_loop::stats() const noexcept {
   s.pending_timers = m_timers.size();
   s.syscalls = m_backend->syscalls();
   s.read_buffer_bytes = m_backend->read_buffer_bytes();
+  s.polling = std::chrono::nanoseconds(m_poll_ns);
+  s.running = std::chrono::nanoseconds(std::max<std::int64_t>(0, m_now_ns - m_start_ns - m_poll_ns));
   return s;
+}
+
+void event_loop::report(const std::string& message) const {
+  if (m_options.report) {
+    m_options.report(message);
+    return;
+  }
+  std::string line = message;
+  if (line.empty() || line.back() != '\n') line += '\n';
+  std::fwrite(line.data(), 1, line.size(), stderr);
 }
 
 void event_loop::post(detail::posted_node& node) noexcept {
@@ -142,6 +181,7 @@ void event_loop::run_posted() noexcept {
   while (fifo != nullptr) {
     detail::posted_node* next = fifo->m_next;
     fifo->m_run(*fifo);
+    ++m_stats.posted_callbacks;
     fifo = next;
   }
 }
@@ -153,7 +193,14 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
     m_sleeping.store(true, std::memory_order_seq_cst);
     if (m_inbox.load(std::memory_order_seq_cst) != nullptr) timeout_ns = 0;
   }
-  m_backend->poll(timeout_ns);
+  // Only a poll that may block is timed: a busy loop reads no extra clock.
+  if (timeout_ns != 0 && m_options.stats && !m_options.virtual_clock) {
+    const std::int64_t before = read_clock();
+    m_backend->poll(timeout_ns);
+    m_poll_ns += read_clock() - before;
+  } else {
+    m_backend->poll(timeout_ns);
+  }
   m_sleeping.store(false, std::memory_order_relaxed);
 }
 
@@ -197,6 +244,7 @@ void event_loop::tick() {
   m_timers.advance(m_now_ns, m_expired);
   while (detail::timer_node* t = m_expired.pop_front()) {
     ++m_stats.timers_fired;
+    if (m_options.stats) m_lag.record_ns(m_now_ns - t->m_when_ns);
     t->m_fire(*t);
   }
 
@@ -224,6 +272,12 @@ void event_loop::tick() {
 
   // 5. Ready tasks, FIFO, bounded by the budget.
   if (m_options.shuffle) shuffle_ready();
+  m_stats.resumptions += m_timed ? run_ready<true>() : run_ready<false>();
+  if (m_options.debug) check_dump_request();
+}
+
+template <bool Timed>
+std::uint64_t event_loop::run_ready() {
   std::uint32_t budget = m_options.budget;
   std::uint64_t ran = 0;
   while (budget-- > 0) {
@@ -238,32 +292,41 @@ void event_loop::tick() {
     m_ready_head = t->m_next_ready;
     if (m_ready_head == nullptr) m_ready_tail = nullptr;
     m_current = t;
-    t->resume_point().resume();
+    if constexpr (Timed) {
+      const std::int64_t start = read_clock();
+      t->resume_point().resume();
+      const std::int64_t ns = read_clock() - start;
+      // m_current is null when the root finished and its frame is gone.
+      if (m_current != nullptr) m_current->m_run_ns += static_cast<std::uint64_t>(ns);
+      if (ns >= m_options.slow_callback_duration.count() && m_options.debug) [[unlikely]]
+        after_slow_resumption(m_current, ns);
+    } else {
+      t->resume_point().resume();
+    }
     ++ran;
   }
   m_current = nullptr;
-  m_stats.resumptions += ran;
+  return ran;
+}
+
+void event_loop::after_slow_resumption(detail::task_base* t, std::int64_t ns) {
+  ++m_stats.slow_resumptions;
+  if (t != nullptr) {
+    report(detail::slow_resumption_report(*t, ns, m_options.slow_callback_duration.count()));
+  } else {
+    report(detail::slow_finished_report(m_finished_name, m_finished_current, ns,
+                                        m_options.slow_callback_duration.count()));
+  }
+}
+
+void event_loop::check_dump_request() {
+  const std::uint32_t n = g_dump_requests.load(std::memory_order_relaxed);
+  if (n == m_dump_seen) return;
+  m_dump_seen = n;
+  report(detail::task_dump_text(*this));
 }
 
 void event_loop::on_member_done(detail::task_base& /*t*/) noexcept {}
-
-void event_loop::set_name(detail::task_base& t, const char* name) {
-  m_names->m_names[&t] = name;
-  t.m_flags |= detail::tf_named;
-}
-
-const char* event_loop::name_of(const detail::task_base& t) const noexcept {
-  if ((t.m_flags & detail::tf_named) == 0) return nullptr;
-  auto it = m_names->m_names.find(&t);
-  return it == m_names->m_names.end() ? nullptr : it->second;
-}
-
-void event_loop::forget_name(detail::task_base& t) noexcept {
-  if ((t.m_flags & detail::tf_named) != 0) {
-    m_names->m_names.erase(&t);
-    t.m_flags &= ~detail::tf_named;
-  }
-}
 
 void event_loop::run_root(detail::task_base& main) {
   m_previous = t_current;
@@ -281,6 +344,8 @@ void event_loop::run_root(detail::task_base& main) {
     }
     tick();
   }
+  if (m_options.debug && m_stats.live_tasks != 0)
+    report(detail::alive_at_close_report(*this, m_stats.live_tasks));
   shutdown();
   if (deadlock) {
     throw std::runtime_error(

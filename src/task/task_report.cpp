@@ -5,6 +5,7 @@
 
 #include "corio/errors.hpp"
 #include "corio/event_loop.hpp"
+#include "observe/observe.hpp"
 
 namespace corio {
 
@@ -59,11 +60,45 @@ bool complete_root(task_base& t) noexcept {
 void before_destroy_root(task_base& t) noexcept {
   event_loop* loop = event_loop::current();
   if ((t.m_flags & (tf_has_error | tf_retrieved | tf_error_is_cancel)) == tf_has_error) {
-    const char* name = loop != nullptr ? loop->name_of(t) : nullptr;
-    std::fprintf(stderr, "corio: task '%s' failed and nobody retrieved its exception: %s\n",
-                 name != nullptr ? name : "(unnamed)", describe(t.m_error).c_str());
+    try {
+      std::string msg = "corio: task ";
+      if (t.m_name != nullptr) msg += std::string("'") + t.m_name + "' ";
+      msg += describe_frame(t.m_where) +
+             " failed and nobody retrieved its exception: " + describe(t.m_error);
+      if (loop != nullptr) {
+        loop->report(msg);
+      } else {
+        std::fprintf(stderr, "%s\n", msg.c_str());
+      }
+    } catch (...) {  // NOLINT(bugprone-empty-catch): a report must not throw out of a destructor
+    }
   }
-  if (loop != nullptr) loop->forget_name(t);
+  if (loop != nullptr) loop->note_root_destroyed(t);
+}
+
+void on_task_dropped(task_base& t, bool started) noexcept {
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr || !loop->debug()) return;
+  try {
+    std::string msg = "corio: task " + describe_frame(t.m_where);
+    if (!started) {
+      msg += " was destroyed without ever being awaited (a task<> runs only when awaited or "
+             "spawned)";
+    } else {
+      msg += " was destroyed while pending (suspended";
+      if (t.m_waiter != nullptr && t.m_waiter->m_what != nullptr) {
+        msg += " on ";
+        msg += t.m_waiter->m_what;
+      }
+      msg += "); its awaiter is gone";
+    }
+    if (task_base* cur = loop->current_task()) {
+      msg += "\n  dropped while running: ";
+      msg += await_chain_text(*cur);
+    }
+    loop->report(msg);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a report must not throw out of a destructor
+  }
 }
 
 [[noreturn]] void throw_no_loop(const char* what) {

@@ -27,10 +27,14 @@ namespace corio::detail {
 class child_scope final : public task_owner {
  public:
   explicit child_scope(bool fail_fast, bool collect = true) noexcept
-      : m_loop(&current_loop()), m_fail_fast(fail_fast), m_collect(collect) {}
+      : m_loop(&current_loop()), m_fail_fast(fail_fast), m_collect(collect) {
+    m_opener = m_loop->current_task();
+    m_loop->add_scope(*this);
+  }
   child_scope(const child_scope&) = delete;
   child_scope& operator=(const child_scope&) = delete;
   ~child_scope() {
+    unlink();
     m_members.for_each([this](task_base& t) {
       t.unlink();
       task_owner* loop_owner = m_loop->owner_for_spawn();
@@ -76,6 +80,7 @@ class child_scope final : public task_owner {
       [[nodiscard]] bool await_ready() const noexcept { return m_pred(*m_scope); }
       bool await_suspend(std::coroutine_handle<> h) noexcept {
         if (!begin(h)) return false;
+        m_what = "child tasks";
         m_on_abort = [](waiter& w) noexcept {
           static_cast<awaiter&>(w).m_scope->m_waiter = nullptr;
         };

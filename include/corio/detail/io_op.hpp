@@ -40,6 +40,13 @@ enum class io_kind : std::uint8_t {
   poll_in,  // waits until fd is readable (a pidfd, say): result is the poll revents
 };
 
+/// The call's name, for task dumps ("recv", "accept").
+[[nodiscard]] constexpr const char* io_kind_name(io_kind k) noexcept {
+  constexpr const char* names[] = {"recv",    "send",    "accept",  "connect", "read",
+                                   "write",   "recvmsg", "sendmsg", "poll_in"};
+  return names[static_cast<std::size_t>(k)];
+}
+
 /// See the file comment.
 struct io_op : waiter, list_node {
   io_kind m_kind = io_kind::recv;
@@ -66,6 +73,7 @@ struct io_op : waiter, list_node {
 struct io_call : io_op {
   io_call(io_kind kind, int fd, void* buf, std::size_t len) noexcept {
     m_kind = kind;
+    m_what = io_kind_name(kind);
     m_fd = fd;
     m_buf = buf;
     m_len = len;
@@ -77,11 +85,12 @@ struct io_call : io_op {
 
 /// The awaitable of read_some, write_some and the like: the byte count or
 /// new descriptor; an error comes out as std::system_error with the errno,
-/// `m_what` naming the call.
+/// `what` naming the call (it is also what task dumps show).
 struct io_awaitable : io_call {
-  const char* m_what;
   io_awaitable(io_kind kind, int fd, void* buf, std::size_t len, const char* what) noexcept
-      : io_call(kind, fd, buf, len), m_what(what) {}
+      : io_call(kind, fd, buf, len) {
+    m_what = what;
+  }
   std::size_t await_resume() {
     const std::intptr_t r = take_result();
     if (r < 0) throw std::system_error(static_cast<int>(-r), std::system_category(), m_what);

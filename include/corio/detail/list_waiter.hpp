@@ -8,10 +8,12 @@
 namespace corio::detail {
 
 struct list_waiter : waiter, list_node {
-  /// Parks in `list` (FIFO) unless a cancellation is pending.
+  /// Parks in `list` (FIFO) unless a cancellation is pending; `what` names
+  /// the primitive in task dumps.
   template <class W>
-  bool park_in(intrusive_list<W>& list, std::coroutine_handle<> h) noexcept {
+  bool park_in(intrusive_list<W>& list, std::coroutine_handle<> h, const char* what) noexcept {
     if (!begin(h)) return false;
+    m_what = what;
     m_on_abort = [](waiter& w) noexcept { static_cast<list_waiter&>(w).unlink(); };
     list.push_back(static_cast<W&>(*this));
     return true;

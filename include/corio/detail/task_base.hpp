@@ -37,6 +37,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <source_location>
 
 #include "corio/detail/intrusive_list.hpp"
 
@@ -66,6 +67,8 @@ struct waiter {
   void (*m_on_abort)(waiter&) noexcept = nullptr;  // unlink from what it waits on
   void (*m_on_pass)(waiter&) noexcept = nullptr;   // give an unused wake-up on
   state m_state = state::idle;
+  /// What the task waits on, for task dumps ("sleep", "read", "queue pop").
+  const char* m_what = nullptr;
   // Set by waiters whose abort is asynchronous (an io_uring operation: the
   // kernel may still write into the frame until its completion arrives).
   // Cancellation then marks the wait aborted but leaves scheduling the root
@@ -82,17 +85,36 @@ struct waiter {
 struct done_listener {
   done_listener* m_next = nullptr;
   void (*m_on_done)(done_listener&) noexcept = nullptr;
+  /// The root that waits through this listener (a join_handle's awaiter),
+  /// so task dumps can follow the await chain upwards.
+  task_base* m_waiting = nullptr;
+};
+
+/// What every corio coroutine frame (task or generator) records for task
+/// dumps and reports: the coroutine's function, captured at compile time
+/// (the promise's constructor takes a defaulted std::source_location, which
+/// names the coroutine function itself), and the nested task or generator
+/// it is awaiting now. Following `m_awaiting` from a root gives its await
+/// chain at no cost beyond two stores per nested await.
+struct frame_info {
+  std::source_location m_where;
+  frame_info* m_awaiting = nullptr;
 };
 
 /// Who holds a root: the loop (detached roots) or a child scope (task
 /// groups, gather). Members are linked through task_base's list_node, so
-/// every live root can be found and cancelled.
-class task_owner {
+/// every live root can be found and cancelled. Child scopes are also linked
+/// into their loop's list of scopes (through this class's own list_node),
+/// so task dumps find every live root.
+class task_owner : public list_node {
  public:
   virtual void on_member_done(task_base& t) noexcept = 0;
 
   intrusive_list<task_base> m_members;
   std::size_t m_count = 0;
+  /// The task that opened this scope and waits for its members (nullptr for
+  /// the loop itself).
+  task_base* m_opener = nullptr;
 
  protected:
   ~task_owner() = default;
@@ -108,13 +130,13 @@ enum task_flag : std::uint32_t {
   tf_has_error = 1U << 6,
   tf_error_is_cancel = 1U << 7,
   tf_retrieved = 1U << 8,   // the result or error was taken
-  tf_named = 1U << 9,       // has an entry in the loop's name table
+  tf_started = 1U << 9,     // the body has begun (a task that never did was never awaited)
   tf_yielded = 1U << 10,    // yield_now: not again in the tick it yielded in
   tf_yield_odd = 1U << 11,  // ... which was an odd-numbered tick
 };
 
 /// Promise base of every task<T>. Fields after `m_link` are used by roots only.
-class task_base : public list_node {
+class task_base : public list_node, public frame_info {
  public:
   task_base* m_next_ready = nullptr;
   void* m_link = nullptr;  // nested: continuation; root: handle to resume next
@@ -123,7 +145,12 @@ class task_base : public list_node {
   done_listener* m_listeners = nullptr;
   task_owner* m_owner = nullptr;
   std::exception_ptr m_error;
+  const char* m_name = nullptr;  // spawn(t, name)
   std::uint32_t m_flags = 0;
+  // When the root was spawned: milliseconds of the loop's clock since the
+  // loop started (task dumps show the age); fills the padding after m_flags.
+  std::uint32_t m_spawned_ms = 0;
+  std::uint64_t m_run_ns = 0;  // time resumed (debug mode or task_timing)
 
   [[nodiscard]] bool done() const noexcept { return (m_flags & tf_done) != 0; }
 

@@ -1,0 +1,222 @@
+// Task dumps, await chains, and the texts of debug mode's reports.
+#include <cstring>
+#include <ostream>
+#include <sstream>
+
+#include "corio/task_dump.hpp"
+#include "observe/observe.hpp"
+
+namespace corio {
+
+namespace detail {
+
+namespace {
+
+// Chains longer than this are cut (a cycle would otherwise never end; a
+// real chain this deep is unreadable anyway).
+constexpr int max_chain = 64;
+
+// GCC writes "corio::task<int> ns::parse(const std::string&) [with T = int]":
+// keep "ns::parse(const std::string&)". The parameter list is the last
+// balanced "(...)"; the name starts after the last space outside <> before it.
+std::string function_without_return_type(const char* full) {
+  std::string s = full;
+  if (const auto with = s.find(" [with "); with != std::string::npos) s.resize(with);
+  if (s.empty() || s.back() != ')') return s;  // "main()::<lambda(int)>" has no return type
+  int depth = 0;
+  std::size_t open = std::string::npos;
+  for (std::size_t i = s.size(); i-- > 0;) {
+    if (s[i] == ')') ++depth;
+    if (s[i] == '(' && --depth == 0) {
+      open = i;
+      break;
+    }
+  }
+  if (open == std::string::npos) return s;
+  int angle = 0;
+  for (std::size_t i = open; i-- > 0;) {
+    if (s[i] == '>') ++angle;
+    if (s[i] == '<') --angle;
+    if (s[i] == ' ' && angle == 0) return s.substr(i + 1);
+  }
+  return s;
+}
+
+const task_base* awaited_by(const task_base& t) {
+  if (t.m_owner != nullptr && t.m_owner->m_opener != nullptr) return t.m_owner->m_opener;
+  for (const done_listener* l = t.m_listeners; l != nullptr; l = l->m_next)
+    if (l->m_waiting != nullptr) return l->m_waiting;
+  return nullptr;
+}
+
+// One root's frames, outermost first; the root's name leads its first frame.
+void append_frames(const task_base& t, std::vector<std::string>& out) {
+  const frame_info* f = &t;
+  for (int depth = 0; f != nullptr && depth < max_chain; ++depth) {
+    std::string entry;
+    if (depth == 0 && t.m_name != nullptr) {
+      entry += '\'';
+      entry += t.m_name;
+      entry += "' ";
+    }
+    entry += describe_frame(f->m_where);
+    out.push_back(std::move(entry));
+    f = f->m_awaiting;
+  }
+}
+
+std::vector<std::string> await_chain(const task_base& t) {
+  std::vector<const task_base*> roots{&t};
+  while (roots.size() < 16) {
+    const task_base* up = awaited_by(*roots.back());
+    bool seen = false;
+    for (const task_base* r : roots)
+      seen = seen || r == up;
+    if (up == nullptr || seen) break;
+    roots.push_back(up);
+  }
+  std::vector<std::string> chain;
+  for (auto it = roots.rbegin(); it != roots.rend(); ++it) {
+    append_frames(**it, chain);
+    // The link to the next root: what the outer one waits on for it.
+    if (it + 1 != roots.rend() && (*it)->m_waiter != nullptr && (*it)->m_waiter->m_what != nullptr)
+      chain.push_back(std::string("[") + (*it)->m_waiter->m_what + "]");
+  }
+  return chain;
+}
+
+std::string join_chain(const std::vector<std::string>& chain) {
+  std::string s;
+  for (const auto& e : chain) {
+    if (!s.empty()) s += "\n    > ";
+    s += e;
+  }
+  return s;
+}
+
+std::string task_title(const task_base& t) {
+  std::string s = "task ";
+  if (t.m_name != nullptr) {
+    s += '\'';
+    s += t.m_name;
+    s += "' ";
+  }
+  s += describe_frame(t.m_where);
+  return s;
+}
+
+std::string ms_text(std::int64_t ns) {
+  return format_duration(std::chrono::nanoseconds(ns));
+}
+
+}  // namespace
+
+std::string describe_frame(const std::source_location& where) {
+  if (where.line() == 0) return "(unknown coroutine)";
+  std::string s = function_without_return_type(where.function_name());
+  s += " at ";
+  s += where.file_name();
+  s += ':';
+  s += std::to_string(where.line());
+  return s;
+}
+
+std::string await_chain_text(const task_base& t) {
+  return join_chain(await_chain(t));
+}
+
+std::string slow_resumption_report(const task_base& t, std::int64_t ns, std::int64_t threshold_ns) {
+  std::string s = "corio: slow resumption: " + task_title(t) + " ran " + ms_text(ns) +
+                  " without yielding (slow_callback_duration " + ms_text(threshold_ns) + ")";
+  s += t.done() ? "; it has finished" : "; it is now suspended";
+  s += ".\n  await chain: ";
+  s += await_chain_text(t);
+  if (!t.done() && t.m_waiter != nullptr && t.m_waiter->m_what != nullptr) {
+    s += "\n  waiting on: ";
+    s += t.m_waiter->m_what;
+  }
+  return s;
+}
+
+std::string slow_finished_report(const char* name, const std::source_location& where,
+                                 std::int64_t ns, std::int64_t threshold_ns) {
+  std::string s = "corio: slow resumption: task ";
+  if (name != nullptr) {
+    s += '\'';
+    s += name;
+    s += "' ";
+  }
+  s += describe_frame(where) + " ran " + ms_text(ns) + " without yielding (slow_callback_duration " +
+       ms_text(threshold_ns) + "); it has finished.";
+  return s;
+}
+
+std::string task_dump_text(event_loop& loop) {
+  std::ostringstream out;
+  dump_tasks(out, loop);
+  return out.str();
+}
+
+std::string alive_at_close_report(event_loop& loop, std::size_t count) {
+  std::string s = "corio: the main task finished with " + std::to_string(count) +
+                  " task(s) still running; they are being cancelled:\n";
+  return s + task_dump_text(loop);
+}
+
+}  // namespace detail
+
+std::vector<task_info> list_tasks(event_loop& loop) {
+  std::vector<task_info> tasks;
+  const std::int64_t now_ms = loop.ms_since_start();
+  loop.for_each_root([&](detail::task_base& t) {
+    task_info info;
+    if (t.m_name != nullptr) info.name = t.m_name;
+    info.function = detail::function_without_return_type(t.m_where.function_name());
+    info.file = t.m_where.file_name();
+    info.line = t.m_where.line();
+    if (&t == loop.current_task()) {
+      info.state = "running";
+    } else if (t.m_waiter != nullptr) {
+      info.state = "waiting";
+      if (t.m_waiter->m_what != nullptr) info.waits_on = t.m_waiter->m_what;
+    } else {
+      info.state = "ready";
+    }
+    if ((t.m_flags & detail::tf_cancel_requested) != 0) info.state += ", cancelling";
+    info.age = std::chrono::milliseconds(now_ms - static_cast<std::int64_t>(t.m_spawned_ms));
+    info.run_time = std::chrono::nanoseconds(t.m_run_ns);
+    info.await_chain = detail::await_chain(t);
+    tasks.push_back(std::move(info));
+  });
+  return tasks;
+}
+
+std::vector<task_info> list_tasks() {
+  event_loop* loop = event_loop::current();
+  if (loop == nullptr) return {};
+  return list_tasks(*loop);
+}
+
+void dump_tasks(std::ostream& out, event_loop& loop) {
+  const std::vector<task_info> tasks = list_tasks(loop);
+  out << tasks.size() << " live task(s) on this loop\n";
+  for (const task_info& t : tasks) {
+    out << "task ";
+    if (!t.name.empty()) out << '\'' << t.name << "' ";
+    out << t.function << " at " << t.file << ':' << t.line << ": " << t.state;
+    if (!t.waits_on.empty()) out << " on " << t.waits_on;
+    out << ", age " << format_duration(t.age);
+    if (t.run_time.count() != 0) out << ", ran " << format_duration(t.run_time);
+    out << "\n  await chain: " << detail::join_chain(t.await_chain) << '\n';
+  }
+}
+
+void dump_tasks(std::ostream& out) {
+  if (event_loop* loop = event_loop::current()) {
+    dump_tasks(out, *loop);
+  } else {
+    out << "no corio event loop runs on this thread\n";
+  }
+}
+
+}  // namespace corio
