@@ -23,7 +23,8 @@ class generator_promise : public frame_info, public frame_allocated {
 
  public:
   // Names the generator's function in await chains (see task_promise).
-  explicit generator_promise(std::source_location where = std::source_location::current()) noexcept {
+  explicit generator_promise(
+      std::source_location where = std::source_location::current()) noexcept {
     m_where = where;
   }
   async_generator<T> get_return_object() noexcept;

@@ -83,8 +83,7 @@ std::int64_t event_loop::read_clock() noexcept {
 }
 
 event_loop::event_loop(loop_options options)
-    : m_options(options),
-      m_backend(detail::make_backend(options.backend)) {
+    : m_options(options), m_backend(detail::make_backend(options.backend)) {
   if (!m_options.shuffle) m_options.shuffle = shuffle_default();
   if (m_options.shuffle) {
     m_rng = m_options.shuffle_seed != 0 ? m_options.shuffle_seed : shuffle_seed();
@@ -124,7 +123,8 @@ loop_stats event_loop::stats() const noexcept {
   s.syscalls = m_backend->syscalls();
   s.read_buffer_bytes = m_backend->read_buffer_bytes();
   s.polling = std::chrono::nanoseconds(m_poll_ns);
-  s.running = std::chrono::nanoseconds(std::max<std::int64_t>(0, m_now_ns - m_start_ns - m_poll_ns));
+  s.running =
+      std::chrono::nanoseconds(std::max<std::int64_t>(0, m_now_ns - m_start_ns - m_poll_ns));
   return s;
 }
 
@@ -362,10 +362,9 @@ void event_loop::shutdown() {
       if ((t.m_flags & detail::tf_cancel_requested) == 0) t.request_cancel();
     });
     if (idle_forever()) {
-      std::fprintf(stderr,
-                   "corio: %zu task(s) still waiting at loop exit after cancellation; "
-                   "they are abandoned\n",
-                   m_stats.live_tasks);
+      report("corio: " + std::to_string(m_stats.live_tasks) +
+             " task(s) still waiting at loop exit after cancellation; they are abandoned:\n" +
+             detail::task_dump_text(*this));
       return;
     }
     tick();

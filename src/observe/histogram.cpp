@@ -25,7 +25,8 @@ std::chrono::nanoseconds latency_histogram::quantile(double q) const noexcept {
   for (std::size_t i = 0; i < bucket_count; ++i) {
     seen += m_buckets[i];
     if (seen >= rank) {
-      const std::uint64_t upper = bucket_upper(i);
+      // The last bucket also holds everything too long for the others.
+      const std::uint64_t upper = i + 1 == bucket_count ? m_max_ns : bucket_upper(i);
       return std::chrono::nanoseconds(upper < m_max_ns ? upper : m_max_ns);
     }
   }

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <ostream>
 #include <sstream>
+#include <string_view>
 
 #include "corio/task_dump.hpp"
 #include "observe/observe.hpp"
@@ -22,6 +23,10 @@ constexpr int max_chain = 64;
 std::string function_without_return_type(const char* full) {
   std::string s = full;
   if (const auto with = s.find(" [with "); with != std::string::npos) s.resize(with);
+  // Anonymous namespaces add nothing a reader needs.
+  static constexpr std::string_view anon = "{anonymous}::";
+  for (auto p = s.find(anon); p != std::string::npos; p = s.find(anon, p))
+    s.erase(p, anon.size());
   if (s.empty() || s.back() != ')') return s;  // "main()::<lambda(int)>" has no return type
   int depth = 0;
   std::size_t open = std::string::npos;
@@ -146,8 +151,8 @@ std::string slow_finished_report(const char* name, const std::source_location& w
     s += name;
     s += "' ";
   }
-  s += describe_frame(where) + " ran " + ms_text(ns) + " without yielding (slow_callback_duration " +
-       ms_text(threshold_ns) + "); it has finished.";
+  s += describe_frame(where) + " ran " + ms_text(ns) +
+       " without yielding (slow_callback_duration " + ms_text(threshold_ns) + "); it has finished.";
   return s;
 }
 

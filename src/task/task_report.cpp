@@ -82,8 +82,9 @@ void on_task_dropped(task_base& t, bool started) noexcept {
   try {
     std::string msg = "corio: task " + describe_frame(t.m_where);
     if (!started) {
-      msg += " was destroyed without ever being awaited (a task<> runs only when awaited or "
-             "spawned)";
+      msg +=
+          " was destroyed without ever being awaited (a task<> runs only when awaited or "
+          "spawned)";
     } else {
       msg += " was destroyed while pending (suspended";
       if (t.m_waiter != nullptr && t.m_waiter->m_what != nullptr) {

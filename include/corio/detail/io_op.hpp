@@ -42,8 +42,8 @@ enum class io_kind : std::uint8_t {
 
 /// The call's name, for task dumps ("recv", "accept").
 [[nodiscard]] constexpr const char* io_kind_name(io_kind k) noexcept {
-  constexpr const char* names[] = {"recv",    "send",    "accept",  "connect", "read",
-                                   "write",   "recvmsg", "sendmsg", "poll_in"};
+  constexpr const char* names[] = {"recv",  "send",    "accept",  "connect", "read",
+                                   "write", "recvmsg", "sendmsg", "poll_in"};
   return names[static_cast<std::size_t>(k)];
 }
 
