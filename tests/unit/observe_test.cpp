@@ -23,29 +23,14 @@ namespace {
 
 // Each helper sits on one line so that the line GCC records for it (the
 // closing brace) is the one __LINE__ gives next to it.
-corio::task<> sleeper() {
-  co_await corio::sleep(1h);
-}
-constexpr unsigned sleeper_line = __LINE__;
-corio::task<> inner_wait() {
-  co_await corio::sleep(10min);
-}
-constexpr unsigned inner_line = __LINE__;
-corio::task<> outer_wait() {
-  co_await inner_wait();
-}
-constexpr unsigned outer_line = __LINE__;
-corio::task<int> popper(corio::queue<int>& q) {
-  co_return co_await q.pop();
-}
-corio::task<> never_awaited() {
-  co_return;
-}
-constexpr unsigned never_line = __LINE__;
-corio::task<> parked() {
-  co_await std::suspend_always{};
-}
-constexpr unsigned parked_line = __LINE__;
+// clang-format off
+corio::task<> sleeper() { co_await corio::sleep(1h); }  constexpr unsigned sleeper_line = __LINE__;
+corio::task<> inner_wait() { co_await corio::sleep(10min); }  constexpr unsigned inner_line = __LINE__;
+corio::task<> outer_wait() { co_await inner_wait(); }  constexpr unsigned outer_line = __LINE__;
+corio::task<int> popper(corio::queue<int>& q) { co_return co_await q.pop(); }
+corio::task<> never_awaited() { co_return; }  constexpr unsigned never_line = __LINE__;
+corio::task<> parked() { co_await std::suspend_always{}; }  constexpr unsigned parked_line = __LINE__;
+// clang-format on
 
 corio::task<> grouper() {
   co_await corio::with_task_group([](corio::task_group& g) -> corio::task<> {
