@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <source_location>
 #include <string>
+#include <string_view>
 
 #include "corio/event_loop.hpp"
 
@@ -24,5 +25,14 @@ std::string slow_finished_report(const char* name, const std::source_location& w
                                  std::int64_t ns, std::int64_t threshold_ns);
 std::string task_dump_text(event_loop& loop);
 std::string alive_at_close_report(event_loop& loop, std::size_t count);
+
+}  // namespace corio::detail
+
+namespace corio::detail {
+
+/// `s` as a JSON string literal, quotes included.
+std::string json_string(std::string_view s);
+/// {"count":..,"errors":..,"mean_ns":..,"p50_ns":..,"p90_ns":..,"p99_ns":..,"max_ns":..}
+std::string histogram_json(const latency_histogram& h, std::uint64_t errors);
 
 }  // namespace corio::detail

@@ -10,6 +10,8 @@
 using corio_test::connect_pair;
 using corio_test::io_test;
 using corio_test::listen_any;
+using corio_test::read_response;
+using corio_test::response;
 using namespace std::chrono_literals;
 
 namespace {
@@ -22,37 +24,6 @@ void echo_request(const corio::http_request& req, corio::http_response& res) {
   res.add_header("Content-Type", "text/plain");
   res.set_body(std::string(req.method) + " " + std::string(req.target) + " " +
                std::string(req.body));
-}
-
-struct response {
-  std::string head;  // status line and headers
-  std::string body;
-  [[nodiscard]] bool has(std::string_view line) const {
-    return head.find(line) != std::string::npos;
-  }
-};
-
-// Reads one response (head, then Content-Length bytes of body) from `in`,
-// which keeps what came after it.
-corio::task<response> read_response(corio::tcp_stream& c, std::string& in) {
-  char buf[4096];
-  for (;;) {
-    const std::size_t end = in.find("\r\n\r\n");
-    if (end != std::string::npos) {
-      response r{in.substr(0, end + 2), {}};
-      std::size_t len = 0;
-      if (const std::size_t at = r.head.find("Content-Length: "); at != std::string::npos)
-        len = std::stoul(r.head.substr(at + 16));
-      if (in.size() >= end + 4 + len) {
-        r.body = in.substr(end + 4, len);
-        in.erase(0, end + 4 + len);
-        co_return r;
-      }
-    }
-    const std::size_t n = co_await c.read_some(buf, sizeof buf);
-    if (n == 0) throw std::runtime_error("connection closed before a whole response: " + in);
-    in.append(buf, n);
-  }
 }
 
 // True when the server closed its side (nothing more arrives).

@@ -11,7 +11,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "corio/corio.hpp"
 
@@ -103,6 +105,38 @@ inline corio::task<connection> connect_pair() {
   p.c = co_await corio::tcp_stream::connect(p.l.local_address());
   p.s = co_await p.l.accept();
   co_return p;
+}
+
+/// An HTTP response as a raw client reads it.
+struct response {
+  std::string head;  // status line and headers
+  std::string body;
+  [[nodiscard]] bool has(std::string_view line) const {
+    return head.find(line) != std::string::npos;
+  }
+};
+
+/// Reads one HTTP response (head, then Content-Length bytes of body) from `in`,
+/// which keeps what came after it.
+inline corio::task<response> read_response(corio::tcp_stream& c, std::string& in) {
+  char buf[4096];
+  for (;;) {
+    const std::size_t end = in.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      response r{in.substr(0, end + 2), {}};
+      std::size_t len = 0;
+      if (const std::size_t at = r.head.find("Content-Length: "); at != std::string::npos)
+        len = std::stoul(r.head.substr(at + 16));
+      if (in.size() >= end + 4 + len) {
+        r.body = in.substr(end + 4, len);
+        in.erase(0, end + 4 + len);
+        co_return r;
+      }
+    }
+    const std::size_t n = co_await c.read_some(buf, sizeof buf);
+    if (n == 0) throw std::runtime_error("connection closed before a whole response: " + in);
+    in.append(buf, n);
+  }
 }
 
 #define CORIO_BOTH_BACKENDS(suite)                                                            \
