@@ -223,10 +223,12 @@ class event_loop final : private detail::task_owner {
       m_current = nullptr;
     }
   }
-  /// The current tick's time in milliseconds since the loop was made.
-  [[nodiscard]] std::uint32_t ms_since_start() const noexcept {
-    return static_cast<std::uint32_t>((m_now_ns - m_start_ns) / 1'000'000);
+  /// The current tick's time since the loop was made, in units of 2^20 ns
+  /// (a shift, not a division: spawn records it for every task).
+  [[nodiscard]] std::uint32_t ticks_since_start() const noexcept {
+    return static_cast<std::uint32_t>((m_now_ns - m_start_ns) >> 20);
   }
+  [[nodiscard]] std::int64_t ns_since_start() const noexcept { return m_now_ns - m_start_ns; }
   /// Runs ticks until `main` is done; then cancels and drains the rest.
   void run_root(detail::task_base& main);
 

@@ -138,7 +138,8 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
   ++owner.m_count;
   loop.note_spawned();
   p.m_name = name;
-  p.m_spawned_ms = loop.ms_since_start();
+  p.m_spawned_ticks = loop.ticks_since_start();
+  p.m_run_ns = 0;
   loop.schedule(p);
   return join_handle<T>(&p);
 }

@@ -35,7 +35,6 @@ struct initial_awaiter {
   // A root cancelled before its first step throws here, inside the body's
   // implicit try block, so it finishes as cancelled without running.
   void await_resume() const {
-    m_promise->m_flags |= tf_started;
     if ((m_promise->m_flags & tf_root) != 0 && m_promise->cancel_effective()) {
       throw_cancelled(*m_promise);
     }
@@ -214,9 +213,10 @@ class [[nodiscard]] task {
   void reset() noexcept {
     if (m_handle) {
       handle_type h = std::exchange(m_handle, {});
-      const std::uint32_t flags = h.promise().m_flags;
-      if ((flags & detail::tf_started) == 0 || !h.done()) [[unlikely]]
-        detail::on_task_dropped(h.promise(), (flags & detail::tf_started) != 0);
+      // A task that was never awaited still has its own frame as its link
+      // (initial_suspend put it there); awaiting replaces it by the parent.
+      if (!h.done()) [[unlikely]]
+        detail::on_task_dropped(h.promise(), h.promise().m_link != h.address());
       h.destroy();
     }
   }

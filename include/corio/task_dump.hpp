@@ -25,7 +25,7 @@ struct task_info {
   /// What the innermost frame waits on: "sleep", "recv", "queue pop",
   /// "child tasks", "join_handle", ... (empty unless waiting).
   std::string waits_on;
-  /// Time since the task was spawned (millisecond precision).
+  /// Time since the task was spawned (to about a millisecond).
   std::chrono::milliseconds age{0};
   /// Time spent running, when resumptions are timed (debug mode or
   /// `loop_options::task_timing`); else 0.

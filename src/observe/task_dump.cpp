@@ -172,7 +172,7 @@ std::string alive_at_close_report(event_loop& loop, std::size_t count) {
 
 std::vector<task_info> list_tasks(event_loop& loop) {
   std::vector<task_info> tasks;
-  const std::int64_t now_ms = loop.ms_since_start();
+  const std::int64_t now_ns = loop.ns_since_start();
   loop.for_each_root([&](detail::task_base& t) {
     task_info info;
     if (t.m_name != nullptr) info.name = t.m_name;
@@ -188,7 +188,10 @@ std::vector<task_info> list_tasks(event_loop& loop) {
       info.state = "ready";
     }
     if ((t.m_flags & detail::tf_cancel_requested) != 0) info.state += ", cancelling";
-    info.age = std::chrono::milliseconds(now_ms - static_cast<std::int64_t>(t.m_spawned_ms));
+    // The spawn time was rounded down to 2^20 ns: the age is at most that
+    // much too long, and millisecond precision is what a dump shows.
+    info.age = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::nanoseconds(now_ns - (static_cast<std::int64_t>(t.m_spawned_ticks) << 20)));
     info.run_time = std::chrono::nanoseconds(t.m_run_ns);
     info.await_chain = detail::await_chain(t);
     tasks.push_back(std::move(info));

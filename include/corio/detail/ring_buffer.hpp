@@ -54,7 +54,14 @@ class ring_buffer {
   T* slot(std::size_t i) noexcept { return reinterpret_cast<T*>(m_data) + i; }
 
   void grow_if_full() {
-    if (m_data != nullptr && m_size <= m_mask) return;
+    if (m_data != nullptr && m_size <= m_mask) [[likely]]
+      return;
+    grow();
+  }
+
+  // Out of line, so that push_back stays small enough to inline into the
+  // coroutines that push.
+  [[gnu::noinline]] void grow() {
     const std::size_t cap = m_data == nullptr ? 4 : (m_mask + 1) * 2;
     // NOLINTNEXTLINE(bugprone-sizeof-expression): T may be a pointer (a queue of pointers)
     void* fresh = ::operator new(cap * sizeof(T), std::align_val_t(alignof(T)));

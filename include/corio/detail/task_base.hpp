@@ -130,9 +130,8 @@ enum task_flag : std::uint32_t {
   tf_has_error = 1U << 6,
   tf_error_is_cancel = 1U << 7,
   tf_retrieved = 1U << 8,   // the result or error was taken
-  tf_started = 1U << 9,     // the body has begun (a task that never did was never awaited)
-  tf_yielded = 1U << 10,    // yield_now: not again in the tick it yielded in
-  tf_yield_odd = 1U << 11,  // ... which was an odd-numbered tick
+  tf_yielded = 1U << 9,     // yield_now: not again in the tick it yielded in
+  tf_yield_odd = 1U << 10,  // ... which was an odd-numbered tick
 };
 
 /// Promise base of every task<T>. Fields after `m_link` are used by roots only.
@@ -145,12 +144,15 @@ class task_base : public list_node, public frame_info {
   done_listener* m_listeners = nullptr;
   task_owner* m_owner = nullptr;
   std::exception_ptr m_error;
-  const char* m_name = nullptr;  // spawn(t, name)
   std::uint32_t m_flags = 0;
-  // When the root was spawned: milliseconds of the loop's clock since the
-  // loop started (task dumps show the age); fills the padding after m_flags.
-  std::uint32_t m_spawned_ms = 0;
-  std::uint64_t m_run_ns = 0;  // time resumed (debug mode or task_timing)
+  // The fields below are set by spawn (roots only): left uninitialised here
+  // so that nested tasks, the most common frames, do not pay for them.
+  // When the root was spawned, in units of 2^20 ns (about a millisecond)
+  // since the loop started (task dumps show the age); fills the padding
+  // after m_flags.
+  std::uint32_t m_spawned_ticks;
+  const char* m_name;      // spawn(t, name), or nullptr
+  std::uint64_t m_run_ns;  // time resumed (debug mode or task_timing)
 
   [[nodiscard]] bool done() const noexcept { return (m_flags & tf_done) != 0; }
 
