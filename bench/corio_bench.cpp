@@ -285,6 +285,13 @@ constexpr workload k_workloads[] = {
     {"bounded", 100'000, w_bounded},     {"offload", 100'000, w_offload},
 };
 
+// What observation the run had: "compiled-out", or stats and debug settings.
+const char* observe_label(const corio::loop_options& o) {
+  if (!corio::detail::observe_enabled) return "compiled-out";
+  if (o.debug) return o.stats ? "stats+debug" : "debug";
+  return o.stats ? "stats" : "off";
+}
+
 int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   std::unique_ptr<corio::thread_pool> pool;
   if (std::strcmp(w.name, "offload") == 0) {  // set-up, outside the measured part
@@ -309,10 +316,11 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   std::printf(
       "{\"impl\":\"corio\",\"workload\":\"%s\",\"n\":%llu,\"seconds\":%.6f,\"per_op_ns\":%.3f,"
       "\"ops_per_s\":%.1f,\"peak_rss_kb\":%ld,\"check\":%llu,\"check_ok\":%s,\"cpu_s\":%.6f,"
-      "\"cpu_per_op_ns\":%.3f,\"backend\":\"%s\"%s}\n",
+      "\"cpu_per_op_ns\":%.3f,\"backend\":\"%s\",\"observe\":\"%s\"%s}\n",
       w.name, static_cast<unsigned long long>(n), seconds, per_op_ns, ops_per_s, peak_rss_kb(),
       static_cast<unsigned long long>(r.check), r.check_ok ? "true" : "false", cpu,
-      n == 0 ? 0.0 : cpu / static_cast<double>(n) * 1e9, loop.backend_name(), r.extra.c_str());
+      n == 0 ? 0.0 : cpu / static_cast<double>(n) * 1e9, loop.backend_name(),
+      observe_label(loop.options()), r.extra.c_str());
   std::fflush(stdout);
   return r.check_ok ? 0 : 1;
 }
@@ -320,7 +328,7 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
 int usage(const char* why) {
   std::fprintf(stderr,
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
-               "[--timer-slack-us US]\n"
+               "[--timer-slack-us US] [--stats on|off] [--debug on|off]\n"
                "workloads:",
                why);
   for (const workload& w : k_workloads)
@@ -371,6 +379,10 @@ int main(int argc, char** argv) {
       have_n = true;
     } else if (a == "--timer-slack-us") {
       options.timer_slack = std::chrono::microseconds(std::strtoll(v, nullptr, 10));
+    } else if (a == "--stats" || a == "--debug") {
+      const std::string_view on = v;
+      if (on != "on" && on != "off") return usage((std::string(a) + " takes on or off").c_str());
+      (a == "--stats" ? options.stats : options.debug) = on == "on";
     } else if (a == "--port") {
       port = static_cast<std::uint16_t>(std::strtoul(v, nullptr, 10));
     } else {

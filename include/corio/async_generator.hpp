@@ -25,7 +25,7 @@ class generator_promise : public frame_info, public frame_allocated {
   // Names the generator's function in await chains (see task_promise).
   explicit generator_promise(
       std::source_location where = std::source_location::current()) noexcept {
-    m_where = where;
+    if constexpr (observe_enabled) m_where = where;
   }
   async_generator<T> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }

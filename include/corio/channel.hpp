@@ -105,7 +105,7 @@ class channel {
     using async_waiter::async_waiter;
     bool await_suspend(std::coroutine_handle<> h) {
       if (!this->begin(h)) return false;
-      this->m_what = "channel receive";
+      this->describe("channel receive");
       std::unique_lock lock(this->m_channel->m_mutex);
       if (!this->m_channel->m_items.empty() || this->m_channel->m_closed) {
         this->m_item = this->m_channel->take_locked(lock);
@@ -132,7 +132,7 @@ class channel {
     send_awaitable(channel* c, T&& v) : async_waiter(c) { this->m_item.emplace(std::move(v)); }
     bool await_suspend(std::coroutine_handle<> h) {
       if (!this->begin(h)) return false;
-      this->m_what = "channel send";
+      this->describe("channel send");
       std::unique_lock lock(this->m_channel->m_mutex);
       if (this->m_channel->m_closed) {
         this->end_without_suspending();

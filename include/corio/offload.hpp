@@ -77,7 +77,7 @@ class offload_awaitable : waiter {
 
   bool await_suspend(std::coroutine_handle<> h) {
     if (!begin(h)) return false;
-    m_what = "offload";
+    describe("offload");
     m_job->m_loop = &current_loop();
     m_job->m_awaiter = this;
     if (!m_pool->submit(*m_job)) {

@@ -80,8 +80,8 @@ class join_handle {
       [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
       bool await_suspend(std::coroutine_handle<> h) noexcept {
         if (!begin(h)) return false;
-        m_what = "join_handle";
-        m_waiting = m_task;
+        describe("join_handle");
+        if constexpr (detail::observe_enabled) m_waiting = m_task;
         m_on_done = [](detail::done_listener& l) noexcept { static_cast<awaiter&>(l).wake(); };
         m_on_abort = [](detail::waiter& w) noexcept {
           auto& self = static_cast<awaiter&>(w);
@@ -138,7 +138,7 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
   ++owner.m_count;
   loop.note_spawned();
   p.m_name = name;
-  p.m_spawned_ticks = loop.ticks_since_start();
+  if constexpr (observe_enabled) p.m_spawned_ticks = loop.ticks_since_start();
   p.m_run_ns = 0;
   loop.schedule(p);
   return join_handle<T>(&p);

@@ -126,7 +126,7 @@ void on_task_dropped(task_base& t, bool started) noexcept;
 /// frame it awaits now; the awaiter clears it again when it resumes.
 template <class Promise>
 frame_info* note_awaiting(std::coroutine_handle<Promise> parent, frame_info& child) noexcept {
-  if constexpr (std::is_base_of_v<frame_info, Promise>) {
+  if constexpr (observe_enabled && std::is_base_of_v<frame_info, Promise>) {
     frame_info& p = parent.promise();
     p.m_awaiting = &child;
     return &p;
@@ -141,7 +141,7 @@ class task_promise final : public task_promise_storage<T>, public frame_allocate
   // The default argument is evaluated where the compiler constructs the
   // promise: inside the coroutine, so it names the coroutine's function.
   explicit task_promise(std::source_location where = std::source_location::current()) noexcept {
-    this->m_where = where;
+    if constexpr (observe_enabled) this->m_where = where;
   }
   task<T> get_return_object() noexcept;
   initial_awaiter initial_suspend() noexcept { return {this}; }
@@ -215,8 +215,10 @@ class [[nodiscard]] task {
       handle_type h = std::exchange(m_handle, {});
       // A task that was never awaited still has its own frame as its link
       // (initial_suspend put it there); awaiting replaces it by the parent.
-      if (!h.done()) [[unlikely]]
-        detail::on_task_dropped(h.promise(), h.promise().m_link != h.address());
+      if constexpr (detail::observe_enabled) {
+        if (!h.done()) [[unlikely]]
+          detail::on_task_dropped(h.promise(), h.promise().m_link != h.address());
+      }
       h.destroy();
     }
   }

@@ -15,7 +15,7 @@ struct sleep_awaiter : waiter, timer_node {
   static constexpr bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     if (!begin(h)) return false;
-    m_what = "sleep";
+    describe("sleep");
     m_on_abort = [](waiter& w) noexcept {
       current_loop().timers().cancel(static_cast<sleep_awaiter&>(w));
     };
@@ -31,7 +31,7 @@ struct yield_awaiter : waiter {
   static constexpr bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     if (!begin(h)) return false;
-    m_what = "yield_now";
+    describe("yield_now");
     m_task->m_flags = (m_task->m_flags & ~tf_yield_odd) | tf_yielded |
                       (current_loop().odd_tick() ? tf_yield_odd : 0U);
     wake();

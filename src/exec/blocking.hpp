@@ -30,7 +30,7 @@ struct blocking_call : waiter, pool_job {
   static constexpr bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
     if (!begin(h)) return false;
-    m_what = "blocking call";
+    describe("blocking call");
     m_defer_abort = true;  // the pool thread still writes into this frame
     m_loop = &current_loop();
     m_work = [](pool_job& j) noexcept {

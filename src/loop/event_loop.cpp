@@ -90,6 +90,11 @@ event_loop::event_loop(loop_options options)
     if (m_rng == 0) m_rng = 0x9E3779B97F4A7C15ULL;
   }
   if (!m_options.debug) m_options.debug = debug_default();
+  if constexpr (!detail::observe_enabled) {
+    m_options.debug = false;
+    m_options.task_timing = false;
+    m_options.stats = false;
+  }
   m_timed = m_options.debug || m_options.task_timing;
   if (m_options.debug) {
     install_dump_signal();
@@ -194,7 +199,7 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
     if (m_inbox.load(std::memory_order_seq_cst) != nullptr) timeout_ns = 0;
   }
   // Only a poll that may block is timed: a busy loop reads no extra clock.
-  if (timeout_ns != 0 && m_options.stats && !m_options.virtual_clock) {
+  if (detail::observe_enabled && timeout_ns != 0 && m_options.stats && !m_options.virtual_clock) {
     const std::int64_t before = read_clock();
     m_backend->poll(timeout_ns);
     m_poll_ns += read_clock() - before;
@@ -244,7 +249,7 @@ void event_loop::tick() {
   m_timers.advance(m_now_ns, m_expired);
   while (detail::timer_node* t = m_expired.pop_front()) {
     ++m_stats.timers_fired;
-    if (m_options.stats) m_lag.record_ns(m_now_ns - t->m_when_ns);
+    if (detail::observe_enabled && m_options.stats) m_lag.record_ns(m_now_ns - t->m_when_ns);
     t->m_fire(*t);
   }
 
@@ -272,8 +277,9 @@ void event_loop::tick() {
 
   // 5. Ready tasks, FIFO, bounded by the budget.
   if (m_options.shuffle) shuffle_ready();
-  m_stats.resumptions += m_timed ? run_ready<true>() : run_ready<false>();
-  if (m_options.debug) check_dump_request();
+  m_stats.resumptions +=
+      detail::observe_enabled && m_timed ? run_ready<true>() : run_ready<false>();
+  if (detail::observe_enabled && m_options.debug) check_dump_request();
 }
 
 template <bool Timed>

@@ -190,8 +190,9 @@ std::vector<task_info> list_tasks(event_loop& loop) {
     if ((t.m_flags & detail::tf_cancel_requested) != 0) info.state += ", cancelling";
     // The spawn time was rounded down to 2^20 ns: the age is at most that
     // much too long, and millisecond precision is what a dump shows.
-    info.age = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::nanoseconds(now_ns - (static_cast<std::int64_t>(t.m_spawned_ticks) << 20)));
+    if constexpr (detail::observe_enabled)
+      info.age = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::nanoseconds(now_ns - (static_cast<std::int64_t>(t.m_spawned_ticks) << 20)));
     info.run_time = std::chrono::nanoseconds(t.m_run_ns);
     info.await_chain = detail::await_chain(t);
     tasks.push_back(std::move(info));

@@ -80,7 +80,7 @@ class child_scope final : public task_owner {
       [[nodiscard]] bool await_ready() const noexcept { return m_pred(*m_scope); }
       bool await_suspend(std::coroutine_handle<> h) noexcept {
         if (!begin(h)) return false;
-        m_what = "child tasks";
+        describe("child tasks");
         m_on_abort = [](waiter& w) noexcept {
           static_cast<awaiter&>(w).m_scope->m_waiter = nullptr;
         };

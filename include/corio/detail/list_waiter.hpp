@@ -13,7 +13,7 @@ struct list_waiter : waiter, list_node {
   template <class W>
   bool park_in(intrusive_list<W>& list, std::coroutine_handle<> h, const char* what) noexcept {
     if (!begin(h)) return false;
-    m_what = what;
+    describe(what);
     m_on_abort = [](waiter& w) noexcept { static_cast<list_waiter&>(w).unlink(); };
     list.push_back(static_cast<W&>(*this));
     return true;

@@ -47,6 +47,16 @@ class event_loop;
 
 namespace corio::detail {
 
+/// Whether observation is compiled in: building with CORIO_NO_OBSERVE
+/// (CMake: -DCORIO_OBSERVE=OFF) removes the await-chain and wait records,
+/// loop statistics that read the clock, and debug mode, so that none of it
+/// costs an instruction.
+#ifdef CORIO_NO_OBSERVE
+inline constexpr bool observe_enabled = false;
+#else
+inline constexpr bool observe_enabled = true;
+#endif
+
 class task_base;
 
 /// A level of cancellation inside one root: a timeout's deadline, a shield, a
@@ -76,7 +86,11 @@ struct waiter {
   bool m_defer_abort = false;
 
   bool begin(std::coroutine_handle<> h) noexcept;  // false: cancelled, do not suspend
-  void end_without_suspending() noexcept;          // after begin(): done at once after all
+  /// Records what the wait is for (task dumps); nothing when compiled out.
+  void describe(const char* what) noexcept {
+    if constexpr (observe_enabled) m_what = what;
+  }
+  void end_without_suspending() noexcept;  // after begin(): done at once after all
   void wake() noexcept;
   void finish();  // throws cancelled_error when cancelled
 };
