@@ -85,6 +85,14 @@ struct loop_options {
   /// Time every resumption and add it to its task's run time (task dumps
   /// show it), without the rest of debug mode.
   bool task_timing = false;
+  /// Watch the loop from a separate thread: when one iteration has run
+  /// longer than `slow_callback_duration`, report it while it is still
+  /// stuck, naming the task that runs and its await chain (captured on the
+  /// loop's thread by a signal, SIGRTMIN+4, so nothing is read racily), and
+  /// report again when the loop moves. Costs the loop one relaxed store per
+  /// iteration. The report sink is then also called from the watchdog
+  /// thread.
+  bool watchdog = false;
   /// Where reports go, one complete message per call; stderr when empty.
   std::function<void(const std::string&)> report{};
 };
@@ -215,6 +223,14 @@ class event_loop final : private detail::task_owner {
     m_scopes.for_each([&](detail::task_owner& s) { s.m_members.for_each(fn); });
   }
   [[nodiscard]] bool debug() const noexcept { return m_options.debug; }
+  /// For the watchdog thread: the iteration the loop is in, and whether it
+  /// is blocked in a poll (idle, not stuck).
+  [[nodiscard]] std::uint64_t watched_iteration() const noexcept {
+    return m_watch_iteration.load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool watched_polling() const noexcept {
+    return m_watch_polling.load(std::memory_order_relaxed);
+  }
   /// Called when a root's frame is about to be destroyed.
   void note_root_destroyed(detail::task_base& t) noexcept {
     if (&t == m_current) {
@@ -278,6 +294,8 @@ class event_loop final : private detail::task_owner {
   // so the destructor waits for this to reach zero.
   std::atomic<int> m_posting{0};
   std::atomic<std::int64_t> m_external{0};
+  std::atomic<std::uint64_t> m_watch_iteration{0};
+  std::atomic<bool> m_watch_polling{false};
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;
   event_loop* m_previous = nullptr;

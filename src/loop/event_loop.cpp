@@ -94,6 +94,7 @@ event_loop::event_loop(loop_options options)
     m_options.debug = false;
     m_options.task_timing = false;
     m_options.stats = false;
+    m_options.watchdog = false;
   }
   m_timed = m_options.debug || m_options.task_timing;
   if (m_options.debug) {
@@ -199,6 +200,8 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
     if (m_inbox.load(std::memory_order_seq_cst) != nullptr) timeout_ns = 0;
   }
   // Only a poll that may block is timed: a busy loop reads no extra clock.
+  const bool watched = detail::observe_enabled && m_options.watchdog && timeout_ns != 0;
+  if (watched) m_watch_polling.store(true, std::memory_order_relaxed);
   if (detail::observe_enabled && timeout_ns != 0 && m_options.stats && !m_options.virtual_clock) {
     const std::int64_t before = read_clock();
     m_backend->poll(timeout_ns);
@@ -206,6 +209,7 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
   } else {
     m_backend->poll(timeout_ns);
   }
+  if (watched) m_watch_polling.store(false, std::memory_order_relaxed);
   m_sleeping.store(false, std::memory_order_relaxed);
 }
 
@@ -242,6 +246,8 @@ void event_loop::shuffle_ready() {
 
 void event_loop::tick() {
   ++m_stats.iterations;
+  if (detail::observe_enabled && m_options.watchdog)
+    m_watch_iteration.store(m_stats.iterations, std::memory_order_relaxed);
   // 1. The clock, once.
   if (!m_options.virtual_clock) m_now_ns = read_clock();
 
@@ -339,8 +345,12 @@ void event_loop::run_root(detail::task_base& main) {
   t_current = this;
   struct restore {
     event_loop* self;
-    ~restore() { t_current = self->m_previous; }
+    ~restore() {
+      if (detail::observe_enabled && self->m_options.watchdog) detail::unwatch_loop(*self);
+      t_current = self->m_previous;
+    }
   } restore_current{this};
+  if (detail::observe_enabled && m_options.watchdog) detail::watch_loop(*this);
 
   bool deadlock = false;
   while (!main.done()) {

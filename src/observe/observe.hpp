@@ -11,6 +11,46 @@
 
 namespace corio::detail {
 
+/// The root that waits for root `t`: the opener of its task group or
+/// gather, or a task awaiting its join_handle; nullptr for none.
+inline const task_base* awaited_by(const task_base& t) noexcept {
+  if (t.m_owner != nullptr && t.m_owner->m_opener != nullptr) return t.m_owner->m_opener;
+  for (const done_listener* l = t.m_listeners; l != nullptr; l = l->m_next)
+    if (l->m_waiting != nullptr) return l->m_waiting;
+  return nullptr;
+}
+
+/// Walks the await chain of root `t`, outermost first: `frame(name, where)`
+/// for each coroutine frame (`name` is the root's name on a root's first
+/// frame, else nullptr), `link(what)` between one root and the root it
+/// waits for ("child tasks", "join_handle"). Allocation-free and bounded
+/// (16 roots, 64 frames each): the watchdog's signal handler uses it.
+template <class Frame, class Link>
+void walk_await_chain(const task_base& t, Frame frame, Link link) {
+  constexpr int max_roots = 16;
+  constexpr int max_frames = 64;
+  const task_base* roots[max_roots];
+  int n = 0;
+  roots[n++] = &t;
+  while (n < max_roots) {
+    const task_base* up = awaited_by(*roots[n - 1]);
+    bool seen = false;
+    for (int i = 0; i < n; ++i)
+      seen = seen || roots[i] == up;
+    if (up == nullptr || seen) break;
+    roots[n++] = up;
+  }
+  for (int i = n - 1; i >= 0; --i) {
+    const task_base& r = *roots[i];
+    const frame_info* f = &r;
+    for (int depth = 0; f != nullptr && depth < max_frames; ++depth) {
+      frame(depth == 0 ? r.m_name : nullptr, f->m_where);
+      f = f->m_awaiting;
+    }
+    if (i > 0 && r.m_waiter != nullptr && r.m_waiter->m_what != nullptr) link(r.m_waiter->m_what);
+  }
+}
+
 /// "parse(int) at src/app.cpp:42": a coroutine's function without its
 /// return type, and where it is.
 std::string describe_frame(const std::source_location& where);
@@ -25,6 +65,11 @@ std::string slow_finished_report(const char* name, const std::source_location& w
                                  std::int64_t ns, std::int64_t threshold_ns);
 std::string task_dump_text(event_loop& loop);
 std::string alive_at_close_report(event_loop& loop, std::size_t count);
+
+/// The watchdog (src/observe/watchdog.cpp): starts watching `loop`, which
+/// runs on the calling thread, until unwatch_loop.
+void watch_loop(event_loop& loop);
+void unwatch_loop(event_loop& loop) noexcept;
 
 }  // namespace corio::detail
 

@@ -13,10 +13,6 @@ namespace detail {
 
 namespace {
 
-// Chains longer than this are cut (a cycle would otherwise never end; a
-// real chain this deep is unreadable anyway).
-constexpr int max_chain = 64;
-
 // GCC writes "corio::task<int> ns::parse(const std::string&) [with T = int]":
 // keep "ns::parse(const std::string&)". The parameter list is the last
 // balanced "(...)"; the name starts after the last space outside <> before it.
@@ -47,46 +43,21 @@ std::string function_without_return_type(const char* full) {
   return s;
 }
 
-const task_base* awaited_by(const task_base& t) {
-  if (t.m_owner != nullptr && t.m_owner->m_opener != nullptr) return t.m_owner->m_opener;
-  for (const done_listener* l = t.m_listeners; l != nullptr; l = l->m_next)
-    if (l->m_waiting != nullptr) return l->m_waiting;
-  return nullptr;
-}
-
-// One root's frames, outermost first; the root's name leads its first frame.
-void append_frames(const task_base& t, std::vector<std::string>& out) {
-  const frame_info* f = &t;
-  for (int depth = 0; f != nullptr && depth < max_chain; ++depth) {
-    std::string entry;
-    if (depth == 0 && t.m_name != nullptr) {
-      entry += '\'';
-      entry += t.m_name;
-      entry += "' ";
-    }
-    entry += describe_frame(f->m_where);
-    out.push_back(std::move(entry));
-    f = f->m_awaiting;
-  }
-}
-
 std::vector<std::string> await_chain(const task_base& t) {
-  std::vector<const task_base*> roots{&t};
-  while (roots.size() < 16) {
-    const task_base* up = awaited_by(*roots.back());
-    bool seen = false;
-    for (const task_base* r : roots)
-      seen = seen || r == up;
-    if (up == nullptr || seen) break;
-    roots.push_back(up);
-  }
   std::vector<std::string> chain;
-  for (auto it = roots.rbegin(); it != roots.rend(); ++it) {
-    append_frames(**it, chain);
-    // The link to the next root: what the outer one waits on for it.
-    if (it + 1 != roots.rend() && (*it)->m_waiter != nullptr && (*it)->m_waiter->m_what != nullptr)
-      chain.push_back(std::string("[") + (*it)->m_waiter->m_what + "]");
-  }
+  walk_await_chain(
+      t,
+      [&](const char* name, const std::source_location& where) {
+        std::string entry;
+        if (name != nullptr) {
+          entry += '\'';
+          entry += name;
+          entry += "' ";
+        }
+        entry += describe_frame(where);
+        chain.push_back(std::move(entry));
+      },
+      [&](const char* what) { chain.push_back(std::string("[") + what + "]"); });
   return chain;
 }
 

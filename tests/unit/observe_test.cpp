@@ -6,7 +6,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -415,4 +417,61 @@ TEST(Histogram, SmallAndHugeValues) {
   }
   EXPECT_EQ(corio::format_duration(1500us), "1.50 ms");
   EXPECT_EQ(corio::format_duration(830ns), "830 ns");
+}
+
+namespace {
+
+std::atomic<bool> g_watchdog_reported{false};
+std::atomic<bool> g_watchdog_moved{false};
+
+// Stuck until the watchdog has reported (at most 10 s): the report is made
+// while the loop is stuck, or this never ends early.
+corio::task<> stuck_compute() {
+  co_await corio::sleep(1ms);
+  for (int i = 0; i < 10000 && !g_watchdog_reported.load(); ++i)
+    std::this_thread::sleep_for(1ms);
+}
+corio::task<> stuck_parse() {
+  co_await stuck_compute();
+}
+corio::task<> stuck_handler() {
+  co_await stuck_parse();
+}
+
+}  // namespace
+
+TEST(Watchdog, ReportsAStuckLoopWhileItIsStuck) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  corio::loop_options o;
+  o.watchdog = true;
+  o.slow_callback_duration = 50ms;
+  o.report = [&](const std::string& s) {
+    {
+      std::lock_guard lock(mu);
+      lines.push_back(s);
+    }
+    if (has(s, "has been stuck")) g_watchdog_reported = true;
+    if (has(s, "moves again")) g_watchdog_moved = true;
+  };
+  corio::run(
+      []() -> corio::task<> {
+        co_await corio::spawn(stuck_handler(), "stuck");
+        for (int i = 0; i < 1000 && !g_watchdog_moved.load(); ++i)
+          co_await corio::sleep(10ms);
+      }(),
+      o);
+  std::lock_guard lock(mu);
+  ASSERT_TRUE(g_watchdog_reported.load());
+  EXPECT_TRUE(g_watchdog_moved.load());
+  std::string r;
+  for (const auto& l : lines)
+    if (has(l, "has been stuck")) r = l;
+  EXPECT_TRUE(has(r, "it is running task 'stuck' stuck_handler() at ")) << r;
+  const auto p = r.find("> stuck_parse() at ");
+  const auto c = r.find("> stuck_compute() at ");
+  EXPECT_NE(r.find("await chain: 'main' "), std::string::npos) << r;
+  ASSERT_NE(p, std::string::npos) << r;
+  ASSERT_NE(c, std::string::npos) << r;
+  EXPECT_LT(p, c);
 }
