@@ -23,8 +23,7 @@ class generator_promise : public frame_info, public frame_allocated {
 
  public:
   // Names the generator's function in await chains (see task_promise).
-  explicit generator_promise(
-      std::source_location where = std::source_location::current()) noexcept {
+  explicit generator_promise(detail::code_site where = detail::code_site::current()) noexcept {
     if constexpr (observe_enabled) m_where = where;
   }
   async_generator<T> get_return_object() noexcept;

@@ -279,7 +279,7 @@ class event_loop final : private detail::task_owner {
   std::uint32_t m_dump_seen = 0;
   // The root that finished (and was destroyed) during the current
   // resumption, for the slow-resumption report.
-  std::source_location m_finished_current;
+  detail::code_site m_finished_current;
   const char* m_finished_name = nullptr;
   latency_histogram m_lag;
   detail::intrusive_list<detail::task_owner> m_scopes;

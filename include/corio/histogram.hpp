@@ -65,7 +65,7 @@ class latency_histogram {
   /// The bucket holding `v`; exact below 16 ns.
   [[nodiscard]] static constexpr std::size_t bucket_of(std::uint64_t v) noexcept {
     if (v < sub_count) return static_cast<std::size_t>(v);
-    int e = std::bit_width(v) - 1;  // v in [2^e, 2^(e+1))
+    const int e = static_cast<int>(std::bit_width(v)) - 1;  // v in [2^e, 2^(e+1))
     if (e > max_exponent) return bucket_count - 1;
     const std::uint64_t sub = (v >> (e - sub_bits)) & (sub_count - 1);
     return static_cast<std::size_t>((e - sub_bits + 1) * sub_count + sub);

@@ -1,6 +1,8 @@
 // run(): the entry point, like asyncio.run().
 #pragma once
 
+#include <utility>
+
 #include "corio/spawn.hpp"
 
 namespace corio {
@@ -26,7 +28,7 @@ T run(event_loop& loop, task<T> main) {
 /// \endcode
 template <class T>
 T run(task<T> main, loop_options options = {}) {
-  event_loop loop(options);
+  event_loop loop(std::move(options));
   return run(loop, std::move(main));
 }
 

@@ -140,7 +140,7 @@ class task_promise final : public task_promise_storage<T>, public frame_allocate
  public:
   // The default argument is evaluated where the compiler constructs the
   // promise: inside the coroutine, so it names the coroutine's function.
-  explicit task_promise(std::source_location where = std::source_location::current()) noexcept {
+  explicit task_promise(detail::code_site where = detail::code_site::current()) noexcept {
     if constexpr (observe_enabled) this->m_where = where;
   }
   task<T> get_return_object() noexcept;

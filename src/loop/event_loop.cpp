@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "corio/errors.hpp"
@@ -83,7 +84,7 @@ std::int64_t event_loop::read_clock() noexcept {
 }
 
 event_loop::event_loop(loop_options options)
-    : m_options(options), m_backend(detail::make_backend(options.backend)) {
+    : m_options(std::move(options)), m_backend(detail::make_backend(m_options.backend)) {
   if (!m_options.shuffle) m_options.shuffle = shuffle_default();
   if (m_options.shuffle) {
     m_rng = m_options.shuffle_seed != 0 ? m_options.shuffle_seed : shuffle_seed();

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <source_location>
 #include <string>
 #include <string_view>
 
@@ -53,7 +52,7 @@ void walk_await_chain(const task_base& t, Frame frame, Link link) {
 
 /// "parse(int) at src/app.cpp:42": a coroutine's function without its
 /// return type, and where it is.
-std::string describe_frame(const std::source_location& where);
+std::string describe_frame(const code_site& where);
 
 /// The await chain of root `t`, outermost first: the roots that wait for it
 /// (through a task group, gather or join_handle), each with its nested
@@ -61,8 +60,8 @@ std::string describe_frame(const std::source_location& where);
 std::string await_chain_text(const task_base& t);
 
 std::string slow_resumption_report(const task_base& t, std::int64_t ns, std::int64_t threshold_ns);
-std::string slow_finished_report(const char* name, const std::source_location& where,
-                                 std::int64_t ns, std::int64_t threshold_ns);
+std::string slow_finished_report(const char* name, const code_site& where, std::int64_t ns,
+                                 std::int64_t threshold_ns);
 std::string task_dump_text(event_loop& loop);
 std::string alive_at_close_report(event_loop& loop, std::size_t count);
 

@@ -47,7 +47,7 @@ std::vector<std::string> await_chain(const task_base& t) {
   std::vector<std::string> chain;
   walk_await_chain(
       t,
-      [&](const char* name, const std::source_location& where) {
+      [&](const char* name, const code_site& where) {
         std::string entry;
         if (name != nullptr) {
           entry += '\'';
@@ -87,7 +87,7 @@ std::string ms_text(std::int64_t ns) {
 
 }  // namespace
 
-std::string describe_frame(const std::source_location& where) {
+std::string describe_frame(const code_site& where) {
   if (where.line() == 0) return "(unknown coroutine)";
   std::string s = function_without_return_type(where.function_name());
   s += " at ";
@@ -114,8 +114,8 @@ std::string slow_resumption_report(const task_base& t, std::int64_t ns, std::int
   return s;
 }
 
-std::string slow_finished_report(const char* name, const std::source_location& where,
-                                 std::int64_t ns, std::int64_t threshold_ns) {
+std::string slow_finished_report(const char* name, const code_site& where, std::int64_t ns,
+                                 std::int64_t threshold_ns) {
   std::string s = "corio: slow resumption: task ";
   if (name != nullptr) {
     s += '\'';

@@ -32,7 +32,7 @@ namespace {
 struct chain_capture {
   struct entry {
     const char* name;  // a root's name on its first frame
-    std::source_location where;
+    code_site where;
     const char* link;  // non-null: a link between roots ("child tasks")
   };
   static constexpr int capacity = 128;
@@ -62,7 +62,7 @@ void on_capture_signal(int /*sig*/) {
   if (t != nullptr) {
     walk_await_chain(
         *t,
-        [&c](const char* name, const std::source_location& where) {
+        [&c](const char* name, const code_site& where) {
           if (c.count < chain_capture::capacity) c.entries[c.count++] = {name, where, nullptr};
         },
         [&c](const char* what) {

@@ -37,7 +37,10 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <version>
+#ifdef __cpp_lib_source_location
 #include <source_location>
+#endif
 
 #include "corio/detail/intrusive_list.hpp"
 
@@ -104,14 +107,43 @@ struct done_listener {
   task_base* m_waiting = nullptr;
 };
 
+/// Where a coroutine's function is: std::source_location where the library
+/// has it (GCC 11+), else the same from the compiler builtins that every
+/// GCC and Clang has (Clang 14 with libstdc++ 12 lacks source_location).
+/// Evaluated in a default argument, it describes the caller.
+#ifdef __cpp_lib_source_location
+using code_site = std::source_location;
+#else
+class code_site {
+ public:
+  static constexpr code_site current(const char* file = __builtin_FILE(),
+                                     const char* function = __builtin_FUNCTION(),
+                                     unsigned line = __builtin_LINE()) noexcept {
+    code_site s;
+    s.m_file = file;
+    s.m_function = function;
+    s.m_line = line;
+    return s;
+  }
+  [[nodiscard]] constexpr const char* file_name() const noexcept { return m_file; }
+  [[nodiscard]] constexpr const char* function_name() const noexcept { return m_function; }
+  [[nodiscard]] constexpr unsigned line() const noexcept { return m_line; }
+
+ private:
+  const char* m_file = "";
+  const char* m_function = "";
+  unsigned m_line = 0;
+};
+#endif
+
 /// What every corio coroutine frame (task or generator) records for task
 /// dumps and reports: the coroutine's function, captured at compile time
-/// (the promise's constructor takes a defaulted std::source_location, which
+/// (the promise's constructor takes a defaulted code_site, which
 /// names the coroutine function itself), and the nested task or generator
 /// it is awaiting now. Following `m_awaiting` from a root gives its await
 /// chain at no cost beyond two stores per nested await.
 struct frame_info {
-  std::source_location m_where;
+  code_site m_where;
   frame_info* m_awaiting = nullptr;
 };
 
