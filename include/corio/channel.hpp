@@ -165,8 +165,10 @@ class channel {
   /// From a task: waits for an item and takes it.
   [[nodiscard]] receive_awaitable receive() noexcept { return receive_awaitable(this); }
 
-  /// From a thread (never a loop thread: it would block the loop).
+  /// From a thread (never a loop thread: it would block the loop; debug
+  /// mode reports such a call).
   void send_blocking(T v) {
+    detail::note_blocking_call("channel::send_blocking");
     std::unique_lock lock(m_mutex);
     for (;;) {
       if (m_closed) throw channel_closed();
@@ -182,6 +184,7 @@ class channel {
 
   /// From a thread: waits for an item; channel_closed once closed and empty.
   T receive_blocking() {
+    detail::note_blocking_call("channel::receive_blocking");
     std::unique_lock lock(m_mutex);
     for (;;) {
       if (!m_items.empty() || m_closed) {

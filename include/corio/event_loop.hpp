@@ -311,6 +311,20 @@ namespace detail {
   return *current_loop().current_task();
 }
 
+/// Debug mode: reports `what`, a call that blocks its thread, made on a
+/// loop's thread (src/observe/task_dump.cpp).
+void report_blocking_call(event_loop& loop, const char* what);
+
+/// Called by corio's blocking APIs: in debug mode, a call on a loop's
+/// thread is reported (it stops every task of that loop until it returns).
+inline void note_blocking_call(const char* what) {
+  if constexpr (observe_enabled) {
+    event_loop* loop = event_loop::current();
+    if (loop != nullptr && loop->debug()) [[unlikely]]
+      report_blocking_call(*loop, what);
+  }
+}
+
 inline bool waiter::begin(std::coroutine_handle<> h) noexcept {
   task_base& t = current_task();
   m_task = &t;

@@ -342,6 +342,8 @@ void event_loop::check_dump_request() {
 void event_loop::on_member_done(detail::task_base& /*t*/) noexcept {}
 
 void event_loop::run_root(detail::task_base& main) {
+  // corio::run inside a task: the outer loop stops until this one is done.
+  if (t_current != nullptr) detail::note_blocking_call("corio::run (a loop inside a running loop)");
   m_previous = t_current;
   t_current = this;
   struct restore {

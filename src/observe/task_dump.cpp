@@ -97,6 +97,17 @@ std::string describe_frame(const code_site& where) {
   return s;
 }
 
+void report_blocking_call(event_loop& loop, const char* what) {
+  std::string msg = std::string("corio: blocking call ") + what +
+                    " on an event loop's thread: every task of the loop waits until it returns; "
+                    "use the awaitable form, or offload() it";
+  if (const task_base* t = loop.current_task()) {
+    msg += "\n  in task: ";
+    msg += await_chain_text(*t);
+  }
+  loop.report(msg);
+}
+
 std::string await_chain_text(const task_base& t) {
   return join_chain(await_chain(t));
 }

@@ -475,3 +475,29 @@ TEST(Watchdog, ReportsAStuckLoopWhileItIsStuck) {
   ASSERT_NE(c, std::string::npos) << r;
   EXPECT_LT(p, c);
 }
+
+namespace {
+corio::task<> inner_wait_briefly() {
+  co_await corio::sleep(1ms);
+}
+}  // namespace
+
+TEST(DebugMode, BlockingCallsOnTheLoopThreadAreReported) {
+  report_log log;
+  corio::channel<int> ch(4);
+  run_virtual(
+      [&]() -> corio::task<> {
+        ch.send_blocking(1);  // room: returns at once, but is still the wrong call here
+        EXPECT_EQ(ch.receive_blocking(), 1);
+        corio::loop_options inner;
+        inner.virtual_clock = true;
+        corio::run(inner_wait_briefly(), inner);
+        co_return;
+      },
+      log.debug_options());
+  EXPECT_EQ(log.count("blocking call channel::send_blocking on an event loop's thread"), 1U)
+      << log.all();
+  EXPECT_EQ(log.count("blocking call channel::receive_blocking"), 1U) << log.all();
+  EXPECT_EQ(log.count("blocking call corio::run (a loop inside a running loop)"), 1U) << log.all();
+  EXPECT_EQ(log.count("in task: 'main' "), 3U) << log.all();
+}
