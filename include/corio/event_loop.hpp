@@ -91,7 +91,11 @@ struct loop_options {
   /// loop's thread by a signal, SIGRTMIN+4, so nothing is read racily), and
   /// report again when the loop moves. Costs the loop one relaxed store per
   /// iteration. The report sink is then also called from the watchdog
-  /// thread.
+  /// thread. Debug mode turns it on in a quieter form: the chain captured
+  /// halfway through a long resumption goes into the slow-resumption report
+  /// (it shows the coroutine that blocked even when it has finished by the
+  /// end), and the watchdog reports by itself only a loop stuck for ten
+  /// times slow_callback_duration.
   bool watchdog = false;
   /// Where reports go, one complete message per call; stderr when empty.
   std::function<void(const std::string&)> report{};
@@ -121,10 +125,13 @@ struct loop_stats {
   std::chrono::nanoseconds running{0};
   /// Resumptions longer than slow_callback_duration (debug mode).
   std::uint64_t slow_resumptions = 0;
+  /// Await chains the watchdog captured on this loop while a step ran long.
+  std::uint64_t watchdog_captures = 0;
 };
 
 namespace detail {
 class backend;
+struct watch_state;
 std::unique_ptr<backend> make_backend(io_backend_kind wanted);
 
 /// A callback posted from another thread; intrusive so that executors can
@@ -169,9 +176,17 @@ class event_loop final : private detail::task_owner {
   void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
 
   [[nodiscard]] loop_stats stats() const noexcept;
-  /// How late timers fired (deadline to the tick that fired them); kept with
-  /// `loop_options::stats`. Under load this is the loop's lag.
+  /// The loop's lag: how late each `sleep` resumed its task, from the
+  /// deadline asked for to the moment the task ran again (a timer that
+  /// fired on time but waited behind a task that blocked counts as late, as
+  /// a ticker would see it). Kept with `loop_options::stats`: one clock
+  /// read per sleep that ends.
   [[nodiscard]] const latency_histogram& timer_lag() const noexcept { return m_lag; }
+  /// Records a sleep's lag (see timer_lag).
+  void note_sleep_resumed(std::int64_t deadline_ns) noexcept {
+    if (detail::observe_enabled && m_options.stats)
+      m_lag.record_ns((m_options.virtual_clock ? m_now_ns : read_clock()) - deadline_ns);
+  }
   /// Sends a report (debug mode's findings, dumps) to `loop_options::report`.
   void report(const std::string& message) const;
   [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
@@ -231,6 +246,11 @@ class event_loop final : private detail::task_owner {
   [[nodiscard]] bool watched_polling() const noexcept {
     return m_watch_polling.load(std::memory_order_relaxed);
   }
+  /// The watchdog hands over the await chain it captured while the loop was
+  /// at progress step `step` (debug mode).
+  void deposit_capture(std::string chain, std::uint64_t step, std::chrono::nanoseconds at);
+  /// The progress step (read on the loop's thread, by the capture signal).
+  [[nodiscard]] std::uint64_t watch_step() const noexcept { return m_watch_step; }
   /// Called when a root's frame is about to be destroyed.
   void note_root_destroyed(detail::task_base& t) noexcept {
     if (&t == m_current) {
@@ -294,8 +314,12 @@ class event_loop final : private detail::task_owner {
   // so the destructor waits for this to reach zero.
   std::atomic<int> m_posting{0};
   std::atomic<std::int64_t> m_external{0};
+  // Progress the watchdog sees: the iteration, or in debug mode (timed
+  // resumptions) every resumption.
   std::atomic<std::uint64_t> m_watch_iteration{0};
+  std::uint64_t m_watch_step = 0;
   std::atomic<bool> m_watch_polling{false};
+  std::unique_ptr<detail::watch_state> m_watch;
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;
   event_loop* m_previous = nullptr;

@@ -24,7 +24,11 @@ struct sleep_awaiter : waiter, timer_node {
     current_loop().add_timer(*this);
     return true;
   }
-  void await_resume() { finish(); }
+  void await_resume() {
+    finish();
+    // Woken by its timer: how late it runs is the loop's lag.
+    current_loop().note_sleep_resumed(m_deadline_ns);
+  }
 };
 
 struct yield_awaiter : waiter {

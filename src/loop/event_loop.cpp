@@ -98,6 +98,8 @@ event_loop::event_loop(loop_options options)
     m_options.watchdog = false;
   }
   m_timed = m_options.debug || m_options.task_timing;
+  if (m_options.debug) m_options.watchdog = true;
+  if (m_options.watchdog) m_watch = std::make_unique<detail::watch_state>();
   if (m_options.debug) {
     install_dump_signal();
     m_dump_seen = g_dump_requests.load(std::memory_order_relaxed);
@@ -129,6 +131,7 @@ loop_stats event_loop::stats() const noexcept {
   s.pending_timers = m_timers.size();
   s.syscalls = m_backend->syscalls();
   s.read_buffer_bytes = m_backend->read_buffer_bytes();
+  if (m_watch) s.watchdog_captures = m_watch->captures.load(std::memory_order_relaxed);
   s.polling = std::chrono::nanoseconds(m_poll_ns);
   s.running =
       std::chrono::nanoseconds(std::max<std::int64_t>(0, m_now_ns - m_start_ns - m_poll_ns));
@@ -248,7 +251,7 @@ void event_loop::shuffle_ready() {
 void event_loop::tick() {
   ++m_stats.iterations;
   if (detail::observe_enabled && m_options.watchdog)
-    m_watch_iteration.store(m_stats.iterations, std::memory_order_relaxed);
+    m_watch_iteration.store(++m_watch_step, std::memory_order_relaxed);
   // 1. The clock, once.
   if (!m_options.virtual_clock) m_now_ns = read_clock();
 
@@ -256,7 +259,6 @@ void event_loop::tick() {
   m_timers.advance(m_now_ns, m_expired);
   while (detail::timer_node* t = m_expired.pop_front()) {
     ++m_stats.timers_fired;
-    if (detail::observe_enabled && m_options.stats) m_lag.record_ns(m_now_ns - t->m_when_ns);
     t->m_fire(*t);
   }
 
@@ -306,6 +308,7 @@ std::uint64_t event_loop::run_ready() {
     if (m_ready_head == nullptr) m_ready_tail = nullptr;
     m_current = t;
     if constexpr (Timed) {
+      if (m_options.watchdog) m_watch_iteration.store(++m_watch_step, std::memory_order_relaxed);
       const std::int64_t start = read_clock();
       t->resume_point().resume();
       const std::int64_t ns = read_clock() - start;
@@ -324,12 +327,32 @@ std::uint64_t event_loop::run_ready() {
 
 void event_loop::after_slow_resumption(detail::task_base* t, std::int64_t ns) {
   ++m_stats.slow_resumptions;
-  if (t != nullptr) {
-    report(detail::slow_resumption_report(*t, ns, m_options.slow_callback_duration.count()));
-  } else {
-    report(detail::slow_finished_report(m_finished_name, m_finished_current, ns,
-                                        m_options.slow_callback_duration.count()));
+  std::string during;  // the chain the watchdog captured in this resumption, if it did
+  if (m_watch) {
+    std::lock_guard lock(m_watch->mutex);
+    if (m_watch->step == m_watch_step && !m_watch->chain.empty()) {
+      during = "\n  await chain " + format_duration(m_watch->at) + " into it: " + m_watch->chain;
+    }
+    m_watch->chain.clear();
   }
+  std::string text =
+      t != nullptr
+          ? detail::slow_resumption_report(*t, ns, m_options.slow_callback_duration.count())
+          : detail::slow_finished_report(m_finished_name, m_finished_current, ns,
+                                         m_options.slow_callback_duration.count());
+  const auto first_line = text.find('\n');
+  text.insert(first_line == std::string::npos ? text.size() : first_line, during);
+  report(text);
+}
+
+void event_loop::deposit_capture(std::string chain, std::uint64_t step,
+                                 std::chrono::nanoseconds at) {
+  if (!m_watch) return;
+  std::lock_guard lock(m_watch->mutex);
+  m_watch->chain = std::move(chain);
+  m_watch->step = step;
+  m_watch->at = at;
+  m_watch->captures.fetch_add(1, std::memory_order_relaxed);
 }
 
 void event_loop::check_dump_request() {

@@ -2,7 +2,10 @@
 // src/observe/task_dump.cpp so that the loop itself stays small.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -64,6 +67,16 @@ std::string slow_finished_report(const char* name, const code_site& where, std::
                                  std::int64_t threshold_ns);
 std::string task_dump_text(event_loop& loop);
 std::string alive_at_close_report(event_loop& loop, std::size_t count);
+
+/// What the watchdog captured for a debug-mode loop, handed over to the
+/// loop's thread.
+struct watch_state {
+  std::mutex mutex;
+  std::string chain;
+  std::uint64_t step = 0;
+  std::chrono::nanoseconds at{0};
+  std::atomic<std::uint64_t> captures{0};
+};
 
 /// The watchdog (src/observe/watchdog.cpp): starts watching `loop`, which
 /// runs on the calling thread, until unwatch_loop.

@@ -1,4 +1,5 @@
 // Task dumps, await chains, and the texts of debug mode's reports.
+#include <cctype>
 #include <cstring>
 #include <ostream>
 #include <sstream>
@@ -41,6 +42,46 @@ std::string function_without_return_type(const char* full) {
     if (s[i] == ' ' && angle == 0) return s.substr(i + 1);
   }
   return s;
+}
+
+bool identifier_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+}
+
+// The index just past the bracket that closes the one at `open`.
+std::size_t past_closing(const std::string& s, std::size_t open, char o, char c) {
+  int depth = 0;
+  for (std::size_t i = open; i < s.size(); ++i) {
+    if (s[i] == o) ++depth;
+    if (s[i] == c && --depth == 0) return i + 1;
+  }
+  return s.size();
+}
+
+// Chains name instantiations of templates and lambdas inside them, which
+// GCC spells out in full (a lambda's type repeats its enclosing function's
+// signature). Keep them readable: drop template argument lists, and write
+// a parameter list longer than 60 characters as "(...)".
+std::string compact_name(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    if (c == '<' && i > 0 && identifier_char(s[i - 1]) && s.compare(i, 7, "<lambda") != 0) {
+      i = past_closing(s, i, '<', '>');
+      continue;
+    }
+    if (c == '(') {
+      const std::size_t end = past_closing(s, i, '(', ')');
+      if (end - i - 2 > 60) {
+        out += "(...)";
+        i = end;
+        continue;
+      }
+    }
+    out += c;
+    ++i;
+  }
+  return out;
 }
 
 std::vector<std::string> await_chain(const task_base& t) {
@@ -89,7 +130,7 @@ std::string ms_text(std::int64_t ns) {
 
 std::string describe_frame(const code_site& where) {
   if (where.line() == 0) return "(unknown coroutine)";
-  std::string s = function_without_return_type(where.function_name());
+  std::string s = compact_name(function_without_return_type(where.function_name()));
   s += " at ";
   s += where.file_name();
   s += ':';
@@ -115,10 +156,13 @@ std::string await_chain_text(const task_base& t) {
 std::string slow_resumption_report(const task_base& t, std::int64_t ns, std::int64_t threshold_ns) {
   std::string s = "corio: slow resumption: " + task_title(t) + " ran " + ms_text(ns) +
                   " without yielding (slow_callback_duration " + ms_text(threshold_ns) + ")";
-  s += t.done() ? "; it has finished" : "; it is now suspended";
-  s += ".\n  await chain: ";
+  if (t.done()) {
+    s += "; it has finished.";
+    return s;
+  }
+  s += "; it is now suspended.\n  await chain now: ";
   s += await_chain_text(t);
-  if (!t.done() && t.m_waiter != nullptr && t.m_waiter->m_what != nullptr) {
+  if (t.m_waiter != nullptr && t.m_waiter->m_what != nullptr) {
     s += "\n  waiting on: ";
     s += t.m_waiter->m_what;
   }
@@ -158,7 +202,8 @@ std::vector<task_info> list_tasks(event_loop& loop) {
   loop.for_each_root([&](detail::task_base& t) {
     task_info info;
     if (t.m_name != nullptr) info.name = t.m_name;
-    info.function = detail::function_without_return_type(t.m_where.function_name());
+    info.function =
+        detail::compact_name(detail::function_without_return_type(t.m_where.function_name()));
     info.file = t.m_where.file_name();
     info.line = t.m_where.line();
     if (&t == loop.current_task()) {

@@ -38,6 +38,7 @@ struct chain_capture {
   static constexpr int capacity = 128;
   entry entries[capacity];
   int count = 0;
+  std::uint64_t step = 0;
   bool in_task = false;
   const char* waits_on = nullptr;
   std::atomic<int> ready{0};
@@ -57,6 +58,7 @@ void on_capture_signal(int /*sig*/) {
   chain_capture& c = g_capture;
   c.count = 0;
   c.waits_on = nullptr;
+  c.step = loop->watch_step();
   const task_base* t = loop->current_task();
   c.in_task = t != nullptr;
   if (t != nullptr) {
@@ -72,19 +74,9 @@ void on_capture_signal(int /*sig*/) {
   c.ready.store(1, std::memory_order_release);
 }
 
-std::string format_capture(const chain_capture& c) {
-  if (!c.in_task) {
-    return "it is not running a task (a timer, a posted callback or an I/O step)";
-  }
-  std::string s = "it is running task ";
-  // The last root entry is the running task.
-  int last_root = 0;
-  for (int i = 0; i < c.count; ++i)
-    if (c.entries[i].link != nullptr && i + 1 < c.count) last_root = i + 1;
-  const chain_capture::entry& r = c.entries[last_root];
-  if (r.name != nullptr) s += std::string("'") + r.name + "' ";
-  s += describe_frame(r.where);
-  s += "\n  await chain: ";
+// The captured chain as text: "'main' main() at ... > [child tasks] > ...".
+std::string format_chain(const chain_capture& c) {
+  std::string s;
   for (int i = 0; i < c.count; ++i) {
     if (i != 0) s += "\n    > ";
     const chain_capture::entry& e = c.entries[i];
@@ -98,6 +90,20 @@ std::string format_capture(const chain_capture& c) {
   return s;
 }
 
+// "it is running task 'x' f() at ...\n  await chain: ..." for a report.
+std::string format_running(const chain_capture& c) {
+  if (!c.in_task) return "it is not running a task (a timer, a posted callback or an I/O step)";
+  // The running task is the last root: the first frame after the last link.
+  int last_root = 0;
+  for (int i = 0; i < c.count; ++i)
+    if (c.entries[i].link != nullptr && i + 1 < c.count) last_root = i + 1;
+  const chain_capture::entry& r = c.entries[last_root];
+  std::string s = "it is running task ";
+  if (r.name != nullptr) s += std::string("'") + r.name + "' ";
+  s += describe_frame(r.where);
+  return s + "\n  await chain: " + format_chain(c);
+}
+
 class watchdog {
  public:
   static watchdog& instance() {
@@ -108,7 +114,8 @@ class watchdog {
   void add(event_loop& loop) {
     install_handler();
     std::lock_guard lock(m_mutex);
-    m_loops.push_back(watched{&loop, ::pthread_self(), loop.watched_iteration(), now(), false});
+    m_loops.push_back(
+        watched{&loop, ::pthread_self(), loop.watched_iteration(), now(), false, false});
     if (!m_thread.joinable()) m_thread = std::thread([this] { run(); });
     m_wake.notify_one();
   }
@@ -128,6 +135,7 @@ class watchdog {
     std::uint64_t iteration;
     std::chrono::steady_clock::time_point since;
     bool reported;
+    bool captured;
   };
 
   watchdog() = default;
@@ -167,12 +175,12 @@ class watchdog {
     }
   }
 
-  // A quarter of the smallest threshold, between 1 ms and 100 ms.
+  // An eighth of the smallest threshold, between 1 ms and 100 ms.
   std::chrono::nanoseconds interval() const {
     std::chrono::nanoseconds least = std::chrono::milliseconds(400);
     for (const watched& w : m_loops)
       least = std::min(least, w.loop->options().slow_callback_duration);
-    return std::clamp<std::chrono::nanoseconds>(least / 4, std::chrono::milliseconds(1),
+    return std::clamp<std::chrono::nanoseconds>(least / 8, std::chrono::milliseconds(1),
                                                 std::chrono::milliseconds(100));
   }
 
@@ -181,40 +189,50 @@ class watchdog {
     if (iteration != w.iteration || w.loop->watched_polling()) {
       if (w.reported) {
         w.loop->report("corio watchdog: the event loop moves again after about " +
-                       format_duration(t - w.since) + " in one iteration");
+                       format_duration(t - w.since) + " in one step");
       }
       w.iteration = iteration;
       w.since = t;
       w.reported = false;
+      w.captured = false;
       return;
     }
     const auto threshold = w.loop->options().slow_callback_duration;
-    if (w.reported || t - w.since < threshold) return;
+    const auto stuck = t - w.since;
+    const bool debug = w.loop->debug();
+    // Debug mode: capture halfway for the loop's own report, which comes
+    // when the resumption ends; report here only a loop that seems hung.
+    if (debug && !w.captured && stuck >= threshold / 2) {
+      w.captured = true;
+      if (capture(w)) {
+        w.loop->deposit_capture(g_capture.in_task ? format_chain(g_capture) : std::string(),
+                                g_capture.step, stuck);
+      }
+    }
+    if (w.reported || stuck < (debug ? threshold * 10 : threshold)) return;
     w.reported = true;
-    std::string msg = "corio watchdog: the event loop has been stuck in one iteration for " +
-                      format_duration(t - w.since) + " (slow_callback_duration " +
+    std::string msg = "corio watchdog: the event loop has been stuck in one step for " +
+                      format_duration(stuck) + " (slow_callback_duration " +
                       format_duration(threshold) + "); ";
-    msg += capture(w);
+    msg += capture(w) ? format_running(g_capture)
+                      : std::string("its thread did not answer the watchdog's signal");
     w.loop->report(msg);
   }
 
-  // Asks the loop's thread for its current await chain; gives up after a
-  // second (a thread stuck with signals blocked).
-  static std::string capture(const watched& w) {
+  // Asks the loop's thread for its current await chain, into g_capture;
+  // gives up after a second (a thread stuck with signals blocked).
+  static bool capture(const watched& w) {
     g_capture.ready.store(0, std::memory_order_relaxed);
     g_capture_loop.store(w.loop, std::memory_order_release);
-    std::string text;
+    bool ok = false;
     if (::pthread_kill(w.thread, capture_signal()) == 0) {
-      for (int i = 0; i < 1000; ++i) {
-        if (g_capture.ready.load(std::memory_order_acquire) != 0) {
-          text = format_capture(g_capture);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      for (int i = 0; i < 1000 && !ok; ++i) {
+        ok = g_capture.ready.load(std::memory_order_acquire) != 0;
+        if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
     g_capture_loop.store(nullptr, std::memory_order_release);
-    return text.empty() ? "its thread did not answer the watchdog's signal" : text;
+    return ok;
   }
 
   std::mutex m_mutex;

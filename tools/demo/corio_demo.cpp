@@ -149,7 +149,7 @@ corio::task<u64> granularity_after(std::vector<u64>& items) {
 }
 
 void chapter_granularity() {
-  std::printf("\n[1/7] task granularity: %zu tiny tasks per round vs 10 batches of 100\n", k_items);
+  std::printf("\n[1/8] task granularity: %zu tiny tasks per round vs 10 batches of 100\n", k_items);
   std::vector<u64> items(k_items);
   std::iota(items.begin(), items.end(), u64{0});
   progress("before: one task per item");
@@ -214,7 +214,7 @@ measurement bounded_after() {
 }
 
 void chapter_bounded() {
-  std::printf("\n[2/7] bounded concurrency: %llu requests, each holding 16 KiB for 1 ms\n",
+  std::printf("\n[2/8] bounded concurrency: %llu requests, each holding 16 KiB for 1 ms\n",
               static_cast<unsigned long long>(k_requests));
   progress("before: gather over all of them at once");
   const measurement a = in_child(bounded_before);
@@ -276,7 +276,7 @@ measurement streaming_after() {
 }
 
 void chapter_streaming() {
-  std::printf("\n[3/7] streaming: %llu records of 16 bytes\n",
+  std::printf("\n[3/8] streaming: %llu records of 16 bytes\n",
               static_cast<unsigned long long>(k_records));
   progress("before: collect them all into a vector, then sum");
   const measurement a = in_child(streaming_before);
@@ -313,7 +313,7 @@ corio::task<> failing() {
 }
 
 void chapter_lifecycle() {
-  std::printf("\n[4/7] lifecycle: 8 workers, one sibling fails after 5 ms\n");
+  std::printf("\n[4/8] lifecycle: 8 workers, one sibling fails after 5 ms\n");
   std::size_t leaked_tasks = 0;
   std::size_t leaked_timers = 0;
   progress("before: spawn() each and await only the failing one");
@@ -463,7 +463,7 @@ measurement echo_on(corio::io_backend_kind backend) {
 }
 
 void chapter_event_loop() {
-  std::printf("\n[5/7] the event loop: echo, %d connections x %d round trips of %zu bytes\n",
+  std::printf("\n[5/8] the event loop: echo, %d connections x %d round trips of %zu bytes\n",
               k_echo_conns, k_echo_rounds, k_echo_size);
   progress("before: the server on epoll (readiness: try, park, epoll_wait, retry)");
   const measurement a = in_child([] { return echo_on(corio::io_backend_kind::epoll); });
@@ -566,7 +566,7 @@ measurement cpu_work(bool offloaded) {
 }
 
 void chapter_executors() {
-  std::printf("\n[6/7] executors: %d CPU jobs of ~1.5 ms with a 1 ms ticker on the loop\n",
+  std::printf("\n[6/8] executors: %d CPU jobs of ~1.5 ms with a 1 ms ticker on the loop\n",
               k_cpu_jobs);
   progress("before: gather of 120 tasks that hash on the loop");
   const measurement a = cpu_work(false);
@@ -674,7 +674,7 @@ measurement pipeline_after() {
 
 void chapter_pipeline() {
   std::printf(
-      "\n[7/7] a streaming pipeline: %llu records of 4 KiB, enriched (1 ms, 64 at once) "
+      "\n[7/8] a streaming pipeline: %llu records of 4 KiB, enriched (1 ms, 64 at once) "
       "and stored in batches of 500\n",
       static_cast<unsigned long long>(k_pipeline_records));
   progress("before: load all, map_bounded(enrich, 64), then store the batches");
@@ -685,6 +685,115 @@ void chapter_pipeline() {
   add_rss_row("7 pipeline", a, b);
   g_rows.push_back({"", "wall time (ms)", fmt("%.0f", a.seconds * 1e3),
                     fmt("%.0f", b.seconds * 1e3), fmt("%.2fx", a.seconds / b.seconds)});
+}
+
+// ---- 8. monitoring -----------------------------------------------------------
+// The guide's debug mode, slow_callback_duration and AsyncProfiler: 200
+// requests (20 at a time), each a 2 ms database call and a render; every
+// 50th also calls a legacy client that blocks its thread for 120 ms. Debug
+// mode names the task that blocked and its await chain; the profiler's
+// table shows where the time went; the fix offloads the blocking call to
+// the blocking pool, and the report is gone.
+
+constexpr u64 k_monitored_requests = 200;
+
+// A synchronous client of some legacy service: it blocks the thread.
+u64 legacy_lookup(u64 id) {
+  std::this_thread::sleep_for(120ms);
+  return id * 7;
+}
+
+corio::task<u64> load_profile(corio::profiler& prof, u64 id, bool offloaded) {
+  auto s = prof.measure("legacy_lookup");
+  if (id % 50 != 7) co_return id * 7;  // served from a cache
+  if (offloaded) co_return co_await corio::offload(corio::blocking_pool(), legacy_lookup, id);
+  co_return legacy_lookup(id);
+}
+
+corio::task<u64> handle_request(corio::profiler& prof, u64 id, bool offloaded) {
+  auto whole = prof.measure("request");
+  {
+    auto s = prof.measure("db_query");
+    co_await corio::sleep(2ms);
+  }
+  const u64 profile = co_await load_profile(prof, id, offloaded);
+  co_return profile + id;
+}
+
+struct monitored_run {
+  measurement m;
+  std::vector<std::string> reports;
+  std::string table;
+  double lag_p99_ms = 0;
+  double request_p90_ms = 0;
+};
+
+monitored_run monitored(bool offloaded) {
+  monitored_run r;
+  corio::profiler prof;
+  corio::loop_options o;
+  o.debug = true;  // what CORIO_DEBUG=1 turns on
+  o.report = [&r](const std::string& s) { r.reports.push_back(s); };
+  corio::event_loop loop(o);
+  const auto t0 = steady::now();
+  r.m.result = corio::run(loop, [](corio::profiler& prof, bool offloaded) -> corio::task<u64> {
+    std::vector<u64> ids(k_monitored_requests);
+    std::iota(ids.begin(), ids.end(), u64{0});
+    const auto out = co_await corio::map_bounded(
+        ids,
+        [&prof, offloaded](u64 id) -> corio::task<u64> {
+          co_return co_await corio::spawn(handle_request(prof, id, offloaded), "request");
+        },
+        20);
+    co_return std::accumulate(out.begin(), out.end(), u64{0});
+  }(prof, offloaded));
+  r.m.seconds = since(t0);
+  r.table = prof.report();
+  r.lag_p99_ms = std::chrono::duration<double, std::milli>(loop.timer_lag().quantile(0.99)).count();
+  for (const auto& e : prof.snapshot())
+    if (e.name == "request")
+      r.request_p90_ms =
+          std::chrono::duration<double, std::milli>(e.histogram.quantile(0.9)).count();
+  return r;
+}
+
+void print_indented(const std::string& text) {
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end == std::string::npos ? end : end - start);
+    std::printf("      %s\n", line.c_str());
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+}
+
+void chapter_monitoring() {
+  std::printf(
+      "\n[8/8] monitoring: %llu requests, 20 at a time; every 50th calls a blocking "
+      "legacy client (120 ms)\n",
+      static_cast<unsigned long long>(k_monitored_requests));
+  progress("before: debug mode on (CORIO_DEBUG=1), the blocking call made on the loop");
+  const monitored_run a = monitored(false);
+  std::printf("    debug mode made %zu slow-resumption report(s); the first:\n", a.reports.size());
+  if (!a.reports.empty()) print_indented(a.reports.front());
+  std::printf("    the profiler's table:\n");
+  print_indented(a.table);
+  progress("after: co_await corio::offload(corio::blocking_pool(), legacy_lookup, id)");
+  const monitored_run b = monitored(true);
+  check_same("monitoring", a.m.result, b.m.result);
+  std::printf("    debug mode made %zu report(s); the profiler's table:\n", b.reports.size());
+  print_indented(b.table);
+  g_rows.push_back({"8 monitoring", "slow-resumption reports",
+                    fmt("%.0f", double(a.reports.size())), fmt("%.0f", double(b.reports.size())),
+                    b.reports.empty() ? "gone" : "-"});
+  g_rows.push_back({"", "timer lag p99 (ms)", fmt("%.2f", a.lag_p99_ms), fmt("%.2f", b.lag_p99_ms),
+                    fmt("%.0fx less", a.lag_p99_ms / std::max(b.lag_p99_ms, 1e-3))});
+  g_rows.push_back({"", "request p90 (ms)", fmt("%.1f", a.request_p90_ms),
+                    fmt("%.1f", b.request_p90_ms),
+                    fmt("%.0fx less", a.request_p90_ms / std::max(b.request_p90_ms, 1e-3))});
+  g_rows.push_back({"", "wall time (ms)", fmt("%.0f", a.m.seconds * 1e3),
+                    fmt("%.0f", b.m.seconds * 1e3), fmt("%.2fx", a.m.seconds / b.m.seconds)});
 }
 
 void print_table() {
@@ -731,17 +840,27 @@ void print_table() {
 
 }  // namespace
 
-int main() {
+// `corio-demo` runs every chapter; `corio-demo 3 8` runs chapters 3 and 8.
+int main(int argc, char** argv) {
   std::printf("corio guide tour: each chapter runs the guide's before and after\n");
+  void (*const chapters[])() = {chapter_granularity, chapter_bounded,    chapter_streaming,
+                                chapter_lifecycle,   chapter_event_loop, chapter_executors,
+                                chapter_pipeline,    chapter_monitoring};
+  constexpr int count = static_cast<int>(std::size(chapters));
   const auto t0 = steady::now();
   try {
-    chapter_granularity();
-    chapter_bounded();
-    chapter_streaming();
-    chapter_lifecycle();
-    chapter_event_loop();
-    chapter_executors();
-    chapter_pipeline();
+    if (argc == 1) {
+      for (auto* c : chapters)
+        c();
+    }
+    for (int i = 1; i < argc; ++i) {
+      const int n = std::atoi(argv[i]);
+      if (n < 1 || n > count) {
+        std::fprintf(stderr, "corio-demo: chapters are 1 to %d\n", count);
+        return 2;
+      }
+      chapters[n - 1]();
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "corio-demo: %s\n", e.what());
     return 1;
