@@ -243,16 +243,22 @@ TEST(DebugMode, TaskDestroyedWhilePendingIsReported) {
 
 namespace {
 
-corio::task<> compute() {
+// handler > parse > compute, where compute makes `blocking_call` between
+// two sleeps.
+corio::task<> compute(void (*blocking_call)()) {
   co_await corio::sleep(1ms);
-  std::this_thread::sleep_for(150ms);  // the blocking call
+  blocking_call();
   co_await corio::sleep(1ms);
 }
-corio::task<> parse() {
-  co_await compute();
+corio::task<> parse(void (*blocking_call)()) {
+  co_await compute(blocking_call);
 }
-corio::task<> handler() {
-  co_await parse();
+corio::task<> handler(void (*blocking_call)()) {
+  co_await parse(blocking_call);
+}
+
+void block_150ms() {
+  std::this_thread::sleep_for(150ms);
 }
 
 }  // namespace
@@ -262,7 +268,7 @@ TEST(DebugMode, ATaskThatBlocks150msIsNamedWithItsAwaitChain) {
   std::uint64_t slow = 0;
   run_virtual(
       [&]() -> corio::task<> {
-        co_await corio::spawn(handler(), "handler");
+        co_await corio::spawn(handler(block_150ms), "handler");
         slow = corio_test::stats().slow_resumptions;
       },
       log.debug_options());
@@ -271,15 +277,15 @@ TEST(DebugMode, ATaskThatBlocks150msIsNamedWithItsAwaitChain) {
   std::string r;
   for (const auto& l : log.lines)
     if (has(l, "'handler'")) r = l;
-  EXPECT_TRUE(has(r, "slow resumption: task 'handler' handler() at ")) << r;
+  EXPECT_TRUE(has(r, "slow resumption: task 'handler' handler(void (*)()) at ")) << r;
   EXPECT_TRUE(has(r, "slow_callback_duration 100.00 ms")) << r;
   // The chain from the outermost task (main, which awaits the handle) down
   // to the frame that blocked, in order, as it is after the resumption.
   const auto j = r.find("await chain now: 'main' ");
   ASSERT_NE(j, std::string::npos) << r;
-  const auto h = r.find("> [join_handle]\n    > 'handler' handler() at ", j);
-  const auto p = r.find("> parse() at ", j);
-  const auto c = r.find("> compute() at ", j);
+  const auto h = r.find("> [join_handle]\n    > 'handler' handler(void (*)()) at ", j);
+  const auto p = r.find("> parse(void (*)()) at ", j);
+  const auto c = r.find("> compute(void (*)()) at ", j);
   ASSERT_NE(h, std::string::npos) << r;
   ASSERT_NE(p, std::string::npos) << r;
   ASSERT_NE(c, std::string::npos) << r;
@@ -306,7 +312,9 @@ corio::task<> legacy_call() {
   block_until_captured();
   co_return;
 }
-corio::task<> serve_one() { co_await legacy_call(); }
+corio::task<> serve_one() {
+  co_await legacy_call();
+}
 
 }  // namespace
 
@@ -464,16 +472,9 @@ std::atomic<bool> g_watchdog_moved{false};
 
 // Stuck until the watchdog has reported (at most 10 s): the report is made
 // while the loop is stuck, or this never ends early.
-corio::task<> stuck_compute() {
-  co_await corio::sleep(1ms);
+void block_until_reported() {
   for (int i = 0; i < 10000 && !g_watchdog_reported.load(); ++i)
     std::this_thread::sleep_for(1ms);
-}
-corio::task<> stuck_parse() {
-  co_await stuck_compute();
-}
-corio::task<> stuck_handler() {
-  co_await stuck_parse();
 }
 
 }  // namespace
@@ -494,7 +495,7 @@ TEST(Watchdog, ReportsAStuckLoopWhileItIsStuck) {
   };
   corio::run(
       []() -> corio::task<> {
-        co_await corio::spawn(stuck_handler(), "stuck");
+        co_await corio::spawn(handler(block_until_reported), "stuck");
         for (int i = 0; i < 1000 && !g_watchdog_moved.load(); ++i)
           co_await corio::sleep(10ms);
       }(),
@@ -505,9 +506,9 @@ TEST(Watchdog, ReportsAStuckLoopWhileItIsStuck) {
   std::string r;
   for (const auto& l : lines)
     if (has(l, "has been stuck")) r = l;
-  EXPECT_TRUE(has(r, "it is running task 'stuck' stuck_handler() at ")) << r;
-  const auto p = r.find("> stuck_parse() at ");
-  const auto c = r.find("> stuck_compute() at ");
+  EXPECT_TRUE(has(r, "it is running task 'stuck' handler(void (*)()) at ")) << r;
+  const auto p = r.find("> parse(void (*)()) at ");
+  const auto c = r.find("> compute(void (*)()) at ");
   EXPECT_NE(r.find("await chain: 'main' "), std::string::npos) << r;
   ASSERT_NE(p, std::string::npos) << r;
   ASSERT_NE(c, std::string::npos) << r;
