@@ -17,15 +17,14 @@ class async_generator;
 
 namespace detail {
 
+// Generator frames do not take part in await chains (a chain ends at the
+// task that consumes the stream): recording them would cost the stream's
+// hot path two stores and a test per item.
 template <class T>
-class generator_promise : public frame_info, public frame_allocated {
+class generator_promise : public frame_allocated {
   using value_ptr = std::add_pointer_t<std::remove_reference_t<T>>;
 
  public:
-  // Names the generator's function in await chains (see task_promise).
-  explicit generator_promise(detail::code_site where = detail::code_site::current()) noexcept {
-    if constexpr (observe_enabled) m_where = where;
-  }
   async_generator<T> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }
 
@@ -109,18 +108,14 @@ class [[nodiscard]] async_generator {
  private:
   struct next_awaiter {
     handle_type m_gen;
-    detail::frame_info* m_consumer = nullptr;
     [[nodiscard]] bool await_ready() const noexcept { return !m_gen || m_gen.done(); }
-    template <class Promise>
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> consumer) noexcept {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
       m_gen.promise().m_consumer = consumer;
-      m_consumer = detail::note_awaiting(consumer, m_gen.promise());
       return m_gen;
     }
     // m_value is set by every co_yield and cleared by final_suspend, so a
     // non-null value is the common case and needs no other check.
     std::optional<value_type> await_resume() {
-      if (m_consumer != nullptr) m_consumer->m_awaiting = nullptr;
       if (!m_gen) return std::nullopt;
       promise_type& p = m_gen.promise();
       if (p.m_value != nullptr) [[likely]]

@@ -23,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "corio/detail/task_base.hpp"
 #include "corio/detail/timer_wheel.hpp"
@@ -253,11 +254,18 @@ class event_loop final : private detail::task_owner {
   [[nodiscard]] std::uint64_t watch_step() const noexcept { return m_watch_step; }
   /// Called when a root's frame is about to be destroyed.
   void note_root_destroyed(detail::task_base& t) noexcept {
+    if (m_timed) m_run_times.erase(&t);
     if (&t == m_current) {
-      m_finished_current = t.m_where;
+      m_finished_current = t.where();
       m_finished_name = t.m_name;
       m_current = nullptr;
     }
+  }
+  /// The time `t` has run, when resumptions are timed (debug mode or
+  /// task_timing); else 0.
+  [[nodiscard]] std::chrono::nanoseconds run_time_of(const detail::task_base& t) const {
+    const auto it = m_run_times.find(&t);
+    return std::chrono::nanoseconds(it == m_run_times.end() ? 0 : it->second);
   }
   /// The current tick's time since the loop was made, in units of 2^20 ns
   /// (a shift, not a division: spawn records it for every task).
@@ -302,6 +310,9 @@ class event_loop final : private detail::task_owner {
   detail::code_site m_finished_current;
   const char* m_finished_name = nullptr;
   latency_histogram m_lag;
+  // Run time per root, kept only when resumptions are timed: a side table,
+  // so that frames do not carry the field.
+  std::unordered_map<const detail::task_base*, std::int64_t> m_run_times;
   detail::intrusive_list<detail::task_owner> m_scopes;
   detail::timer_wheel m_timers;
   std::int64_t m_slack_ns = 0;  // 0 on the virtual clock

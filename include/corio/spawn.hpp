@@ -139,7 +139,6 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
   loop.note_spawned();
   p.m_name = name;
   if constexpr (observe_enabled) p.m_spawned_ticks = loop.ticks_since_start();
-  p.m_run_ns = 0;
   loop.schedule(p);
   return join_handle<T>(&p);
 }

@@ -128,7 +128,7 @@ template <class Promise>
 frame_info* note_awaiting(std::coroutine_handle<Promise> parent, frame_info& child) noexcept {
   if constexpr (observe_enabled && std::is_base_of_v<frame_info, Promise>) {
     frame_info& p = parent.promise();
-    p.m_awaiting = &child;
+    p.set_awaiting(&child);
     return &p;
   } else {
     return nullptr;
@@ -141,7 +141,7 @@ class task_promise final : public task_promise_storage<T>, public frame_allocate
   // The default argument is evaluated where the compiler constructs the
   // promise: inside the coroutine, so it names the coroutine's function.
   explicit task_promise(detail::code_site where = detail::code_site::current()) noexcept {
-    if constexpr (observe_enabled) this->m_where = where;
+    this->set_where(where);
   }
   task<T> get_return_object() noexcept;
   initial_awaiter initial_suspend() noexcept { return {this}; }
@@ -205,7 +205,7 @@ class [[nodiscard]] task {
     }
     T await_resume() {
       assert(m_child && "awaited an empty task");
-      if (m_parent != nullptr) m_parent->m_awaiting = nullptr;
+      if (m_parent != nullptr) m_parent->set_awaiting(nullptr);
       return m_child.promise().take();
     }
   };

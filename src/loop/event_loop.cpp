@@ -313,7 +313,7 @@ std::uint64_t event_loop::run_ready() {
       t->resume_point().resume();
       const std::int64_t ns = read_clock() - start;
       // m_current is null when the root finished and its frame is gone.
-      if (m_current != nullptr) m_current->m_run_ns += static_cast<std::uint64_t>(ns);
+      if (m_current != nullptr) m_run_times[m_current] += ns;
       if (ns >= m_options.slow_callback_duration.count() && m_options.debug) [[unlikely]]
         after_slow_resumption(m_current, ns);
     } else {

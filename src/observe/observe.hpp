@@ -46,8 +46,8 @@ void walk_await_chain(const task_base& t, Frame frame, Link link) {
     const task_base& r = *roots[i];
     const frame_info* f = &r;
     for (int depth = 0; f != nullptr && depth < max_frames; ++depth) {
-      frame(depth == 0 ? r.m_name : nullptr, f->m_where);
-      f = f->m_awaiting;
+      frame(depth == 0 ? r.m_name : nullptr, f->where());
+      f = f->awaiting();
     }
     if (i > 0 && r.m_waiter != nullptr && r.m_waiter->m_what != nullptr) link(r.m_waiter->m_what);
   }

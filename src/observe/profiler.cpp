@@ -69,7 +69,7 @@ void profiler::finish(metric& m, std::int64_t start_ns, bool error) {
     const detail::task_base& t = *loop->current_task();
     msg += " in task ";
     if (t.m_name != nullptr) msg += std::string("'") + t.m_name + "' ";
-    msg += detail::describe_frame(t.m_where);
+    msg += detail::describe_frame(t.where());
   }
   if (m_options.log) {
     m_options.log(msg);

@@ -118,7 +118,7 @@ std::string task_title(const task_base& t) {
     s += t.m_name;
     s += "' ";
   }
-  s += describe_frame(t.m_where);
+  s += describe_frame(t.where());
   return s;
 }
 
@@ -203,9 +203,9 @@ std::vector<task_info> list_tasks(event_loop& loop) {
     task_info info;
     if (t.m_name != nullptr) info.name = t.m_name;
     info.function =
-        detail::compact_name(detail::function_without_return_type(t.m_where.function_name()));
-    info.file = t.m_where.file_name();
-    info.line = t.m_where.line();
+        detail::compact_name(detail::function_without_return_type(t.where().function_name()));
+    info.file = t.where().file_name();
+    info.line = t.where().line();
     if (&t == loop.current_task()) {
       info.state = "running";
     } else if (t.m_waiter != nullptr) {
@@ -220,7 +220,7 @@ std::vector<task_info> list_tasks(event_loop& loop) {
     if constexpr (detail::observe_enabled)
       info.age = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::nanoseconds(now_ns - (static_cast<std::int64_t>(t.m_spawned_ticks) << 20)));
-    info.run_time = std::chrono::nanoseconds(t.m_run_ns);
+    info.run_time = loop.run_time_of(t);
     info.await_chain = detail::await_chain(t);
     tasks.push_back(std::move(info));
   });

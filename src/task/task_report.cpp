@@ -63,7 +63,7 @@ void before_destroy_root(task_base& t) noexcept {
     try {
       std::string msg = "corio: task ";
       if (t.m_name != nullptr) msg += std::string("'") + t.m_name + "' ";
-      msg += describe_frame(t.m_where) +
+      msg += describe_frame(t.where()) +
              " failed and nobody retrieved its exception: " + describe(t.m_error);
       if (loop != nullptr) {
         loop->report(msg);
@@ -80,7 +80,7 @@ void on_task_dropped(task_base& t, bool started) noexcept {
   event_loop* loop = event_loop::current();
   if (loop == nullptr || !loop->debug()) return;
   try {
-    std::string msg = "corio: task " + describe_frame(t.m_where);
+    std::string msg = "corio: task " + describe_frame(t.where());
     if (!started) {
       msg +=
           " was destroyed without ever being awaited (a task<> runs only when awaited or "

@@ -136,16 +136,32 @@ class code_site {
 };
 #endif
 
-/// What every corio coroutine frame (task or generator) records for task
-/// dumps and reports: the coroutine's function, captured at compile time
-/// (the promise's constructor takes a defaulted code_site, which
-/// names the coroutine function itself), and the nested task or generator
-/// it is awaiting now. Following `m_awaiting` from a root gives its await
-/// chain at no cost beyond two stores per nested await.
+/// What every task's frame records for task dumps and reports: the
+/// coroutine's function, captured at compile time (the promise's
+/// constructor takes a defaulted code_site, which names the coroutine
+/// function itself), and the nested task it is awaiting now. Following
+/// `awaiting()` from a root gives its await chain at no cost beyond two
+/// stores per nested await. (Generators are left out: a chain ends at the
+/// task consuming the stream, which keeps the stream's per-item path as it
+/// was.)
+#ifdef CORIO_NO_OBSERVE
+struct frame_info {  // compiled out: no bytes, nothing stored
+  [[nodiscard]] static code_site where() noexcept { return {}; }
+  [[nodiscard]] static frame_info* awaiting() noexcept { return nullptr; }
+  void set_where(const code_site& /*where*/) noexcept {}
+  void set_awaiting(frame_info* /*f*/) noexcept {}
+};
+#else
 struct frame_info {
+  [[nodiscard]] const code_site& where() const noexcept { return m_where; }
+  [[nodiscard]] frame_info* awaiting() const noexcept { return m_awaiting; }
+  void set_where(const code_site& where) noexcept { m_where = where; }
+  void set_awaiting(frame_info* f) noexcept { m_awaiting = f; }
+
   code_site m_where;
   frame_info* m_awaiting = nullptr;
 };
+#endif
 
 /// Who holds a root: the loop (detached roots) or a child scope (task
 /// groups, gather). Members are linked through task_base's list_node, so
@@ -197,8 +213,7 @@ class task_base : public list_node, public frame_info {
   // since the loop started (task dumps show the age); fills the padding
   // after m_flags.
   std::uint32_t m_spawned_ticks;
-  const char* m_name;      // spawn(t, name), or nullptr
-  std::uint64_t m_run_ns;  // time resumed (debug mode or task_timing)
+  const char* m_name;  // spawn(t, name), or nullptr
 
   [[nodiscard]] bool done() const noexcept { return (m_flags & tf_done) != 0; }
 
