@@ -257,7 +257,7 @@ class event_loop final : private detail::task_owner {
     if (m_timed) m_run_times.erase(&t);
     if (&t == m_current) {
       m_finished_current = t.where();
-      m_finished_name = t.m_name;
+      m_finished_name = t.name();
       m_current = nullptr;
     }
   }

@@ -137,7 +137,7 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
   owner.m_members.push_back(p);
   ++owner.m_count;
   loop.note_spawned();
-  p.m_name = name;
+  p.set_name(name);
   if constexpr (observe_enabled) p.m_spawned_ticks = loop.ticks_since_start();
   loop.schedule(p);
   return join_handle<T>(&p);

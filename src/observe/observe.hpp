@@ -46,7 +46,7 @@ void walk_await_chain(const task_base& t, Frame frame, Link link) {
     const task_base& r = *roots[i];
     const frame_info* f = &r;
     for (int depth = 0; f != nullptr && depth < max_frames; ++depth) {
-      frame(depth == 0 ? r.m_name : nullptr, f->where());
+      frame(depth == 0 ? r.name() : nullptr, f->where());
       f = f->awaiting();
     }
     if (i > 0 && r.m_waiter != nullptr && r.m_waiter->m_what != nullptr) link(r.m_waiter->m_what);

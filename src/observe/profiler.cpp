@@ -68,7 +68,7 @@ void profiler::finish(metric& m, std::int64_t start_ns, bool error) {
   if (loop != nullptr && loop->current_task() != nullptr) {
     const detail::task_base& t = *loop->current_task();
     msg += " in task ";
-    if (t.m_name != nullptr) msg += std::string("'") + t.m_name + "' ";
+    if (t.name() != nullptr) msg += std::string("'") + t.name() + "' ";
     msg += detail::describe_frame(t.where());
   }
   if (m_options.log) {

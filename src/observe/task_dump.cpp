@@ -113,9 +113,9 @@ std::string join_chain(const std::vector<std::string>& chain) {
 
 std::string task_title(const task_base& t) {
   std::string s = "task ";
-  if (t.m_name != nullptr) {
+  if (t.name() != nullptr) {
     s += '\'';
-    s += t.m_name;
+    s += t.name();
     s += "' ";
   }
   s += describe_frame(t.where());
@@ -201,7 +201,7 @@ std::vector<task_info> list_tasks(event_loop& loop) {
   const std::int64_t now_ns = loop.ns_since_start();
   loop.for_each_root([&](detail::task_base& t) {
     task_info info;
-    if (t.m_name != nullptr) info.name = t.m_name;
+    if (t.name() != nullptr) info.name = t.name();
     info.function =
         detail::compact_name(detail::function_without_return_type(t.where().function_name()));
     info.file = t.where().file_name();

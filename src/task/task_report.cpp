@@ -62,7 +62,7 @@ void before_destroy_root(task_base& t) noexcept {
   if ((t.m_flags & (tf_has_error | tf_retrieved | tf_error_is_cancel)) == tf_has_error) {
     try {
       std::string msg = "corio: task ";
-      if (t.m_name != nullptr) msg += std::string("'") + t.m_name + "' ";
+      if (t.name() != nullptr) msg += std::string("'") + t.name() + "' ";
       msg += describe_frame(t.where()) +
              " failed and nobody retrieved its exception: " + describe(t.m_error);
       if (loop != nullptr) {

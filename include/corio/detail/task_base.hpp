@@ -213,9 +213,30 @@ class task_base : public list_node, public frame_info {
   // since the loop started (task dumps show the age); fills the padding
   // after m_flags.
   std::uint32_t m_spawned_ticks;
+#ifndef CORIO_NO_OBSERVE
   const char* m_name;  // spawn(t, name), or nullptr
+#endif
 
-  [[nodiscard]] bool done() const noexcept { return (m_flags & tf_done) != 0; }
+  /// The name given to spawn (nullptr when none, or observation is
+  /// compiled out: then frames do not carry it).
+  [[nodiscard]] const char* name() const noexcept {
+#ifndef CORIO_NO_OBSERVE
+    return m_name;
+#else
+    return nullptr;
+#endif
+  }
+  void set_name(const char* name) noexcept {
+#ifndef CORIO_NO_OBSERVE
+    m_name = name;
+#else
+    (void)name;
+#endif
+  }
+
+  [[nodiscard]] bool done() const noexcept {
+    return (m_flags & tf_done) != 0;
+  }
 
   /// True when a cancellation request would be delivered at a suspension now.
   [[nodiscard]] bool cancel_effective() const noexcept {
