@@ -77,7 +77,7 @@ class profiler {
  private:
   struct metric;
   metric& find(std::string_view name);
-  void finish(metric& m, std::int64_t start_ns, bool error);
+  void add_sample(metric& m, std::int64_t ns, bool error);
   static std::int64_t now_ns() noexcept;
 
   profiler_options m_options;

@@ -47,13 +47,10 @@ profiler::scope profiler::measure(std::string_view name) {
 }
 
 void profiler::record(std::string_view name, std::chrono::nanoseconds d, bool error) {
-  metric& m = find(name);
-  const std::int64_t end = now_ns();
-  finish(m, end - d.count(), error);
+  add_sample(find(name), d.count(), error);
 }
 
-void profiler::finish(metric& m, std::int64_t start_ns, bool error) {
-  const std::int64_t ns = now_ns() - start_ns;
+void profiler::add_sample(metric& m, std::int64_t ns, bool error) {
   {
     std::lock_guard lock(m_mutex);
     m.histogram.record_ns(ns);
@@ -142,7 +139,7 @@ void profiler::scope::stop() noexcept {
   profiler* p = std::exchange(m_owner, nullptr);
   if (p == nullptr) return;
   try {
-    p->finish(*m_metric, m_start_ns, std::uncaught_exceptions() > m_exceptions);
+    p->add_sample(*m_metric, now_ns() - m_start_ns, std::uncaught_exceptions() > m_exceptions);
   } catch (...) {  // NOLINT(bugprone-empty-catch): a measurement must never throw out of a scope
   }
 }
