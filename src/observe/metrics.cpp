@@ -134,85 +134,99 @@ class prometheus_writer {
   std::string m_out;
 };
 
-struct loop_figure {
-  const char* name;
+// One exported figure of a statistics struct: its Prometheus family and its
+// JSON key share one table, so the two exports cannot drift apart.
+template <class Stats>
+struct figure {
+  const char* name;  // Prometheus
   const char* type;
   const char* help;
-  std::string (*value)(const loop_stats&);
+  const char* key;  // JSON
+  std::uint64_t (*value)(const Stats&);
+  bool is_duration;  // value in ns: seconds in Prometheus, ns in JSON
+
+  [[nodiscard]] std::string prometheus_value(const Stats& s) const {
+    const std::uint64_t v = value(s);
+    return is_duration ? seconds(std::chrono::nanoseconds(v)) : std::to_string(v);
+  }
 };
 
-template <class T>
-std::string num(T v) {
-  return std::to_string(v);
+const figure<loop_stats> loop_figures[] = {
+    {"corio_loop_iterations_total", "counter", "Loop iterations.", "iterations",
+     [](const loop_stats& s) -> std::uint64_t { return s.iterations; }, false},
+    {"corio_loop_resumptions_total", "counter", "Task resumptions run.", "resumptions",
+     [](const loop_stats& s) -> std::uint64_t { return s.resumptions; }, false},
+    {"corio_loop_polls_total", "counter", "Polls of the I/O backend.", "polls",
+     [](const loop_stats& s) -> std::uint64_t { return s.polls; }, false},
+    {"corio_loop_timers_fired_total", "counter", "Timers fired.", "timers_fired",
+     [](const loop_stats& s) -> std::uint64_t { return s.timers_fired; }, false},
+    {"corio_loop_syscalls_total", "counter", "System calls made by the I/O backend.", "syscalls",
+     [](const loop_stats& s) -> std::uint64_t { return s.syscalls; }, false},
+    {"corio_loop_posted_callbacks_total", "counter", "Callbacks posted from other threads.",
+     "posted_callbacks", [](const loop_stats& s) -> std::uint64_t { return s.posted_callbacks; },
+     false},
+    {"corio_loop_slow_resumptions_total", "counter",
+     "Resumptions longer than slow_callback_duration (debug mode).", "slow_resumptions",
+     [](const loop_stats& s) -> std::uint64_t { return s.slow_resumptions; }, false},
+    {"corio_loop_tasks", "gauge", "Live tasks.", "live_tasks",
+     [](const loop_stats& s) -> std::uint64_t { return s.live_tasks; }, false},
+    {"corio_loop_timers_pending", "gauge", "Timers waiting to fire.", "pending_timers",
+     [](const loop_stats& s) -> std::uint64_t { return s.pending_timers; }, false},
+    {"corio_loop_read_buffer_bytes", "gauge", "Received bytes held for reads not yet made.",
+     "read_buffer_bytes", [](const loop_stats& s) -> std::uint64_t { return s.read_buffer_bytes; },
+     false},
+    {"corio_loop_polling_seconds_total", "counter", "Time blocked waiting for I/O or timers.",
+     "polling_ns",
+     [](const loop_stats& s) -> std::uint64_t {
+       return static_cast<std::uint64_t>(s.polling.count());
+     },
+     true},
+    {"corio_loop_running_seconds_total", "counter", "Time not blocked in a poll.", "running_ns",
+     [](const loop_stats& s) -> std::uint64_t {
+       return static_cast<std::uint64_t>(s.running.count());
+     },
+     true},
+};
+
+const figure<thread_pool_stats> pool_figures[] = {
+    {"corio_pool_threads", "gauge", "Worker threads started.", "threads",
+     [](const thread_pool_stats& s) -> std::uint64_t { return s.threads; }, false},
+    {"corio_pool_queued", "gauge", "Jobs waiting for a thread.", "queued",
+     [](const thread_pool_stats& s) -> std::uint64_t { return s.queued; }, false},
+    {"corio_pool_running", "gauge", "Jobs on a thread now.", "running",
+     [](const thread_pool_stats& s) -> std::uint64_t { return s.running; }, false},
+    {"corio_pool_peak_queued", "gauge", "Most jobs ever queued at once.", "peak_queued",
+     [](const thread_pool_stats& s) -> std::uint64_t { return s.peak_queued; }, false},
+    {"corio_pool_completed_total", "counter", "Jobs finished.", "completed",
+     [](const thread_pool_stats& s) -> std::uint64_t { return s.completed; }, false},
+    {"corio_pool_rejected_total", "counter", "Jobs refused because the queue was full.", "rejected",
+     [](const thread_pool_stats& s) -> std::uint64_t { return s.rejected; }, false},
+};
+
+// {"key":value,...} from a figure table; `extra` goes before the brace.
+template <class Stats, std::size_t N>
+std::string figures_json(const figure<Stats> (&figures)[N], const Stats& s,
+                         const std::string& extra = {}) {
+  std::string j = "{";
+  for (const figure<Stats>& f : figures) {
+    if (j.size() > 1) j += ',';
+    j += '"';
+    j += f.key;
+    j += "\":";
+    j += std::to_string(f.value(s));
+  }
+  return j + extra + '}';
 }
 
-const loop_figure loop_figures[] = {
-    {"corio_loop_iterations_total", "counter", "Loop iterations.",
-     [](const loop_stats& s) { return num(s.iterations); }},
-    {"corio_loop_resumptions_total", "counter", "Task resumptions run.",
-     [](const loop_stats& s) { return num(s.resumptions); }},
-    {"corio_loop_polls_total", "counter", "Polls of the I/O backend.",
-     [](const loop_stats& s) { return num(s.polls); }},
-    {"corio_loop_timers_fired_total", "counter", "Timers fired.",
-     [](const loop_stats& s) { return num(s.timers_fired); }},
-    {"corio_loop_syscalls_total", "counter", "System calls made by the I/O backend.",
-     [](const loop_stats& s) { return num(s.syscalls); }},
-    {"corio_loop_posted_callbacks_total", "counter", "Callbacks posted from other threads.",
-     [](const loop_stats& s) { return num(s.posted_callbacks); }},
-    {"corio_loop_slow_resumptions_total", "counter",
-     "Resumptions longer than slow_callback_duration (debug mode).",
-     [](const loop_stats& s) { return num(s.slow_resumptions); }},
-    {"corio_loop_tasks", "gauge", "Live tasks.",
-     [](const loop_stats& s) { return num(s.live_tasks); }},
-    {"corio_loop_timers_pending", "gauge", "Timers waiting to fire.",
-     [](const loop_stats& s) { return num(s.pending_timers); }},
-    {"corio_loop_read_buffer_bytes", "gauge", "Received bytes held for reads not yet made.",
-     [](const loop_stats& s) { return num(s.read_buffer_bytes); }},
-    {"corio_loop_polling_seconds_total", "counter", "Time blocked waiting for I/O or timers.",
-     [](const loop_stats& s) { return seconds(s.polling); }},
-    {"corio_loop_running_seconds_total", "counter", "Time not blocked in a poll.",
-     [](const loop_stats& s) { return seconds(s.running); }},
-};
-
-struct pool_figure {
-  const char* name;
-  const char* type;
-  const char* help;
-  std::string (*value)(const thread_pool_stats&);
-};
-
-const pool_figure pool_figures[] = {
-    {"corio_pool_threads", "gauge", "Worker threads started.",
-     [](const thread_pool_stats& s) { return num(s.threads); }},
-    {"corio_pool_queued", "gauge", "Jobs waiting for a thread.",
-     [](const thread_pool_stats& s) { return num(s.queued); }},
-    {"corio_pool_running", "gauge", "Jobs on a thread now.",
-     [](const thread_pool_stats& s) { return num(s.running); }},
-    {"corio_pool_peak_queued", "gauge", "Most jobs ever queued at once.",
-     [](const thread_pool_stats& s) { return num(s.peak_queued); }},
-    {"corio_pool_completed_total", "counter", "Jobs finished.",
-     [](const thread_pool_stats& s) { return num(s.completed); }},
-    {"corio_pool_rejected_total", "counter", "Jobs refused because the queue was full.",
-     [](const thread_pool_stats& s) { return num(s.rejected); }},
-};
-
-std::string stats_json(const loop_stats& s, const latency_histogram& lag) {
-  std::string j = "{";
-  j += "\"iterations\":" + num(s.iterations);
-  j += ",\"resumptions\":" + num(s.resumptions);
-  j += ",\"polls\":" + num(s.polls);
-  j += ",\"timers_fired\":" + num(s.timers_fired);
-  j += ",\"syscalls\":" + num(s.syscalls);
-  j += ",\"posted_callbacks\":" + num(s.posted_callbacks);
-  j += ",\"slow_resumptions\":" + num(s.slow_resumptions);
-  j += ",\"live_tasks\":" + num(s.live_tasks);
-  j += ",\"pending_timers\":" + num(s.pending_timers);
-  j += ",\"read_buffer_bytes\":" + num(s.read_buffer_bytes);
-  j += ",\"polling_ns\":" + num(s.polling.count());
-  j += ",\"running_ns\":" + num(s.running.count());
-  j += ",\"timer_lag\":" + detail::histogram_json(lag, 0);
-  j += '}';
-  return j;
+// Every family of a figure table, with one sample per labelled source.
+template <class Stats, std::size_t N>
+void write_families(prometheus_writer& w, const figure<Stats> (&figures)[N],
+                    const std::vector<std::pair<std::string, Stats>>& sources) {
+  for (const figure<Stats>& f : figures) {
+    w.family(f.name, f.type, f.help);
+    for (const auto& [labels, s] : sources)
+      w.sample(f.name, labels, f.prometheus_value(s));
+  }
 }
 
 }  // namespace
@@ -236,12 +250,9 @@ std::string metrics_registry::prometheus() const {
   for (const auto& [label, loop] : m_loops)
     loops.emplace_back("loop=\"" + label_value(label) + "\"", loop->stats());
   if (!loops.empty()) {
-    for (const loop_figure& f : loop_figures) {
-      w.family(f.name, f.type, f.help);
-      for (const auto& [labels, s] : loops)
-        w.sample(f.name, labels, f.value(s));
-    }
-    w.family("corio_loop_timer_lag_seconds", "histogram", "How late timers fired: the loop's lag.");
+    write_families(w, loop_figures, loops);
+    w.family("corio_loop_timer_lag_seconds", "histogram",
+             "How late sleeping tasks resumed: the loop's lag.");
     for (std::size_t i = 0; i < loops.size(); ++i)
       w.histogram("corio_loop_timer_lag_seconds", loops[i].first, m_loops[i].second->timer_lag());
   }
@@ -263,18 +274,14 @@ std::string metrics_registry::prometheus() const {
       w.sample("corio_profile_max_seconds", labels, seconds(e.histogram.max()));
     w.family("corio_profile_errors_total", "counter", "Profiled operations ended by an exception.");
     for (const auto& [labels, e] : profiles)
-      w.sample("corio_profile_errors_total", labels, num(e.errors));
+      w.sample("corio_profile_errors_total", labels, std::to_string(e.errors));
   }
 
   if (!m_pools.empty()) {
     std::vector<std::pair<std::string, thread_pool_stats>> pools;
     for (const auto& [label, p] : m_pools)
       pools.emplace_back("pool=\"" + label_value(label) + "\"", p->stats());
-    for (const pool_figure& f : pool_figures) {
-      w.family(f.name, f.type, f.help);
-      for (const auto& [labels, s] : pools)
-        w.sample(f.name, labels, f.value(s));
-    }
+    write_families(w, pool_figures, pools);
   }
   return w.take();
 }
@@ -283,8 +290,10 @@ std::string metrics_registry::json() const {
   std::string j = "{\"loops\":{";
   for (std::size_t i = 0; i < m_loops.size(); ++i) {
     if (i != 0) j += ',';
+    const event_loop& loop = *m_loops[i].second;
     j += detail::json_string(m_loops[i].first) + ':' +
-         stats_json(m_loops[i].second->stats(), m_loops[i].second->timer_lag());
+         figures_json(loop_figures, loop.stats(),
+                      ",\"timer_lag\":" + detail::histogram_json(loop.timer_lag(), 0));
   }
   j += "},\"profilers\":{";
   for (std::size_t i = 0; i < m_profilers.size(); ++i) {
@@ -294,11 +303,8 @@ std::string metrics_registry::json() const {
   j += "},\"pools\":{";
   for (std::size_t i = 0; i < m_pools.size(); ++i) {
     if (i != 0) j += ',';
-    const thread_pool_stats s = m_pools[i].second->stats();
-    j += detail::json_string(m_pools[i].first) + ":{\"threads\":" + num(s.threads) +
-         ",\"queued\":" + num(s.queued) + ",\"running\":" + num(s.running) +
-         ",\"completed\":" + num(s.completed) + ",\"rejected\":" + num(s.rejected) +
-         ",\"peak_queued\":" + num(s.peak_queued) + '}';
+    j += detail::json_string(m_pools[i].first) + ':' +
+         figures_json(pool_figures, m_pools[i].second->stats());
   }
   j += "}}";
   return j;
@@ -315,11 +321,11 @@ std::string tasks_json(event_loop& loop) {
     j += "{\"name\":" + detail::json_string(t.name);
     j += ",\"function\":" + detail::json_string(t.function);
     j += ",\"file\":" + detail::json_string(t.file);
-    j += ",\"line\":" + num(t.line);
+    j += ",\"line\":" + std::to_string(t.line);
     j += ",\"state\":" + detail::json_string(t.state);
     j += ",\"waits_on\":" + detail::json_string(t.waits_on);
-    j += ",\"age_ms\":" + num(t.age.count());
-    j += ",\"run_ns\":" + num(t.run_time.count());
+    j += ",\"age_ms\":" + std::to_string(t.age.count());
+    j += ",\"run_ns\":" + std::to_string(t.run_time.count());
     j += ",\"await_chain\":[";
     for (std::size_t i = 0; i < t.await_chain.size(); ++i) {
       if (i != 0) j += ',';

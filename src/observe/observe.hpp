@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "corio/event_loop.hpp"
 
@@ -61,6 +62,14 @@ std::string describe_frame(const code_site& where);
 /// (through a task group, gather or join_handle), each with its nested
 /// frames, then `t`'s own frames down to the one suspended now.
 std::string await_chain_text(const task_base& t);
+
+/// "'worker' serve(int) at app.cpp:40", or without the quotes part when
+/// `name` is nullptr: how every report names a frame.
+std::string describe_named(const char* name, const code_site& where);
+/// "[child tasks]": a link between two roots in a chain.
+std::string describe_link(const char* what);
+/// The entries of a chain on one indented line each, joined by "> ".
+std::string join_chain(const std::vector<std::string>& chain);
 
 std::string slow_resumption_report(const task_base& t, std::int64_t ns, std::int64_t threshold_ns);
 std::string slow_finished_report(const char* name, const code_site& where, std::int64_t ns,

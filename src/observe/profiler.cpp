@@ -64,9 +64,7 @@ void profiler::add_sample(metric& m, std::int64_t ns, bool error) {
   event_loop* loop = event_loop::current();
   if (loop != nullptr && loop->current_task() != nullptr) {
     const detail::task_base& t = *loop->current_task();
-    msg += " in task ";
-    if (t.name() != nullptr) msg += std::string("'") + t.name() + "' ";
-    msg += detail::describe_frame(t.where());
+    msg += " in task " + detail::describe_named(t.name(), t.where());
   }
   if (m_options.log) {
     m_options.log(msg);

@@ -89,37 +89,14 @@ std::vector<std::string> await_chain(const task_base& t) {
   walk_await_chain(
       t,
       [&](const char* name, const code_site& where) {
-        std::string entry;
-        if (name != nullptr) {
-          entry += '\'';
-          entry += name;
-          entry += "' ";
-        }
-        entry += describe_frame(where);
-        chain.push_back(std::move(entry));
+        chain.push_back(describe_named(name, where));
       },
-      [&](const char* what) { chain.push_back(std::string("[") + what + "]"); });
+      [&](const char* what) { chain.push_back(describe_link(what)); });
   return chain;
 }
 
-std::string join_chain(const std::vector<std::string>& chain) {
-  std::string s;
-  for (const auto& e : chain) {
-    if (!s.empty()) s += "\n    > ";
-    s += e;
-  }
-  return s;
-}
-
 std::string task_title(const task_base& t) {
-  std::string s = "task ";
-  if (t.name() != nullptr) {
-    s += '\'';
-    s += t.name();
-    s += "' ";
-  }
-  s += describe_frame(t.where());
-  return s;
+  return "task " + describe_named(t.name(), t.where());
 }
 
 std::string ms_text(std::int64_t ns) {
@@ -149,6 +126,29 @@ void report_blocking_call(event_loop& loop, const char* what) {
   loop.report(msg);
 }
 
+std::string describe_named(const char* name, const code_site& where) {
+  std::string s;
+  if (name != nullptr) {
+    s += '\'';
+    s += name;
+    s += "' ";
+  }
+  return s + describe_frame(where);
+}
+
+std::string describe_link(const char* what) {
+  return std::string("[") + what + "]";
+}
+
+std::string join_chain(const std::vector<std::string>& chain) {
+  std::string s;
+  for (const auto& e : chain) {
+    if (!s.empty()) s += "\n    > ";
+    s += e;
+  }
+  return s;
+}
+
 std::string await_chain_text(const task_base& t) {
   return join_chain(await_chain(t));
 }
@@ -171,14 +171,9 @@ std::string slow_resumption_report(const task_base& t, std::int64_t ns, std::int
 
 std::string slow_finished_report(const char* name, const code_site& where, std::int64_t ns,
                                  std::int64_t threshold_ns) {
-  std::string s = "corio: slow resumption: task ";
-  if (name != nullptr) {
-    s += '\'';
-    s += name;
-    s += "' ";
-  }
-  s += describe_frame(where) + " ran " + ms_text(ns) +
-       " without yielding (slow_callback_duration " + ms_text(threshold_ns) + "); it has finished.";
+  std::string s = "corio: slow resumption: task " + describe_named(name, where) + " ran " +
+                  ms_text(ns) + " without yielding (slow_callback_duration " +
+                  ms_text(threshold_ns) + "); it has finished.";
   return s;
 }
 

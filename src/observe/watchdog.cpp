@@ -76,18 +76,12 @@ void on_capture_signal(int /*sig*/) {
 
 // The captured chain as text: "'main' main() at ... > [child tasks] > ...".
 std::string format_chain(const chain_capture& c) {
-  std::string s;
+  std::vector<std::string> chain;
   for (int i = 0; i < c.count; ++i) {
-    if (i != 0) s += "\n    > ";
     const chain_capture::entry& e = c.entries[i];
-    if (e.link != nullptr) {
-      s += std::string("[") + e.link + "]";
-      continue;
-    }
-    if (e.name != nullptr) s += std::string("'") + e.name + "' ";
-    s += describe_frame(e.where);
+    chain.push_back(e.link != nullptr ? describe_link(e.link) : describe_named(e.name, e.where));
   }
-  return s;
+  return join_chain(chain);
 }
 
 // "it is running task 'x' f() at ...\n  await chain: ..." for a report.
@@ -98,10 +92,8 @@ std::string format_running(const chain_capture& c) {
   for (int i = 0; i < c.count; ++i)
     if (c.entries[i].link != nullptr && i + 1 < c.count) last_root = i + 1;
   const chain_capture::entry& r = c.entries[last_root];
-  std::string s = "it is running task ";
-  if (r.name != nullptr) s += std::string("'") + r.name + "' ";
-  s += describe_frame(r.where);
-  return s + "\n  await chain: " + format_chain(c);
+  return "it is running task " + describe_named(r.name, r.where) +
+         "\n  await chain: " + format_chain(c);
 }
 
 class watchdog {

@@ -61,10 +61,8 @@ void before_destroy_root(task_base& t) noexcept {
   event_loop* loop = event_loop::current();
   if ((t.m_flags & (tf_has_error | tf_retrieved | tf_error_is_cancel)) == tf_has_error) {
     try {
-      std::string msg = "corio: task ";
-      if (t.name() != nullptr) msg += std::string("'") + t.name() + "' ";
-      msg += describe_frame(t.where()) +
-             " failed and nobody retrieved its exception: " + describe(t.m_error);
+      std::string msg = "corio: task " + describe_named(t.name(), t.where()) +
+                        " failed and nobody retrieved its exception: " + describe(t.m_error);
       if (loop != nullptr) {
         loop->report(msg);
       } else {
