@@ -54,6 +54,18 @@ inline bool kernel_has_uring() {
   return true;
 }
 
+/// Whether this kernel defers io_uring's completion work until the loop
+/// enters it (IORING_SETUP_DEFER_TASKRUN, 6.1), which lets the loop see
+/// waiting completions while it is busy.
+inline bool kernel_defers_uring_task_work() {
+  io_uring_params p{};
+  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+  const long fd = ::syscall(__NR_io_uring_setup, 4, &p);
+  if (fd < 0) return false;
+  ::close(static_cast<int>(fd));
+  return true;
+}
+
 inline std::string backend_label(const testing::TestParamInfo<corio::io_backend_kind>& info) {
   return info.param == corio::io_backend_kind::epoll ? "epoll" : "uring";
 }
