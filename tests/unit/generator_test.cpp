@@ -197,3 +197,24 @@ TEST(AsyncGenerator, MoveOnlyItems) {
     EXPECT_EQ(sum, 3);
   });
 }
+
+TEST(AsyncGenerator, EmptyAndMovedFromGeneratorsAreFinished) {
+  run_virtual([]() -> corio::task<> {
+    corio::async_generator<int> empty;
+    EXPECT_TRUE(empty.done());
+    EXPECT_FALSE((co_await empty.next()).has_value());
+    int steps = 0;
+    auto g = counted(steps, 3);
+    EXPECT_EQ(co_await g.next(), std::optional<int>(0));
+    auto h = std::move(g);
+    EXPECT_TRUE(g.done());  // NOLINT(bugprone-use-after-move): moved-from is empty
+    EXPECT_FALSE((co_await g.next()).has_value());
+    EXPECT_FALSE(h.done());
+    EXPECT_EQ(co_await h.next(), std::optional<int>(1));
+    g = std::move(h);  // h's producer moves back; g had none to destroy
+    EXPECT_EQ(co_await g.next(), std::optional<int>(2));
+    EXPECT_FALSE((co_await g.next()).has_value());
+    EXPECT_TRUE(g.done());
+    EXPECT_EQ(steps, 3);
+  });
+}
