@@ -29,25 +29,26 @@ class generator_promise : public frame_allocated {
   std::suspend_always initial_suspend() const noexcept { return {}; }
 
   struct to_consumer {
+    std::coroutine_handle<> m_consumer;
     static constexpr bool await_ready() noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<generator_promise> h) noexcept {
-      return h.promise().m_consumer;
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<>) const noexcept {
+      return m_consumer;
     }
     static constexpr void await_resume() noexcept {}
   };
   to_consumer final_suspend() noexcept {
     m_value = nullptr;
     m_finished = true;
-    return {};
+    return {m_consumer};
   }
 
   to_consumer yield_value(std::remove_reference_t<T>& v) noexcept {
     m_value = std::addressof(v);
-    return {};
+    return {m_consumer};
   }
   to_consumer yield_value(std::remove_reference_t<T>&& v) noexcept {
     m_value = std::addressof(v);
-    return {};
+    return {m_consumer};
   }
   void return_void() noexcept {}
   void unhandled_exception() noexcept { m_error = std::current_exception(); }
