@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -73,8 +74,8 @@ class pool_core {
     thread_pool_stats s;
     s.threads = m_threads.size();
     s.queued = m_queued;
-    s.running = m_running;
-    s.completed = m_completed;
+    s.running = m_running.load(std::memory_order_relaxed);
+    s.completed = m_completed.load(std::memory_order_relaxed);
     s.rejected = m_rejected;
     s.peak_queued = m_peak_queued;
     return s;
@@ -111,13 +112,15 @@ class pool_core {
       m_head = job.m_queue_next;
       if (m_head == nullptr) m_tail = nullptr;
       --m_queued;
-      ++m_running;
+      m_running.fetch_add(1, std::memory_order_relaxed);
       lock.unlock();
       job.m_work(job);
+      // Counted before the result is posted: whoever sees the result (its
+      // loop, through the post's release and acquire) sees the count too.
+      m_running.fetch_sub(1, std::memory_order_relaxed);
+      m_completed.fetch_add(1, std::memory_order_relaxed);
       job.m_loop->post(job);  // the job may be gone once posted
       lock.lock();
-      --m_running;
-      ++m_completed;
     }
   }
 
@@ -128,8 +131,8 @@ class pool_core {
   pool_job* m_tail = nullptr;
   std::size_t m_queued = 0;
   std::size_t m_idle = 0;
-  std::size_t m_running = 0;
-  std::uint64_t m_completed = 0;
+  std::atomic<std::size_t> m_running{0};
+  std::atomic<std::uint64_t> m_completed{0};
   std::uint64_t m_rejected = 0;
   std::size_t m_peak_queued = 0;
   bool m_stopping = false;
