@@ -241,8 +241,10 @@ corio::task<outcome_line> w_offload(u64 n) {
   co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
     for (std::size_t k = 0; k < in_flight; ++k) {
       g.spawn([](u64& next, u64 n, u64& result) -> corio::task<> {
-        while (next < n)
-          result ^= co_await corio::offload(*g_offload_pool, offload_job, next++);
+        while (next < n) {
+          const u64 i = next++;
+          result ^= co_await corio::offload(*g_offload_pool, offload_job, i);
+        }
       }(next, n, result));
     }
     co_return;
