@@ -62,13 +62,17 @@ void on_capture_signal(int /*sig*/) {
   const task_base* t = loop->current_task();
   c.in_task = t != nullptr;
   if (t != nullptr) {
+    // g_capture is a global: the walkers use it without a capture.
     walk_await_chain(
         *t,
-        [&c](const char* name, const code_site& where) {
-          if (c.count < chain_capture::capacity) c.entries[c.count++] = {name, where, nullptr};
+        [](const char* name, const code_site& where) {
+          chain_capture& out = g_capture;
+          if (out.count < chain_capture::capacity)
+            out.entries[out.count++] = {name, where, nullptr};
         },
-        [&c](const char* what) {
-          if (c.count < chain_capture::capacity) c.entries[c.count++] = {nullptr, {}, what};
+        [](const char* what) {
+          chain_capture& out = g_capture;
+          if (out.count < chain_capture::capacity) out.entries[out.count++] = {nullptr, {}, what};
         });
   }
   c.ready.store(1, std::memory_order_release);
