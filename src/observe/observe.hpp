@@ -54,6 +54,11 @@ void walk_await_chain(const task_base& t, Frame frame, Link link) {
   }
 }
 
+/// "parse(int)" from GCC's or Clang's full name of a function: without its
+/// return type, anonymous namespaces, qualifiers and template arguments;
+/// long parameter lists become "(...)".
+std::string function_display_name(const char* full);
+
 /// "parse(int) at src/app.cpp:42": a coroutine's function without its
 /// return type, and where it is.
 std::string describe_frame(const code_site& where);

@@ -14,32 +14,58 @@ namespace detail {
 
 namespace {
 
-// GCC writes "corio::task<int> ns::parse(const std::string&) [with T = int]":
-// keep "ns::parse(const std::string&)". The parameter list is the last
-// balanced "(...)"; the name starts after the last space outside <> before it.
-std::string function_without_return_type(const char* full) {
-  std::string s = full;
-  if (const auto with = s.find(" [with "); with != std::string::npos) s.resize(with);
-  // Anonymous namespaces add nothing a reader needs.
-  static constexpr std::string_view anon = "{anonymous}::";
-  for (auto p = s.find(anon); p != std::string::npos; p = s.find(anon, p))
-    s.erase(p, anon.size());
-  if (s.empty() || s.back() != ')') return s;  // "main()::<lambda(int)>" has no return type
+// The index of the bracket that opens the one closing at `close`, or npos.
+std::size_t matching_open(const std::string& s, std::size_t close, char o, char c) {
   int depth = 0;
-  std::size_t open = std::string::npos;
-  for (std::size_t i = s.size(); i-- > 0;) {
-    if (s[i] == ')') ++depth;
-    if (s[i] == '(' && --depth == 0) {
-      open = i;
-      break;
-    }
+  for (std::size_t i = close + 1; i-- > 0;) {
+    if (s[i] == c) ++depth;
+    if (s[i] == o && --depth == 0) return i;
   }
+  return std::string::npos;
+}
+
+bool ends_with(const std::string& s, std::string_view tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// Compilers name a function with its return type, namespaces, qualifiers
+// and template arguments. GCC: "corio::task<int> {anonymous}::parse(const
+// std::string&) [with T = int]"; Clang: "corio::task<int> (anonymous
+// namespace)::parse(const std::string &) [T = int]", and "auto f()::(anonymous
+// class)::operator()() const" for a lambda. Both become "parse(const
+// std::string&)". The parameter list is the
+// last balanced "(...)"; the name starts after the last space outside
+// brackets before it.
+std::string function_without_return_type(std::string s) {
+  if (!s.empty() && s.back() == ']') {  // template arguments
+    const std::size_t open = matching_open(s, s.size() - 1, '[', ']');
+    if (open != std::string::npos && open > 0 && s[open - 1] == ' ') s.resize(open - 1);
+  }
+  // Anonymous namespaces add nothing a reader needs.
+  for (const std::string_view anon :
+       {std::string_view("{anonymous}::"), std::string_view("(anonymous namespace)::")})
+    for (auto p = s.find(anon); p != std::string::npos; p = s.find(anon, p))
+      s.erase(p, anon.size());
+  for (bool more = true; more;) {
+    more = false;
+    for (const std::string_view q : {" const", " volatile", " noexcept", " &&", " &"})
+      if (ends_with(s, q)) {
+        s.resize(s.size() - q.size());
+        more = true;
+      }
+  }
+  // Clang writes "const std::string &", GCC "const std::string&": one way.
+  for (const std::string_view spaced : {std::string_view(" &"), std::string_view(" *")})
+    for (auto p = s.find(spaced); p != std::string::npos; p = s.find(spaced, p))
+      s.erase(p, 1);
+  if (s.empty() || s.back() != ')') return s;  // GCC's "main()::<lambda(int)>": no return type
+  const std::size_t open = matching_open(s, s.size() - 1, '(', ')');
   if (open == std::string::npos) return s;
-  int angle = 0;
+  int depth = 0;  // inside <...> or (...), counted from the right
   for (std::size_t i = open; i-- > 0;) {
-    if (s[i] == '>') ++angle;
-    if (s[i] == '<') --angle;
-    if (s[i] == ' ' && angle == 0) return s.substr(i + 1);
+    if (s[i] == '>' || s[i] == ')') ++depth;
+    if (s[i] == '<' || s[i] == '(') --depth;
+    if (s[i] == ' ' && depth == 0) return s.substr(i + 1);
   }
   return s;
 }
@@ -105,9 +131,13 @@ std::string ms_text(std::int64_t ns) {
 
 }  // namespace
 
+std::string function_display_name(const char* full) {
+  return compact_name(function_without_return_type(full));
+}
+
 std::string describe_frame(const code_site& where) {
   if (where.line() == 0) return "(unknown coroutine)";
-  std::string s = compact_name(function_without_return_type(where.function_name()));
+  std::string s = function_display_name(where.function_name());
   s += " at ";
   s += where.file_name();
   s += ':';
@@ -197,8 +227,7 @@ std::vector<task_info> list_tasks(event_loop& loop) {
   loop.for_each_root([&](detail::task_base& t) {
     task_info info;
     if (t.name() != nullptr) info.name = t.name();
-    info.function =
-        detail::compact_name(detail::function_without_return_type(t.where().function_name()));
+    info.function = detail::function_display_name(t.where().function_name());
     info.file = t.where().file_name();
     info.line = t.where().line();
     if (&t == loop.current_task()) {
