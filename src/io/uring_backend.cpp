@@ -55,8 +55,31 @@
 #include "corio/event_loop.hpp"
 #include "io/backend.hpp"
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace corio::detail {
 namespace {
+
+// liburing maps and unmaps the rings with raw system calls, which
+// ThreadSanitizer does not see: when a loop on one thread closes its ring
+// and a loop on another maps a new one at the same address, TSan takes the
+// new ring's first writes for a race with the old ring's last ones. Every
+// ring's teardown releases, and every ring's set-up acquires, this one
+// object: the set-up can only reuse the memory after a teardown unmapped it.
+#if defined(__SANITIZE_THREAD__)
+char g_ring_memory_handover;
+void ring_memory_released() noexcept {
+  __tsan_release(&g_ring_memory_handover);
+}
+void ring_memory_acquired() noexcept {
+  __tsan_acquire(&g_ring_memory_handover);
+}
+#else
+void ring_memory_released() noexcept {}
+void ring_memory_acquired() noexcept {}
+#endif
 
 // user_data: an io_op's address (8-aligned, so its low 3 bits are 0), or a
 // token whose low 3 bits say what it is.
@@ -176,7 +199,10 @@ class uring_backend final : public backend {
       if (st && st->accept)
         for (std::size_t i = st->head; i < st->queue.size(); ++i)
           if (st->queue[i].res >= 0) ::close(st->queue[i].res);
-    if (m_ring_ready) io_uring_queue_exit(&m_ring);
+    if (m_ring_ready) {
+      ring_memory_released();
+      io_uring_queue_exit(&m_ring);
+    }
     if (m_eventfd >= 0) ::close(m_eventfd);
   }
 
@@ -647,6 +673,7 @@ const char* uring_backend::init() noexcept {
     if (r != -EINVAL) break;
   }
   m_deferred = r == 0 && (params.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+  if (r == 0) ring_memory_acquired();
   if (r < 0) {
     return r == -ENOSYS  ? "io_uring is not in this kernel"
            : r == -EPERM ? "io_uring is refused (seccomp or kernel.io_uring_disabled)"
