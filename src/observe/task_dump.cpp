@@ -1,4 +1,5 @@
 // Task dumps, await chains, and the texts of debug mode's reports.
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <ostream>
@@ -28,24 +29,27 @@ bool ends_with(const std::string& s, std::string_view tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
+// Erases every occurrence of `what`, or only its first `n` characters.
+void erase_each(std::string& s, std::string_view what, std::size_t n = std::string::npos) {
+  for (auto p = s.find(what); p != std::string::npos; p = s.find(what, p))
+    s.erase(p, std::min(n, what.size()));
+}
+
 // Compilers name a function with its return type, namespaces, qualifiers
 // and template arguments. GCC: "corio::task<int> {anonymous}::parse(const
 // std::string&) [with T = int]"; Clang: "corio::task<int> (anonymous
 // namespace)::parse(const std::string &) [T = int]", and "auto f()::(anonymous
 // class)::operator()() const" for a lambda. Both become "parse(const
-// std::string&)". The parameter list is the
-// last balanced "(...)"; the name starts after the last space outside
-// brackets before it.
+// std::string&)". The parameter list is the last balanced "(...)"; the name
+// starts after the last space outside brackets before it.
 std::string function_without_return_type(std::string s) {
   if (!s.empty() && s.back() == ']') {  // template arguments
     const std::size_t open = matching_open(s, s.size() - 1, '[', ']');
     if (open != std::string::npos && open > 0 && s[open - 1] == ' ') s.resize(open - 1);
   }
   // Anonymous namespaces add nothing a reader needs.
-  for (const std::string_view anon :
-       {std::string_view("{anonymous}::"), std::string_view("(anonymous namespace)::")})
-    for (auto p = s.find(anon); p != std::string::npos; p = s.find(anon, p))
-      s.erase(p, anon.size());
+  erase_each(s, "{anonymous}::");
+  erase_each(s, "(anonymous namespace)::");
   for (bool more = true; more;) {
     more = false;
     for (const std::string_view q : {" const", " volatile", " noexcept", " &&", " &"})
@@ -55,9 +59,8 @@ std::string function_without_return_type(std::string s) {
       }
   }
   // Clang writes "const std::string &", GCC "const std::string&": one way.
-  for (const std::string_view spaced : {std::string_view(" &"), std::string_view(" *")})
-    for (auto p = s.find(spaced); p != std::string::npos; p = s.find(spaced, p))
-      s.erase(p, 1);
+  erase_each(s, " &", 1);
+  erase_each(s, " *", 1);
   if (s.empty() || s.back() != ')') return s;  // GCC's "main()::<lambda(int)>": no return type
   const std::size_t open = matching_open(s, s.size() - 1, '(', ')');
   if (open == std::string::npos) return s;
