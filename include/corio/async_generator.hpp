@@ -38,7 +38,7 @@ class generator_promise : public frame_allocated {
   };
   to_consumer final_suspend() noexcept {
     m_value = nullptr;
-    m_finished = true;
+    m_live = false;
     return {m_consumer};
   }
 
@@ -56,7 +56,11 @@ class generator_promise : public frame_allocated {
   std::coroutine_handle<> m_consumer;
   value_ptr m_value = nullptr;
   std::exception_ptr m_error;
-  bool m_finished = false;  // set by final_suspend
+  // The body has not finished: set by get_return_object, cleared by
+  // final_suspend. False in a promise that belongs to no coroutine, so
+  // s_empty below needs no initialiser of its own and reads as finished
+  // even before static initialisation reaches it.
+  bool m_live = false;
   // An empty generator (default-constructed or moved from) points here, so
   // next() tests one flag and no handle: 3 instructions fewer per item on
   // the stream workload (callgrind). Never written after initialisation.
@@ -64,11 +68,7 @@ class generator_promise : public frame_allocated {
 };
 
 template <class T>
-inline generator_promise<T> generator_promise<T>::s_empty = [] {
-  generator_promise p;
-  p.m_finished = true;
-  return p;
-}();
+inline generator_promise<T> generator_promise<T>::s_empty;
 
 }  // namespace detail
 
@@ -116,12 +116,12 @@ class [[nodiscard]] async_generator {
   auto next() noexcept { return next_awaiter{*m_p}; }
 
   /// True once the body has finished.
-  [[nodiscard]] bool done() const noexcept { return m_p->m_finished; }
+  [[nodiscard]] bool done() const noexcept { return !m_p->m_live; }
 
  private:
   struct next_awaiter {
     promise_type& m_p;
-    [[nodiscard]] bool await_ready() const noexcept { return m_p.m_finished; }
+    [[nodiscard]] bool await_ready() const noexcept { return !m_p.m_live; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
       m_p.m_consumer = consumer;
       return handle_type::from_promise(m_p);
@@ -145,6 +145,7 @@ class [[nodiscard]] async_generator {
 
 template <class T>
 async_generator<T> detail::generator_promise<T>::get_return_object() noexcept {
+  m_live = true;
   return async_generator<T>(std::coroutine_handle<generator_promise>::from_promise(*this));
 }
 
