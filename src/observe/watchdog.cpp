@@ -42,6 +42,11 @@ struct chain_capture {
   bool in_task = false;
   const char* waits_on = nullptr;
   std::atomic<int> ready{0};
+
+  /// Appends `e` while there is room (a longer chain is cut short).
+  void add(const entry& e) noexcept {
+    if (count < capacity) entries[count++] = e;
+  }
 };
 
 chain_capture g_capture;
@@ -66,13 +71,10 @@ void on_capture_signal(int /*sig*/) {
     walk_await_chain(
         *t,
         [](const char* name, const code_site& where) {
-          chain_capture& out = g_capture;
-          if (out.count < chain_capture::capacity)
-            out.entries[out.count++] = {name, where, nullptr};
+          g_capture.add({name, where, nullptr});
         },
         [](const char* what) {
-          chain_capture& out = g_capture;
-          if (out.count < chain_capture::capacity) out.entries[out.count++] = {nullptr, {}, what};
+          g_capture.add({nullptr, {}, what});
         });
   }
   c.ready.store(1, std::memory_order_release);

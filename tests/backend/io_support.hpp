@@ -44,10 +44,12 @@ inline bool uring_multishot_on() {
   return !uring_forced_off() && (env == nullptr || std::strcmp(env, "0") != 0);
 }
 
-/// Whether this kernel lets us set up an io_uring at all (CI containers
-/// may refuse it; the loop then falls back, which is what we check).
-inline bool kernel_has_uring() {
+/// Whether this kernel sets up an io_uring with these setup flags (CI
+/// containers may refuse io_uring entirely; the loop then falls back, which
+/// is what we check).
+inline bool kernel_has_uring(unsigned setup_flags = 0) {
   io_uring_params p{};
+  p.flags = setup_flags;
   const long fd = ::syscall(__NR_io_uring_setup, 4, &p);
   if (fd < 0) return false;
   ::close(static_cast<int>(fd));
@@ -58,12 +60,8 @@ inline bool kernel_has_uring() {
 /// enters it (IORING_SETUP_DEFER_TASKRUN, 6.1), which lets the loop see
 /// waiting completions while it is busy.
 inline bool kernel_defers_uring_task_work() {
-  io_uring_params p{};
-  p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
-  const long fd = ::syscall(__NR_io_uring_setup, 4, &p);
-  if (fd < 0) return false;
-  ::close(static_cast<int>(fd));
-  return true;
+  return kernel_has_uring(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                          IORING_SETUP_TASKRUN_FLAG);
 }
 
 inline std::string backend_label(const testing::TestParamInfo<corio::io_backend_kind>& info) {
@@ -73,6 +71,12 @@ inline std::string backend_label(const testing::TestParamInfo<corio::io_backend_
 /// Parameterised fixture: GetParam() is the backend.
 class io_test : public testing::TestWithParam<corio::io_backend_kind> {
  protected:
+  /// Whether this test's loop gets io_uring: asked for, not forced off by
+  /// the environment, and allowed by the kernel.
+  [[nodiscard]] static bool runs_uring() {
+    return GetParam() == corio::io_backend_kind::uring && !uring_forced_off() && kernel_has_uring();
+  }
+
   /// Runs `body()` on a fresh loop with this test's backend and checks that
   /// the loop is clean and every descriptor was closed afterwards.
   template <class F>
@@ -82,10 +86,7 @@ class io_test : public testing::TestWithParam<corio::io_backend_kind> {
       corio::loop_options options;
       options.backend = GetParam();
       corio::event_loop loop(options);
-      const std::string want =
-          GetParam() == corio::io_backend_kind::uring && !uring_forced_off() && kernel_has_uring()
-              ? "io_uring"
-              : "epoll";
+      const std::string want = runs_uring() ? "io_uring" : "epoll";
       EXPECT_EQ(std::string(loop.backend_name()), want);
       corio::run(loop, [](F& b) -> corio::task<> {
         co_await b();

@@ -544,8 +544,7 @@ TEST_P(Tcp, ClosingStreamsWithUnreadDataReleasesTheirBuffers) {
       co_await c.write_all(chunk.data(), chunk.size());
       for (int k = 0; k < 3; ++k)
         co_await corio::yield_now();
-      if (round == 0 && GetParam() == corio::io_backend_kind::uring &&
-          corio_test::uring_multishot_on() && corio_test::kernel_has_uring()) {
+      if (round == 0 && runs_uring() && corio_test::uring_multishot_on()) {
         // Bounded wait for the kernel's completions (not a timing check).
         for (int k = 0; k < 5000 && corio::event_loop::current()->stats().read_buffer_bytes == 0;
              ++k)
@@ -628,10 +627,10 @@ TEST_P(Tcp, TenThousandConcurrentConnections) {
 // loop iterations after the bytes are in the socket (a Unix-socket send
 // wakes the reader's watchers before it returns), so no clock is involved.
 TEST_P(Tcp, ACompletionReachesItsTaskWhileTheLoopIsBusy) {
-  if (GetParam() == corio::io_backend_kind::uring && !corio_test::uring_forced_off() &&
-      corio_test::kernel_has_uring() && !corio_test::kernel_defers_uring_task_work())
+  if (runs_uring() && !corio_test::kernel_defers_uring_task_work())
     GTEST_SKIP() << "this kernel's io_uring reports completions only at kernel entries";
-  run_io([]() -> corio::task<> {
+  const int limit = runs_uring() ? 2 : 62;
+  run_io([limit]() -> corio::task<> {
     for (int round = 0; round < 20; ++round) {
       int sv[2];
       EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
@@ -657,10 +656,6 @@ TEST_P(Tcp, ACompletionReachesItsTaskWhileTheLoopIsBusy) {
       peer.join();
       co_await reader;
       ::close(sv[1]);
-      const int limit = GetParam() == corio::io_backend_kind::uring &&
-                                !corio_test::uring_forced_off() && corio_test::kernel_has_uring()
-                            ? 2
-                            : 62;
       EXPECT_LE(busy_after_send, limit) << "round " << round;
     }
   });
