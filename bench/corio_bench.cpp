@@ -196,12 +196,29 @@ corio::async_generator<u64> produce(u64 n) {
     co_yield i;
 }
 
-corio::task<outcome_line> w_stream(u64 n) {
+// How the stream workload consumes: corio::for_each (the generator hands
+// each item to the body as it yields) or a `co_await next()` loop (the
+// consumer and the generator resume each other once per item).
+bool g_stream_pull = false;
+
+corio::task<outcome_line> stream_by_next(u64 n) {
   u64 sum = 0;
   auto gen = produce(n);
   while (auto v = co_await gen.next())
     sum += *v;
-  co_return outcome_line{sum, sum == triangle(n), ""};
+  co_return outcome_line{sum, sum == triangle(n), ",\"stream_style\":\"next\""};
+}
+
+corio::task<outcome_line> stream_by_for_each(u64 n) {
+  u64 sum = 0;
+  co_await corio::for_each(produce(n), [&](u64 v) { sum += v; });
+  co_return outcome_line{sum, sum == triangle(n), ",\"stream_style\":\"for-each\""};
+}
+
+// Two coroutines rather than one with a branch, so each measures only its
+// own style (a shared frame would add the other's suspend points).
+corio::task<outcome_line> w_stream(u64 n) {
+  return g_stream_pull ? stream_by_next(n) : stream_by_for_each(n);
 }
 
 corio::task<outcome_line> w_collect(u64 n) {
@@ -330,7 +347,8 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
 int usage(const char* why) {
   std::fprintf(stderr,
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
-               "[--timer-slack-us US] [--stats on|off] [--debug on|off]\n"
+               "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
+               "[--stream-style for-each|next]\n"
                "workloads:",
                why);
   for (const workload& w : k_workloads)
@@ -385,6 +403,11 @@ int main(int argc, char** argv) {
       const std::string_view on = v;
       if (on != "on" && on != "off") return usage((std::string(a) + " takes on or off").c_str());
       (a == "--stats" ? options.stats : options.debug) = on == "on";
+    } else if (a == "--stream-style") {
+      const std::string_view style = v;
+      if (style != "for-each" && style != "next")
+        return usage("--stream-style takes for-each or next");
+      g_stream_pull = style == "next";
     } else if (a == "--port") {
       port = static_cast<std::uint16_t>(std::strtoul(v, nullptr, 10));
     } else {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "corio/corio.hpp"
@@ -216,5 +217,156 @@ TEST(AsyncGenerator, EmptyAndMovedFromGeneratorsAreFinished) {
     EXPECT_FALSE((co_await g.next()).has_value());
     EXPECT_TRUE(g.done());
     EXPECT_EQ(steps, 3);
+  });
+}
+
+// ---- for_each: the generator hands each item to the body as it yields ----
+
+TEST(ForEach, RunsTheBodyOnEveryItemInOrder) {
+  run_virtual([]() -> corio::task<> {
+    int steps = 0;
+    std::vector<int> got;
+    co_await corio::for_each(counted(steps, 5), [&](int v) { got.push_back(v); });
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4}));
+    EXPECT_EQ(steps, 5);
+
+    // A finished or empty stream: the body never runs.
+    co_await corio::for_each(corio::async_generator<int>{}, [&](int) { ADD_FAILURE(); });
+    co_await corio::for_each(counted(steps, 0), [&](int) { ADD_FAILURE(); });
+
+    // A stream partly read with next() goes on from where it was.
+    auto g = counted(steps, 4);
+    EXPECT_EQ(co_await g.next(), std::optional<int>(0));
+    got.clear();
+    co_await corio::for_each(std::move(g), [&](int v) { got.push_back(v); });
+    EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
+
+    // Move-only items are moved into the body.
+    int sum = 0;
+    co_await corio::for_each(
+        []() -> corio::async_generator<std::unique_ptr<int>> {
+          for (int i = 1; i <= 3; ++i)
+            co_yield std::make_unique<int>(i);
+        }(),
+        [&](std::unique_ptr<int> p) { sum += *p; });
+    EXPECT_EQ(sum, 6);
+  });
+}
+
+TEST(ForEach, ProducerMayAwaitBetweenItems) {
+  run_virtual([]() -> corio::task<> {
+    const auto t0 = corio::now();
+    std::vector<int> got;
+    co_await corio::for_each(
+        []() -> corio::async_generator<int> {
+          for (int i = 1; i <= 3; ++i) {
+            co_await corio::sleep(10ms);
+            co_yield i;
+          }
+        }(),
+        [&](int v) {
+          got.push_back(v);
+          // Item k comes after k sleeps of 10 ms, each up to a tick late.
+          const int k = static_cast<int>(got.size());
+          EXPECT_GE(corio::now() - t0, k * 10ms);
+          EXPECT_LT(corio::now() - t0, k * (10ms + wheel_tick));
+        });
+    EXPECT_EQ(got, (std::vector<int>{1, 2, 3}));
+  });
+}
+
+TEST(ForEach, ABodyReturningFalseStopsAndDestroysTheProducer) {
+  run_virtual([]() -> corio::task<> {
+    bool destroyed = false;
+    std::vector<int> got;
+    co_await corio::for_each(endless(destroyed), [&](int v) {
+      got.push_back(v);
+      return v < 2;
+    });
+    EXPECT_EQ(got, (std::vector<int>{0, 1, 2}));
+    EXPECT_TRUE(destroyed);
+  });
+}
+
+TEST(ForEach, ErrorsFromEitherSideReachTheConsumer) {
+  run_virtual([]() -> corio::task<> {
+    // The producer's error.
+    int seen = 0;
+    EXPECT_THROW(co_await corio::for_each(
+                     []() -> corio::async_generator<int> {
+                       co_yield 1;
+                       co_await corio::sleep(1ms);
+                       throw std::runtime_error("producer");
+                     }(),
+                     [&](int) { ++seen; }),
+                 std::runtime_error);
+    EXPECT_EQ(seen, 1);
+
+    // The body's error stops the stream and is not seen by the producer's
+    // own try blocks around its co_yield.
+    bool producer_caught = false, destroyed = false;
+    auto guarded = [](bool& caught, bool& d) -> corio::async_generator<int> {
+      on_destroy guard(d);
+      for (int i = 0;; ++i) {
+        try {
+          co_yield i;
+        } catch (...) {
+          caught = true;
+        }
+      }
+    };
+    seen = 0;
+    EXPECT_THROW(co_await corio::for_each(guarded(producer_caught, destroyed),
+                                          [&](int v) {
+                                            ++seen;
+                                            if (v == 3) throw std::logic_error("body");
+                                          }),
+                 std::logic_error);
+    EXPECT_EQ(seen, 4);
+    EXPECT_FALSE(producer_caught);
+    EXPECT_TRUE(destroyed);
+  });
+}
+
+TEST(ForEach, CancellingTheConsumerCancelsTheProducersAwait) {
+  run_virtual([]() -> corio::task<> {
+    bool destroyed = false, saw_cancel = false;
+    int consumed = 0;
+    auto consumer = corio::spawn([](bool& d, bool& c, int& n) -> corio::task<> {
+      co_await corio::for_each(sleepy(d, c), [&](int) { ++n; });
+    }(destroyed, saw_cancel, consumed));
+    co_await corio::sleep(2h + 30min);
+    EXPECT_EQ(consumed, 2);
+    EXPECT_EQ(corio_test::stats().pending_timers, 1U);  // the producer's sleep
+    consumer.cancel();
+    EXPECT_EQ(corio_test::stats().pending_timers, 0U);
+    EXPECT_THROW(co_await consumer, corio::cancelled_error);
+    EXPECT_TRUE(saw_cancel);
+    EXPECT_TRUE(destroyed);
+    EXPECT_EQ(consumed, 2);
+  });
+}
+
+TEST(ForEach, AnAsyncBodyIsAwaitedBeforeTheNextItem) {
+  run_virtual([]() -> corio::task<> {
+    int steps = 0;
+    std::vector<std::pair<int, int>> log;  // (item, producer steps when it finished)
+    const auto t0 = corio::now();
+    co_await corio::for_each(counted(steps, 3), [&](int v) -> corio::task<> {
+      co_await corio::sleep(5ms);
+      log.emplace_back(v, steps);
+    });
+    EXPECT_EQ(log, (std::vector<std::pair<int, int>>{{0, 1}, {1, 2}, {2, 3}}));
+    EXPECT_GE(corio::now() - t0, 15ms);
+
+    // Its error stops the stream and reaches the consumer.
+    bool destroyed = false;
+    EXPECT_THROW(co_await corio::for_each(endless(destroyed),
+                                          [](int v) -> corio::task<> {
+                                            co_await corio::yield_now();
+                                            if (v == 2) throw std::runtime_error("body");
+                                          }),
+                 std::runtime_error);
+    EXPECT_TRUE(destroyed);
   });
 }
