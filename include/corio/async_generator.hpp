@@ -96,7 +96,9 @@ inline generator_promise<T> generator_promise<T>::s_empty;
 /// the next item, inside the consumer's task, so a stream of any length
 /// takes constant memory and needs no queue or extra task.
 ///
-/// Errors thrown by the body come out of `next()`. Destroying the generator
+/// Read it with `corio::for_each` (below; the fastest: each item goes
+/// straight into the loop body) or item by item with `next()`. Errors
+/// thrown by the body come out of either. Destroying the generator
 /// destroys a suspended body (its RAII cleanup runs); cancelling the
 /// consumer's task cancels whatever the body awaits.
 ///
@@ -105,6 +107,7 @@ inline generator_promise<T> generator_promise<T>::s_empty;
 ///     for (int i = 0; i < n; ++i) co_yield i;
 ///   }
 ///   ...
+///   co_await corio::for_each(numbers(10), [&](int v) { sum += v; });
 ///   auto g = numbers(10);
 ///   while (auto v = co_await g.next()) sum += *v;
 /// \endcode

@@ -266,9 +266,7 @@ measurement streaming_after() {
   measurement m;
   m.result = corio::run([]() -> corio::task<u64> {
     u64 s = 0;
-    auto gen = records(k_records);
-    while (auto r = co_await gen.next())
-      s += r->value;
+    co_await corio::for_each(records(k_records), [&](const record& r) { s += r.value; });
     co_return s;
   }());
   m.seconds = since(t0);
@@ -280,7 +278,7 @@ void chapter_streaming() {
               static_cast<unsigned long long>(k_records));
   progress("before: collect them all into a vector, then sum");
   const measurement a = in_child(streaming_before);
-  progress("after: sum them as the async_generator yields them");
+  progress("after: sum them with for_each as the async_generator yields them");
   const measurement b = in_child(streaming_after);
   check_same("streaming", a.result, b.result);
   add_rss_row("3 streaming", a, b);
