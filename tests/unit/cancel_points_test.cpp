@@ -682,6 +682,18 @@ struct generator_scenario : scenario_base {
   }
 };
 
+// ---- for_each: the same producer, its items pushed into the loop body.
+
+struct for_each_scenario : generator_scenario {
+  corio::task<> victim() {
+    p.at = 0;
+    co_await corio::for_each(producer(), [this](int v) {
+      got.push_back(v);
+      p.at = v + 1;  // the producer's next wait is point v + 1
+    });
+  }
+};
+
 // ---- timeout and shield: a timed acquire, a shielded wait, a timed pop.
 
 struct timeout_shield_scenario : scenario_base {
@@ -770,6 +782,9 @@ TEST(CancelPoints, MapBounded) {
 }
 TEST(CancelPoints, AsyncGenerator) {
   sweep<generator_scenario>("async_generator");
+}
+TEST(CancelPoints, ForEach) {
+  sweep<for_each_scenario>("for_each");
 }
 TEST(CancelPoints, TimeoutAndShield) {
   sweep<timeout_shield_scenario>("timeout/shield");
