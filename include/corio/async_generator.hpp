@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "corio/detail/awaitable_traits.hpp"
 #include "corio/task.hpp"
 
 namespace corio {
@@ -27,6 +28,10 @@ template <class T>
 class generator_promise : public frame_allocated {
  public:
   using value_ptr = std::add_pointer_t<std::remove_reference_t<T>>;
+  /// How a consumer receives the yielded object: moved from, or, for a
+  /// generator of references, the referenced object itself.
+  using item_ref =
+      std::conditional_t<std::is_lvalue_reference_v<T>, T, std::remove_reference_t<T>&&>;
 
   async_generator<T> get_return_object() noexcept;
   std::suspend_always initial_suspend() const noexcept { return {}; }
@@ -155,7 +160,8 @@ class [[nodiscard]] async_generator {
     // non-null value is the common case and needs no other check.
     std::optional<value_type> await_resume() {
       if (m_p.m_value != nullptr) [[likely]]
-        return std::optional<value_type>(std::move(*m_p.m_value));
+        return std::optional<value_type>(
+            static_cast<typename promise_type::item_ref>(*m_p.m_value));
       if (m_p.m_error) std::rethrow_exception(std::exchange(m_p.m_error, nullptr));
       return std::nullopt;
     }
@@ -176,13 +182,20 @@ async_generator<T> detail::generator_promise<T>::get_return_object() noexcept {
 
 namespace detail {
 
+/// A for_each body that the generator can call from its co_yield: it
+/// returns void or bool (false: stop).
+template <class F, class Item>
+concept is_plain_body = std::is_invocable_v<F&, Item> &&
+    (std::is_void_v<std::invoke_result_t<F&, Item>> ||
+     std::is_same_v<std::invoke_result_t<F&, Item>, bool>);
+
 /// Runs a generator in push mode: each co_yield calls the body's function
 /// directly, so neither side suspends between items.
 template <class T, class F>
 class for_each_awaiter {
   using generator = async_generator<T>;
   using promise_type = typename generator::promise_type;
-  using value_type = typename generator::value_type;
+  using item_ref = typename promise_type::item_ref;
 
   struct state : promise_type::sink {
     F m_fn;
@@ -195,10 +208,10 @@ class for_each_awaiter {
   static bool take(typename promise_type::sink& s, typename promise_type::value_ptr v) noexcept {
     auto& self = static_cast<state&>(s);
     try {
-      if constexpr (std::is_same_v<std::invoke_result_t<F&, value_type&&>, bool>) {
-        return self.m_fn(std::move(*v));
+      if constexpr (std::is_same_v<std::invoke_result_t<F&, item_ref>, bool>) {
+        return self.m_fn(static_cast<item_ref>(*v));
       } else {
-        self.m_fn(std::move(*v));
+        self.m_fn(static_cast<item_ref>(*v));
         return true;
       }
     } catch (...) {
@@ -209,7 +222,7 @@ class for_each_awaiter {
 
  public:
   for_each_awaiter(generator g, F fn)
-      : m_gen(std::move(g)), m_state{{&take, {}}, std::move(fn), {}} {}
+      : m_state{{&take, {}}, std::move(fn), {}}, m_gen(std::move(g)) {}
 
   [[nodiscard]] bool await_ready() const noexcept { return !m_gen.m_p->m_live; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> consumer) noexcept {
@@ -219,31 +232,30 @@ class for_each_awaiter {
     p.m_sink = &m_state;
     return generator::handle_type::from_promise(p);
   }
-  // Leaves the promise in push mode: the generator is ours and goes with
-  // this awaiter (and an empty one's shared promise must not be written).
   void await_resume() {
     promise_type& p = *m_gen.m_p;
-    if (m_state.m_error) std::rethrow_exception(std::exchange(m_state.m_error, nullptr));
-    if (p.m_error) std::rethrow_exception(std::exchange(p.m_error, nullptr));
+    std::exception_ptr error = std::exchange(m_state.m_error, nullptr);
+    if (p.m_error) error = std::exchange(p.m_error, nullptr);  // never the shared empty promise's
+    if (p.m_live) m_gen = generator{};  // stopped early: the producer's cleanup runs now
+    if (error) std::rethrow_exception(std::move(error));
   }
 
  private:
-  generator m_gen;
+  // In this order so that the producer's frame, which may use what the
+  // function owns, is destroyed first.
   state m_state;
+  generator m_gen;
 };
-
-template <class T, class F>
-task<> for_each_awaiting(async_generator<T> g, F fn) {
-  while (auto v = co_await g.next())
-    co_await fn(std::move(*v));
-}
 
 }  // namespace detail
 
-/// The async-for of corio: runs `fn` on every item of `g`, in order, and
-/// completes when the stream ends. Errors from the stream or from `fn`
-/// come out of the `co_await`; a `fn` that returns `bool` stops the stream
-/// by returning false (the generator is then destroyed, as after a `break`).
+/// The async-for of corio: a task that runs `fn` on every item of `g`, in
+/// order, and completes when the stream ends. `fn` receives each item as
+/// `next()` would give it: moved from the generator (take it by value,
+/// `&&` or `const&`), or for a generator of references, the object itself.
+/// Errors from the stream or from `fn` come out of the `co_await`; a `fn`
+/// that returns `bool` stops the stream by returning false, which destroys
+/// the generator as a `break` out of a `next()` loop would.
 ///
 /// When `fn` returns void or bool, the generator hands each item straight
 /// to `fn` as it yields, so neither side suspends between items: the
@@ -256,12 +268,19 @@ task<> for_each_awaiting(async_generator<T> g, F fn) {
 ///   co_await corio::for_each(urls(), [&](std::string u) { return fetch(u); });
 /// \endcode
 template <class T, class F>
-[[nodiscard]] auto for_each(async_generator<T> g, F fn) {
-  using result = std::invoke_result_t<F&, typename async_generator<T>::value_type&&>;
-  if constexpr (std::is_void_v<result> || std::is_same_v<result, bool>) {
-    return detail::for_each_awaiter<T, F>(std::move(g), std::move(fn));
+task<> for_each(async_generator<T> g, F fn) {
+  using item_ref = typename async_generator<T>::promise_type::item_ref;
+  using value_type = typename async_generator<T>::value_type;
+  if constexpr (detail::is_plain_body<F, item_ref>) {
+    detail::for_each_awaiter<T, F> pushed(std::move(g), std::move(fn));
+    co_await pushed;
   } else {
-    return detail::for_each_awaiting(std::move(g), std::move(fn));
+    static_assert(
+        requires(F & f, value_type && v) { detail::get_awaiter(f(std::move(v))); },
+        "corio::for_each: fn must take the stream's item and return void, bool or "
+        "an awaitable");
+    while (auto v = co_await g.next())
+      co_await fn(std::move(*v));
   }
 }
 

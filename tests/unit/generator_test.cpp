@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -250,6 +251,56 @@ TEST(ForEach, RunsTheBodyOnEveryItemInOrder) {
         }(),
         [&](std::unique_ptr<int> p) { sum += *p; });
     EXPECT_EQ(sum, 6);
+
+    // A generator of references hands the body the producer's own object;
+    // next() hands out a copy and leaves the producer's object as it was.
+    std::string kept = "kept";
+    auto refs = [](std::string& s) -> corio::async_generator<std::string&> {
+      co_yield s;
+      co_yield s;
+    };
+    co_await corio::for_each(refs(kept), [&](std::string& s) {
+      EXPECT_EQ(&s, &kept);
+      s += "!";
+    });
+    EXPECT_EQ(kept, "kept!!");
+    auto r = refs(kept);
+    EXPECT_EQ(co_await r.next(), std::optional<std::string>("kept!!"));
+    EXPECT_EQ(kept, "kept!!");  // copied, not moved from
+  });
+}
+
+TEST(ForEach, TheBodyRunsInsideTheProducersYield) {
+  run_virtual([]() -> corio::task<> {
+    // The body sees the very object the producer yields, before the
+    // producer has gone on: no copy and no suspension in between.
+    const std::string* yielded = nullptr;
+    int checked = 0;
+    co_await corio::for_each(
+        [](const std::string*& at) -> corio::async_generator<std::string> {
+          for (int i = 0; i < 3; ++i) {
+            std::string item(100, static_cast<char>('a' + i));  // not a short string
+            at = &item;
+            co_yield std::move(item);
+            at = nullptr;
+          }
+        }(yielded),
+        [&](std::string&& s) {
+          EXPECT_EQ(&s, yielded);
+          ++checked;
+        });
+    EXPECT_EQ(checked, 3);
+
+    // It is a task like any other: it can be spawned, and waits to be awaited.
+    int sum = 0, steps = 0;
+    auto running = corio::spawn(corio::for_each(counted(steps, 4), [&](int v) { sum += v; }));
+    co_await running;
+    EXPECT_EQ(sum, 6);
+    auto lazy = corio::for_each(counted(steps, 4), [&](int v) { sum += v; });
+    co_await corio::yield_now();
+    EXPECT_EQ(steps, 4);  // not started
+    co_await std::move(lazy);
+    EXPECT_EQ(sum, 12);
   });
 }
 
@@ -284,6 +335,13 @@ TEST(ForEach, ABodyReturningFalseStopsAndDestroysTheProducer) {
       return v < 2;
     });
     EXPECT_EQ(got, (std::vector<int>{0, 1, 2}));
+    EXPECT_TRUE(destroyed);
+
+    // Also when the for_each task outlives its co_await: the producer (and
+    // what it holds) goes when the stream stops, not with the task.
+    destroyed = false;
+    auto stopper = corio::for_each(endless(destroyed), [](int v) { return v < 5; });
+    co_await stopper;
     EXPECT_TRUE(destroyed);
   });
 }
@@ -358,6 +416,18 @@ TEST(ForEach, AnAsyncBodyIsAwaitedBeforeTheNextItem) {
     });
     EXPECT_EQ(log, (std::vector<std::pair<int, int>>{{0, 1}, {1, 2}, {2, 3}}));
     EXPECT_GE(corio::now() - t0, 15ms);
+
+    // On a generator of references it gets its own copy of each item.
+    std::string kept = "kept";
+    std::string got;
+    co_await corio::for_each(
+        [](std::string& s) -> corio::async_generator<std::string&> { co_yield s; }(kept),
+        [&](std::string&& s) -> corio::task<> {
+          co_await corio::yield_now();
+          got = std::move(s);
+        });
+    EXPECT_EQ(got, "kept");
+    EXPECT_EQ(kept, "kept");
 
     // Its error stops the stream and reaches the consumer.
     bool destroyed = false;
