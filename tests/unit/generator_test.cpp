@@ -54,6 +54,35 @@ corio::async_generator<int> sleepy(bool& destroyed, bool& saw_cancel) {
   }
 }
 
+corio::task<> consume_by_next(corio::async_generator<int> g, int& n) {
+  while (auto v = co_await g.next())
+    ++n;
+}
+
+corio::task<> consume_by_for_each(corio::async_generator<int> g, int& n) {
+  co_await corio::for_each(std::move(g), [&](int) { ++n; });
+}
+
+// Cancels a task consuming `sleepy` while the producer sleeps: the
+// cancellation is delivered inside the producer, and its frame goes with
+// the consumer's.
+void cancel_while_the_producer_sleeps(corio::task<> (*consume)(corio::async_generator<int>, int&)) {
+  run_virtual([consume]() -> corio::task<> {
+    bool destroyed = false, saw_cancel = false;
+    int consumed = 0;
+    auto consumer = corio::spawn(consume(sleepy(destroyed, saw_cancel), consumed));
+    co_await corio::sleep(2h + 30min);
+    EXPECT_EQ(consumed, 2);
+    EXPECT_EQ(corio_test::stats().pending_timers, 1U);  // the producer's sleep
+    consumer.cancel();
+    EXPECT_EQ(corio_test::stats().pending_timers, 0U);  // removed at once
+    EXPECT_THROW(co_await consumer, corio::cancelled_error);
+    EXPECT_TRUE(saw_cancel);  // delivered inside the producer
+    EXPECT_TRUE(destroyed);   // and its frame went with the consumer's
+    EXPECT_EQ(consumed, 2);
+  });
+}
+
 }  // namespace
 
 TEST(AsyncGenerator, ProducerRunsOnlyOnDemand) {
@@ -167,24 +196,7 @@ TEST(AsyncGenerator, ProducerErrorComesOutOfNext) {
 }
 
 TEST(AsyncGenerator, CancellingTheConsumerCancelsTheProducersAwait) {
-  run_virtual([]() -> corio::task<> {
-    bool destroyed = false, saw_cancel = false;
-    int consumed = 0;
-    auto consumer = corio::spawn([](bool& d, bool& c, int& n) -> corio::task<> {
-      auto g = sleepy(d, c);
-      while (auto v = co_await g.next())
-        ++n;
-    }(destroyed, saw_cancel, consumed));
-    co_await corio::sleep(2h + 30min);
-    EXPECT_EQ(consumed, 2);
-    EXPECT_EQ(corio_test::stats().pending_timers, 1U);  // the producer's sleep
-    consumer.cancel();
-    EXPECT_EQ(corio_test::stats().pending_timers, 0U);  // removed at once
-    EXPECT_THROW(co_await consumer, corio::cancelled_error);
-    EXPECT_TRUE(saw_cancel);  // delivered inside the producer
-    EXPECT_TRUE(destroyed);   // and its frame went with the consumer's
-    EXPECT_EQ(consumed, 2);
-  });
+  cancel_while_the_producer_sleeps(consume_by_next);
 }
 
 TEST(AsyncGenerator, MoveOnlyItems) {
@@ -387,22 +399,7 @@ TEST(ForEach, ErrorsFromEitherSideReachTheConsumer) {
 }
 
 TEST(ForEach, CancellingTheConsumerCancelsTheProducersAwait) {
-  run_virtual([]() -> corio::task<> {
-    bool destroyed = false, saw_cancel = false;
-    int consumed = 0;
-    auto consumer = corio::spawn([](bool& d, bool& c, int& n) -> corio::task<> {
-      co_await corio::for_each(sleepy(d, c), [&](int) { ++n; });
-    }(destroyed, saw_cancel, consumed));
-    co_await corio::sleep(2h + 30min);
-    EXPECT_EQ(consumed, 2);
-    EXPECT_EQ(corio_test::stats().pending_timers, 1U);  // the producer's sleep
-    consumer.cancel();
-    EXPECT_EQ(corio_test::stats().pending_timers, 0U);
-    EXPECT_THROW(co_await consumer, corio::cancelled_error);
-    EXPECT_TRUE(saw_cancel);
-    EXPECT_TRUE(destroyed);
-    EXPECT_EQ(consumed, 2);
-  });
+  cancel_while_the_producer_sleeps(consume_by_for_each);
 }
 
 TEST(ForEach, AnAsyncBodyIsAwaitedBeforeTheNextItem) {
