@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <limits>
 
 #include "corio/detail/intrusive_list.hpp"
 
@@ -40,11 +41,13 @@ struct timer_node : list_node {
 /// 1024), and grains under one wheel tick leave the deadline alone.
 [[nodiscard]] inline std::int64_t round_up_by_slack(std::int64_t when_ns, std::int64_t now_ns,
                                                     std::int64_t slack_ns) noexcept {
+  if (when_ns <= now_ns) return when_ns;
   const std::int64_t ahead = when_ns - now_ns;
   const std::int64_t bound = std::min(slack_ns, ahead >> 10);
   if (bound < 2048) return when_ns;
   const std::int64_t grain =
       static_cast<std::int64_t>(std::bit_floor(static_cast<std::uint64_t>(bound)));
+  if (when_ns > std::numeric_limits<std::int64_t>::max() - grain) return when_ns;  // "never"
   return (when_ns + grain - 1) & ~(grain - 1);
 }
 
@@ -63,7 +66,9 @@ class timer_wheel {
     place(t);
   }
 
-  /// Cancels a scheduled timer; a no-op when it already fired.
+  /// Cancels a timer that has not fired: one in the wheel, or one that
+  /// `advance` found due but `pop_expired` has not handed out yet (a timer
+  /// fired in the same tick may cancel it). A no-op once it fired.
   void cancel(timer_node& t) noexcept {
     if (t.linked()) {
       t.unlink();
@@ -71,13 +76,11 @@ class timer_wheel {
     }
   }
 
-  /// Moves every timer whose deadline is at or before `now_ns` to `expired`.
-  void advance(std::int64_t now_ns, intrusive_list<timer_node>& expired) noexcept {
+  /// Moves every timer whose deadline is at or before `now_ns` to the
+  /// expired list, where it stays counted (and cancellable) until
+  /// `pop_expired` hands it out.
+  void advance(std::int64_t now_ns) noexcept {
     const std::uint64_t now = ticks_floor(now_ns);
-    if (!m_due.empty()) {
-      m_count -= m_due.size();
-      expired.splice_back(m_due);
-    }
     if (m_count == 0) {
       // Only bits of slots emptied by cancel() can be left: drop them, so
       // that a jump of m_elapsed cannot misplace them.
@@ -86,6 +89,7 @@ class timer_wheel {
       if (now > m_elapsed) m_elapsed = now;
       return;
     }
+    m_expired.splice_back(m_due);
     for (;;) {
       int level = 0;
       std::uint64_t slot = 0, start = 0;
@@ -96,8 +100,7 @@ class timer_wheel {
       if (start > m_elapsed) m_elapsed = start;
       while (timer_node* t = taken.pop_front()) {
         if (ticks_ceil(t->m_when_ns) <= now) {
-          --m_count;
-          expired.push_back(*t);
+          m_expired.push_back(*t);
         } else {
           place(*t);
         }
@@ -106,10 +109,18 @@ class timer_wheel {
     if (now > m_elapsed) m_elapsed = now;
   }
 
+  /// The next expired timer (in deadline order within a slot), removed and
+  /// no longer counted; nullptr when none is left.
+  timer_node* pop_expired() noexcept {
+    timer_node* t = m_expired.pop_front();
+    if (t != nullptr) --m_count;
+    return t;
+  }
+
   /// The earliest moment (ns) at which `advance` may find something due, or
   /// -1 when no timer is pending. Never later than the true next deadline.
   [[nodiscard]] std::int64_t next_deadline_ns() const noexcept {
-    if (!m_due.empty()) return 0;
+    if (!m_due.empty() || !m_expired.empty()) return 0;
     if (m_count == 0) return -1;
     int level = 0;
     std::uint64_t slot = 0, start = 0;
@@ -117,6 +128,7 @@ class timer_wheel {
     return static_cast<std::int64_t>(start << tick_shift);
   }
 
+  /// Timers not yet fired: in the wheel, or expired and not handed out.
   [[nodiscard]] std::size_t size() const noexcept { return m_count; }
 
   /// Starts the wheel's clock at `now_ns`: deadlines before it are due at once.
@@ -171,7 +183,8 @@ class timer_wheel {
   }
 
   intrusive_list<timer_node> m_slots[levels][slots];
-  intrusive_list<timer_node> m_due;  // deadline already passed when inserted
+  intrusive_list<timer_node> m_due;      // deadline already passed when inserted
+  intrusive_list<timer_node> m_expired;  // found due by advance, not yet popped
   bitmap m_occupied[levels] = {};
   std::uint64_t m_elapsed = 0;
   std::size_t m_count = 0;
