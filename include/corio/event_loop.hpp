@@ -22,8 +22,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 
 #include "corio/detail/task_base.hpp"
 #include "corio/detail/timer_wheel.hpp"
@@ -50,10 +52,16 @@ struct loop_options {
   /// Never read the real clock; when nothing is ready the loop jumps to the
   /// next timer. Timer tests become instant and deterministic.
   bool virtual_clock = false;
-  /// Shuffle the ready tasks of each tick (test builds turn this on by
-  /// default). The seed is logged once per process; `CORIO_SHUFFLE_SEED`
-  /// replays it.
-  bool shuffle = false;
+  /// Where the virtual clock starts: a fixed time, so that a virtual-clock
+  /// run (and how its timers fall on the wheel's ticks) is the same every
+  /// time.
+  clock::time_point virtual_start = clock::time_point(std::chrono::hours(1));
+  /// Shuffle the ready tasks of each tick, to shake out code that depends
+  /// on same-tick order. Unset: `CORIO_SHUFFLE=1` in the environment turns
+  /// it on (the sanitizer test runs do); true or false here wins over the
+  /// environment. The seed is logged once per process;
+  /// `CORIO_SHUFFLE_SEED` replays it.
+  std::optional<bool> shuffle{};
   std::uint64_t shuffle_seed = 0;
   /// Resumptions per iteration before timers and I/O are looked at again.
   std::uint32_t budget = 256;
@@ -143,6 +151,8 @@ struct posted_node {
 };
 }  // namespace detail
 
+class work_guard;
+
 /// A single-threaded event loop. Most code never names it: `corio::run()`
 /// makes one, and awaitables find it through `event_loop::current()`.
 ///
@@ -171,10 +181,9 @@ class event_loop final : private detail::task_owner {
   /// As above without allocating: `node` must stay alive until it has run.
   void post(detail::posted_node& node) noexcept;
 
-  /// Counts work outstanding on other threads that will `post` back: the
-  /// loop then waits for it instead of reporting a deadlock.
-  void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
-  void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
+  /// A guard that keeps the loop waiting for work on another thread that
+  /// will `post` back (see work_guard). Call it on the loop's thread.
+  [[nodiscard]] work_guard keep_alive();
 
   [[nodiscard]] loop_stats stats() const noexcept;
   /// The loop's lag: how late each `sleep` resumed its task, from the
@@ -194,6 +203,12 @@ class event_loop final : private detail::task_owner {
   [[nodiscard]] const char* backend_name() const noexcept;
 
   // ---- used by corio's awaitables (not for user code) ----
+  /// Counts work outstanding on other threads that will post back, so the
+  /// loop waits for it instead of reporting a deadlock. Both calls belong
+  /// on the loop's thread (the remove in the posted completion itself);
+  /// user code holds a work_guard instead, which keeps to that rule.
+  void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
+  void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
   void schedule(detail::task_base& t) noexcept {
     t.m_next_ready = nullptr;
     if (m_ready_tail != nullptr) {
@@ -304,6 +319,7 @@ class event_loop final : private detail::task_owner {
   std::int64_t m_start_ns = 0;
   std::int64_t m_poll_ns = 0;
   bool m_timed = false;  // debug or task_timing: time each resumption
+  bool m_shuffle = false;
   std::uint32_t m_dump_seen = 0;
   // The root that finished (and was destroyed) during the current
   // resumption, for the slow-resumption report.
@@ -316,7 +332,6 @@ class event_loop final : private detail::task_owner {
   detail::intrusive_list<detail::task_owner> m_scopes;
   detail::timer_wheel m_timers;
   std::int64_t m_slack_ns = 0;  // 0 on the virtual clock
-  detail::intrusive_list<detail::timer_node> m_expired;
   std::unique_ptr<detail::backend> m_backend;
   std::atomic<detail::posted_node*> m_inbox{nullptr};
   std::atomic<bool> m_sleeping{false};
@@ -335,6 +350,50 @@ class event_loop final : private detail::task_owner {
   std::uint32_t m_ticks_since_poll = 0;
   event_loop* m_previous = nullptr;
   loop_stats m_stats;
+};
+
+/// Holds a loop open for work running on another thread, and posts that
+/// work's results back to it. While a guard is alive the loop waits (it
+/// does not report a deadlock when it has nothing else to do); releasing
+/// the guard, by `reset()` or its destructor, from any thread, is itself
+/// posted, so the loop lets go only after every callback posted through
+/// the guard before it has run. Make it on the loop's thread and move it
+/// to the thread that does the work.
+///
+/// \code
+///   std::thread worker([guard = corio::event_loop::current()->keep_alive(), &done] {
+///     auto value = slow_computation();
+///     guard.post([&done, value] { done.set(value); });
+///   });  // the guard goes with the thread's lambda
+/// \endcode
+class work_guard {
+ public:
+  work_guard() noexcept = default;
+  explicit work_guard(event_loop& loop);
+  work_guard(work_guard&& o) noexcept
+      : m_loop(std::exchange(o.m_loop, nullptr)), m_release(std::exchange(o.m_release, nullptr)) {}
+  work_guard& operator=(work_guard&& o) noexcept {
+    if (this != &o) {
+      reset();
+      m_loop = std::exchange(o.m_loop, nullptr);
+      m_release = std::exchange(o.m_release, nullptr);
+    }
+    return *this;
+  }
+  work_guard(const work_guard&) = delete;
+  work_guard& operator=(const work_guard&) = delete;
+  ~work_guard() { reset(); }
+
+  /// Runs `fn` on the loop's thread soon (event_loop::post).
+  void post(std::function<void()> fn) const;
+  /// Lets the loop go, once what was posted before has run. Idempotent.
+  void reset() noexcept;
+  /// The loop held, or nullptr once released.
+  [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
+
+ private:
+  event_loop* m_loop = nullptr;
+  detail::posted_node* m_release = nullptr;  // allocated up front: reset() cannot fail
 };
 
 namespace detail {

@@ -24,12 +24,8 @@ namespace corio {
 namespace {
 
 bool shuffle_default() noexcept {
-  if (const char* e = std::getenv("CORIO_SHUFFLE")) return std::strcmp(e, "0") != 0;
-#ifdef CORIO_TEST_SHUFFLE
-  return true;
-#else
-  return false;
-#endif
+  const char* e = std::getenv("CORIO_SHUFFLE");
+  return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
 }
 
 std::uint64_t shuffle_seed() {
@@ -85,8 +81,8 @@ std::int64_t event_loop::read_clock() noexcept {
 
 event_loop::event_loop(loop_options options)
     : m_options(std::move(options)), m_backend(detail::make_backend(m_options.backend)) {
-  if (!m_options.shuffle) m_options.shuffle = shuffle_default();
-  if (m_options.shuffle) {
+  m_shuffle = m_options.shuffle.value_or(shuffle_default());
+  if (m_shuffle) {
     m_rng = m_options.shuffle_seed != 0 ? m_options.shuffle_seed : shuffle_seed();
     if (m_rng == 0) m_rng = 0x9E3779B97F4A7C15ULL;
   }
@@ -104,7 +100,8 @@ event_loop::event_loop(loop_options options)
     install_dump_signal();
     m_dump_seen = g_dump_requests.load(std::memory_order_relaxed);
   }
-  m_now_ns = read_clock();
+  m_now_ns =
+      m_options.virtual_clock ? m_options.virtual_start.time_since_epoch().count() : read_clock();
   m_start_ns = m_now_ns;
   m_timers.reset(m_now_ns);
   if (!m_options.virtual_clock)
@@ -176,6 +173,35 @@ void event_loop::post(std::function<void()> fn) {
     delete self;
   };
   post(*node);
+}
+
+work_guard event_loop::keep_alive() {
+  return work_guard(*this);
+}
+
+work_guard::work_guard(event_loop& loop) : m_loop(&loop) {
+  struct release_node : detail::posted_node {
+    event_loop* m_loop;
+  };
+  auto* node = new release_node;
+  node->m_loop = &loop;
+  node->m_run = [](detail::posted_node& n) noexcept {
+    auto* self = static_cast<release_node*>(&n);
+    self->m_loop->remove_external_work();  // on the loop, after the guard's posts
+    delete self;
+  };
+  m_release = node;
+  loop.add_external_work();
+}
+
+void work_guard::post(std::function<void()> fn) const {
+  if (m_loop == nullptr) throw std::logic_error("corio::work_guard::post: the guard was released");
+  m_loop->post(std::move(fn));
+}
+
+void work_guard::reset() noexcept {
+  if (event_loop* loop = std::exchange(m_loop, nullptr))
+    loop->post(*std::exchange(m_release, nullptr));
 }
 
 void event_loop::run_posted() noexcept {
@@ -256,8 +282,8 @@ void event_loop::tick() {
   if (!m_options.virtual_clock) m_now_ns = read_clock();
 
   // 2. Due timers.
-  m_timers.advance(m_now_ns, m_expired);
-  while (detail::timer_node* t = m_expired.pop_front()) {
+  m_timers.advance(m_now_ns);
+  while (detail::timer_node* t = m_timers.pop_expired()) {
     ++m_stats.timers_fired;
     t->m_fire(*t);
   }
@@ -276,7 +302,10 @@ void event_loop::tick() {
       if (!has_ready() && next > m_now_ns && m_inbox.load(std::memory_order_relaxed) == nullptr) {
         m_now_ns = next;  // jump: nothing else can happen before the next timer
       }
-    } else if (next != 0) {
+    } else if (next > 0 || (next < 0 && outside_work)) {
+      // With no timer and no outside work nothing could end the wait: the
+      // caller sees the loop idle instead (a posted callback run above may
+      // just have finished the last outside work).
       poll_io(next < 0 ? -1 : wait_for_timer_ns(next));
     }
   } else if (m_backend->wants_flush() ||
@@ -285,7 +314,7 @@ void event_loop::tick() {
   }
 
   // 5. Ready tasks, FIFO, bounded by the budget.
-  if (m_options.shuffle) shuffle_ready();
+  if (m_shuffle) shuffle_ready();
   m_stats.resumptions +=
       detail::observe_enabled && m_timed ? run_ready<true>() : run_ready<false>();
   if (detail::observe_enabled && m_options.debug) check_dump_request();
