@@ -45,6 +45,10 @@ class scope_guard : public cancel_scope, timer_node {
   /// True when this scope's own deadline caused the cancellation thrown.
   [[nodiscard]] bool caused() const noexcept { return m_delivered; }
 
+  /// True when a request of an enclosing scope or of the task itself is
+  /// pending (one this scope's conversion must not hide).
+  [[nodiscard]] bool outer_request_pending() const noexcept { return m_task->cancel_effective(); }
+
   /// Requests cancellation of this scope (task_group: a child failed).
   void cancel() noexcept {
     m_pending = true;
@@ -61,7 +65,9 @@ auto deadline_body(std::int64_t deadline_ns, A aw, bool* timed_out) -> task<awai
   try {
     co_return co_await std::move(aw);
   } catch (const cancelled_error&) {
-    if (!scope.caused()) throw;
+    // Converted only when this deadline is what was thrown, and no request
+    // from outside waits behind it (that one must come out as itself).
+    if (!scope.caused() || scope.outer_request_pending()) throw;
   }
   if (timed_out != nullptr) *timed_out = true;
   throw timeout_error();
@@ -79,8 +85,7 @@ inline std::int64_t to_ns(clock::time_point tp) noexcept {
 
 template <class Rep, class Period>
 std::int64_t deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return current_loop().now_ns() + ns;
+  return saturating_add(current_loop().now_ns(), saturating_ns(d));
 }
 
 }  // namespace detail
@@ -133,6 +138,47 @@ auto move_on_after(std::chrono::duration<Rep, Period> d, A aw)
 template <class A>
 auto shield(A aw) -> task<detail::await_result_t<A>> {
   return detail::shield_body(std::move(aw));
+}
+
+/// True once the running task has been asked to cancel: by
+/// `join_handle::cancel()`, by its task group or gather cancelling it, by
+/// the cancellation of a task awaiting its handle, or by the loop's
+/// shutdown. It stays true after the `cancelled_error` was thrown, so
+/// cleanup code can tell a cancellation from an ordinary failure (asyncio's
+/// `Task.cancelling()`). A timeout does not set it: a deadline cancels the
+/// awaitable it wraps, not the task.
+[[nodiscard]] inline bool cancel_requested() noexcept {
+  const event_loop* loop = event_loop::current();
+  const detail::task_base* t = loop != nullptr ? loop->current_task() : nullptr;
+  return t != nullptr && (t->m_flags & detail::tf_cancel_requested) != 0;
+}
+
+/// Awaits `aw`; if the task is cancelled meanwhile, awaits `cleanup()`
+/// shielded (so the cleanup itself may await, and a second cancellation
+/// cannot cut it short), then rethrows the cancellation. C++ does not allow
+/// `co_await` inside a `catch` block, so this is the way to run async
+/// cleanup on cancellation; by hand it is:
+///
+/// \code
+///   bool cancelled = false;
+///   try { co_await work(); } catch (const corio::cancelled_error&) { cancelled = true; }
+///   if (cancelled) {
+///     co_await corio::shield(close_connection());
+///     throw corio::cancelled_error();
+///   }
+///   // the same, with the helper:
+///   co_await corio::on_cancel(work(), [&] { return close_connection(); });
+/// \endcode
+template <class A, class F>
+auto on_cancel(A aw, F cleanup) -> task<detail::await_result_t<A>> {
+  std::exception_ptr cancellation;
+  try {
+    co_return co_await std::move(aw);
+  } catch (const cancelled_error&) {
+    cancellation = std::current_exception();
+  }
+  co_await shield(cleanup());
+  std::rethrow_exception(cancellation);
 }
 
 }  // namespace corio

@@ -2,12 +2,36 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 
 #include "corio/event_loop.hpp"
 
 namespace corio {
 
 namespace detail {
+
+/// `d` in nanoseconds, saturated at the int64 range: `hours::max()` must
+/// mean "never", not wrap round to the past (duration_cast overflows).
+template <class Rep, class Period>
+[[nodiscard]] constexpr std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  using limits = std::numeric_limits<std::int64_t>;
+  // Compared in long double, whose range holds every duration's.
+  const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+  if (ns >= static_cast<long double>(limits::max())) return limits::max();
+  if (ns <= static_cast<long double>(limits::min())) return limits::min();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+/// `base + delta`, saturated: a deadline far enough away is the end of time.
+[[nodiscard]] constexpr std::int64_t saturating_add(std::int64_t base,
+                                                    std::int64_t delta) noexcept {
+  std::int64_t sum = 0;
+  if (__builtin_add_overflow(base, delta, &sum))
+    return delta > 0 ? std::numeric_limits<std::int64_t>::max()
+                     : std::numeric_limits<std::int64_t>::min();
+  return sum;
+}
 
 struct sleep_awaiter : waiter, timer_node {
   std::int64_t m_deadline_ns;
@@ -62,8 +86,9 @@ struct yield_awaiter : waiter {
 /// \endcode
 template <class Rep, class Period>
 [[nodiscard]] detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> d) noexcept {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return detail::sleep_awaiter(detail::current_loop().refresh_now_ns() + (ns > 0 ? ns : 0));
+  const std::int64_t ns = detail::saturating_ns(d);
+  return detail::sleep_awaiter(
+      detail::saturating_add(detail::current_loop().refresh_now_ns(), ns > 0 ? ns : 0));
 }
 
 /// Lets every other ready task run once, and the loop fire due timers and

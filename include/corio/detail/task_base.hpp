@@ -191,9 +191,10 @@ enum task_flag : std::uint32_t {
   tf_has_value = 1U << 5,
   tf_has_error = 1U << 6,
   tf_error_is_cancel = 1U << 7,
-  tf_retrieved = 1U << 8,   // the result or error was taken
-  tf_yielded = 1U << 9,     // yield_now: not again in the tick it yielded in
-  tf_yield_odd = 1U << 10,  // ... which was an odd-numbered tick
+  tf_retrieved = 1U << 8,     // the result or error was taken
+  tf_yielded = 1U << 9,       // yield_now: not again in the tick it yielded in
+  tf_yield_odd = 1U << 10,    // ... which was an odd-numbered tick
+  tf_value_taken = 1U << 11,  // a join_handle moved the value out
 };
 
 /// Promise base of every task<T>. Fields after `m_link` are used by roots only.
@@ -249,22 +250,32 @@ class task_base : public list_node, public frame_info {
 
   /// Marks the effective request(s) delivered. The outermost one is the
   /// cause: a timeout scope converts the error only when it is the cause.
+  /// Scopes inside the cause lose an earlier `delivered` mark: a deadline
+  /// whose cancellation is being cleaned up must not convert a newer
+  /// request from outside into its own timeout.
   void consume_cancel() noexcept {
     cancel_scope* cause = nullptr;
+    cancel_scope* end = nullptr;  // the first scope beyond the walk
+    bool reached_root = true;
     for (cancel_scope* s = m_scope; s != nullptr; s = s->m_parent) {
       if (s->m_pending) {
         s->m_pending = false;
         cause = s;
       }
       if (s->m_shield) {
-        if (cause != nullptr) cause->m_delivered = true;
-        return;
+        end = s->m_parent;
+        reached_root = false;
+        break;
       }
     }
-    if ((m_flags & tf_cancel_pending) != 0) {
+    if (reached_root && (m_flags & tf_cancel_pending) != 0) {
       m_flags &= ~tf_cancel_pending;
+      cause = nullptr;  // the task's own request: no scope caused it
+    } else if (cause == nullptr) {
       return;
     }
+    for (cancel_scope* s = m_scope; s != end && s != cause; s = s->m_parent)
+      s->m_delivered = false;
     if (cause != nullptr) cause->m_delivered = true;
   }
 
