@@ -36,6 +36,7 @@ class queue {
   struct pop_waiter : detail::list_waiter {
     queue* m_queue;
     std::optional<T> m_item;
+    bool m_in_transit = false;  // handed an item while parked: it counts against capacity
     explicit pop_waiter(queue* q) noexcept : m_queue(q) {}
     bool await_ready() {
       if (!m_queue->m_items.empty()) {
@@ -58,6 +59,7 @@ class queue {
     T await_resume() {
       if (m_state != state::idle) finish();
       if (!m_item) throw queue_closed();
+      if (m_in_transit) m_queue->arrived();
       return std::move(*m_item);
     }
   };
@@ -145,34 +147,57 @@ class queue {
   [[nodiscard]] std::size_t size() const noexcept { return m_items.size(); }
   [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
   [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
+  /// True when a push would wait. Items handed to poppers that have not
+  /// resumed yet still count, so the queue never holds more than its
+  /// capacity, even when such a popper is cancelled and gives its item back.
   [[nodiscard]] bool full() const noexcept {
-    return m_capacity != 0 && m_items.size() + m_granted >= m_capacity;
+    return m_capacity != 0 && m_items.size() + m_granted + m_in_transit >= m_capacity;
   }
 
  private:
   // Hands `v` to the oldest popper or stores it if there is room; moves
   // from v only when it succeeds.
   bool offer(T& v) {
-    if (pop_waiter* w = m_poppers.pop_front()) {
-      w->m_item.emplace(std::move(v));
-      w->wake();
+    if (!m_poppers.empty()) {
+      hand_over(std::move(v));
       return true;
     }
     if (full() || !m_pushers.empty()) return false;
-    m_items.push_back(std::move(v));
+    store(std::move(v));
     return true;
   }
 
-  // A granted pusher enqueues its item. Handed straight to a popper, it
-  // leaves its slot free for the next waiting pusher.
+  // A granted pusher enqueues its item, or hands it to a popper; either
+  // way its slot stays taken until the item leaves.
   void deliver(T&& v) {
-    if (pop_waiter* w = m_poppers.pop_front()) {
-      w->m_item.emplace(std::move(v));
-      w->wake();
-      grant_pushers();
+    if (!m_poppers.empty()) {
+      hand_over(std::move(v));
       return;
     }
+    store(std::move(v));
+  }
+
+  // Stores `v`, keeping room for every item in transit to come back.
+  void store(T&& v) {
+    m_items.reserve(m_items.size() + m_in_transit + 1);
     m_items.push_back(std::move(v));
+  }
+
+  // Hands `v` to the oldest popper. Room to give it back is reserved first,
+  // so that a cancelled popper's give_back never allocates.
+  void hand_over(T&& v) {
+    m_items.reserve(m_items.size() + m_in_transit + 1);
+    pop_waiter* w = m_poppers.pop_front();
+    w->m_item.emplace(std::move(v));
+    w->m_in_transit = true;
+    ++m_in_transit;
+    w->wake();
+  }
+
+  // A popper resumed with the item it was handed: its slot is free.
+  void arrived() noexcept {
+    --m_in_transit;
+    grant_pushers();
   }
 
   // Once closed and no granted pusher has an item to deliver, the poppers
@@ -187,10 +212,12 @@ class queue {
   void give_back(T&& v) noexcept {
     if (pop_waiter* w = m_poppers.pop_front()) {
       w->m_item.emplace(std::move(v));
+      w->m_in_transit = true;  // the slot in transit passes to it
       w->wake();
       return;
     }
-    m_items.push_front(std::move(v));
+    --m_in_transit;
+    m_items.push_front(std::move(v));  // room was reserved by hand_over
   }
 
   // Grants free slots to waiting pushers, oldest first.
@@ -204,7 +231,8 @@ class queue {
   }
 
   std::size_t m_capacity;
-  std::size_t m_granted = 0;  // slots promised to woken pushers
+  std::size_t m_granted = 0;     // slots promised to woken pushers
+  std::size_t m_in_transit = 0;  // items handed to poppers that have not resumed
   bool m_closed = false;
   detail::ring_buffer<T> m_items;
   detail::intrusive_list<pop_waiter> m_poppers;
