@@ -21,6 +21,11 @@ namespace detail {
 template <class T, class F>
 class for_each_awaiter;
 
+/// A failure a generator yields in place of an item (see yield_value).
+struct yielded_error {
+  std::exception_ptr m_error;
+};
+
 // Generator frames do not take part in await chains (a chain ends at the
 // task that consumes the stream): recording them would cost the stream's
 // hot path two stores and a test per item.
@@ -52,6 +57,14 @@ class generator_promise : public frame_allocated {
     return {m_consumer ? m_consumer : m_sink->m_consumer};
   }
 
+  /// `co_yield detail::yielded_error{e}` hands the consumer a failure in
+  /// place of an item: `next()` rethrows it and the stream goes on at the
+  /// next `next()` (as_completed); a for_each ends with it.
+  to_consumer yield_value(yielded_error e) noexcept {
+    m_value = nullptr;
+    m_error = std::move(e.m_error);
+    return {m_consumer ? m_consumer : m_sink->m_consumer};
+  }
   to_consumer yield_value(std::remove_reference_t<T>& v) noexcept { return hand_over(v); }
   to_consumer yield_value(std::remove_reference_t<T>&& v) noexcept { return hand_over(v); }
   void return_void() noexcept {}

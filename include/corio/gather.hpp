@@ -55,7 +55,9 @@ task<std::conditional_t<std::is_void_v<T>, void, std::vector<T>>> gather(
 template <class... Ts>
 task<std::tuple<detail::gather_value_t<Ts>...>> gather(task<Ts>... tasks) {
   detail::child_scope scope(true);
-  auto handles = std::make_tuple(scope.spawn(std::move(tasks))...);
+  // A braced list is evaluated left to right: the tasks start in argument
+  // order (make_tuple's arguments would be evaluated in any order).
+  std::tuple<join_handle<Ts>...> handles{scope.spawn(std::move(tasks))...};
   co_await detail::join_or_rethrow(scope);
   co_return std::apply([](auto&... h) { return std::make_tuple(detail::take_value(h)...); },
                        handles);

@@ -1,7 +1,9 @@
 // spawn(): run a task concurrently; join_handle<T>: await or cancel it.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "corio/task.hpp"
@@ -65,53 +67,82 @@ class join_handle {
   /// `cancelled_error`. Returns false when the task has already finished.
   bool cancel() noexcept { return m_promise != nullptr && m_promise->request_cancel(); }
 
-  /// The result of a finished task (moves it out); rethrows its error.
+  /// The result of a finished task (moves it out); rethrows its error. A
+  /// value can be taken once: a second `result()` or `co_await` of a task
+  /// that produced a value throws `std::logic_error` (an error is rethrown
+  /// every time, and a `void` or reference result can be taken again).
   T result() {
     if (!done()) throw std::logic_error("corio::join_handle::result: task not finished");
-    return m_promise->take();
+    return take(m_promise);
   }
 
-  /// Waits for the task. Cancellation: the waiting task is unlinked at once
-  /// and the awaited task is cancelled as well.
-  auto operator co_await() noexcept {
-    struct awaiter : detail::waiter, detail::done_listener {
-      promise* m_child;
-      explicit awaiter(promise* c) noexcept : m_child(c) {}
-      [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
-      bool await_suspend(std::coroutine_handle<> h) noexcept {
-        if (!begin(h)) return false;
-        describe("join_handle");
-        if constexpr (detail::observe_enabled) m_waiting = m_task;
-        m_on_done = [](detail::done_listener& l) noexcept { static_cast<awaiter&>(l).wake(); };
-        m_on_abort = [](detail::waiter& w) noexcept {
-          auto& self = static_cast<awaiter&>(w);
-          self.unlisten();
-          self.m_child->request_cancel();
-        };
-        done_listener::m_next = m_child->m_listeners;
-        m_child->m_listeners = this;
-        return true;
-      }
-      T await_resume() {
-        if (m_state != state::idle) finish();
-        return m_child->take();
-      }
-      void unlisten() noexcept {
-        for (detail::done_listener** p = &m_child->m_listeners; *p != nullptr; p = &(*p)->m_next) {
-          if (*p == this) {
-            *p = done_listener::m_next;
-            return;
-          }
-        }
-      }
-    };
-    return awaiter{m_promise};
-  }
+  /// Waits for the task and gives its result (see result()). Cancellation:
+  /// the waiting task is unlinked at once and the awaited task is
+  /// cancelled as well.
+  auto operator co_await() noexcept { return awaiter<true>{m_promise}; }
+
+  /// Waits for the task to finish without taking its result, and without
+  /// cancelling it when the waiter is cancelled: a deadline on the wait
+  /// leaves the task running (asyncio's `wait_for(shield(t))`).
+  ///
+  /// \code
+  ///   if (co_await corio::move_on_after(1s, h.wait())) use(h.result());
+  ///   else log("still running");
+  /// \endcode
+  [[nodiscard]] auto wait() noexcept { return awaiter<false>{m_promise}; }
 
   /// The promise behind the handle (for corio's combinators).
   [[nodiscard]] promise* get() const noexcept { return m_promise; }
 
  private:
+  static T take(promise* p) {
+    if constexpr (!std::is_void_v<T> && !std::is_reference_v<T>) {
+      constexpr std::uint32_t taken_or_failed = detail::tf_value_taken | detail::tf_has_error;
+      if ((p->m_flags & taken_or_failed) == detail::tf_value_taken) {
+        throw std::logic_error(
+            "corio::join_handle: the task's value was already taken by an earlier co_await or "
+            "result(); take it once (or share it), or wait() without taking it");
+      }
+      p->m_flags |= detail::tf_value_taken;
+    }
+    return p->take();
+  }
+
+  // Takes the result and cancels the task when the waiter is cancelled
+  // (co_await), or neither (wait()).
+  template <bool Joining>
+  struct awaiter : detail::waiter, detail::done_listener {
+    promise* m_child;
+    explicit awaiter(promise* c) noexcept : m_child(c) {}
+    [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      if (!begin(h)) return false;
+      describe(Joining ? "join_handle" : "join_handle wait");
+      if constexpr (detail::observe_enabled) m_waiting = m_task;
+      m_on_done = [](detail::done_listener& l) noexcept { static_cast<awaiter&>(l).wake(); };
+      m_on_abort = [](detail::waiter& w) noexcept {
+        auto& self = static_cast<awaiter&>(w);
+        self.unlisten();
+        if constexpr (Joining) self.m_child->request_cancel();
+      };
+      done_listener::m_next = m_child->m_listeners;
+      m_child->m_listeners = this;
+      return true;
+    }
+    decltype(auto) await_resume() {
+      if (m_state != state::idle) finish();
+      if constexpr (Joining) return take(m_child);
+    }
+    void unlisten() noexcept {
+      for (detail::done_listener** p = &m_child->m_listeners; *p != nullptr; p = &(*p)->m_next) {
+        if (*p == this) {
+          *p = done_listener::m_next;
+          return;
+        }
+      }
+    }
+  };
+
   void reset() noexcept {
     if (promise* p = std::exchange(m_promise, nullptr)) {
       p->m_flags &= ~detail::tf_handle;

@@ -46,9 +46,14 @@ class child_scope final : public task_owner {
     m_count = 0;
   }
 
+  /// Spawns `t` into the scope. Into a scope that is cancelling (after
+  /// cancel_all, or the first failure of a fail-fast scope) the child
+  /// starts cancelled, as in Trio: it never runs its body.
   template <class T>
   join_handle<T> spawn(task<T> t, const char* name = nullptr) {
-    return spawn_into(*this, *m_loop, std::move(t), name);
+    join_handle<T> h = spawn_into(*this, *m_loop, std::move(t), name);
+    if (m_cancelling) h.cancel();
+    return h;
   }
 
   /// Spawns every task of `tasks` (emptied) and returns their handles in order.
@@ -64,8 +69,12 @@ class child_scope final : public task_owner {
 
   /// Requests cancellation of every child still running.
   void cancel_all() noexcept {
+    m_cancelling = true;
     m_members.for_each([](task_base& t) { t.request_cancel(); });
   }
+
+  /// True once cancel_all ran: children spawned from now on start cancelled.
+  [[nodiscard]] bool cancelling() const noexcept { return m_cancelling; }
 
   /// Called for each finished child (after the bookkeeping below).
   void (*m_on_child_done)(child_scope&, task_base&) noexcept = nullptr;
@@ -137,6 +146,7 @@ class child_scope final : public task_owner {
   event_loop* m_loop;
   bool m_fail_fast;
   bool m_collect;
+  bool m_cancelling = false;
   std::vector<std::exception_ptr> m_errors;
   waiter* m_waiter = nullptr;
   bool (*m_waiter_pred)(const child_scope&) = nullptr;
