@@ -14,23 +14,22 @@
 
 namespace corio {
 
-/// Calls `fn(item)` (which returns an awaitable) for each item of `range`,
-/// with at most `limit` in flight, and returns the results in input order.
-/// Each coroutine is created only when a slot is free, so a million items
-/// never means a million frames (the guide's controlled_gather, done
-/// right). The first failure cancels the calls in flight and is rethrown.
-///
-/// \code
-///   auto pages = co_await corio::map_bounded(urls, fetch, 50);
-/// \endcode
-template <std::ranges::input_range Range, class F>
-auto map_bounded(Range&& range, F fn, std::size_t limit) -> task<std::conditional_t<
-    std::is_void_v<
-        detail::await_result_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>>,
-    void,
-    std::vector<
-        detail::await_value_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>>>> {
-  using R = detail::await_result_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>;
+namespace detail {
+
+template <class Range, class F>
+using map_call_t = await_result_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>;
+
+template <class Range, class F>
+using map_bounded_result_t = std::conditional_t<
+    std::is_void_v<map_call_t<Range, F>>, void,
+    std::vector<await_value_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>>>;
+
+// `Stored` is a reference for an lvalue range and a value for an rvalue
+// one: the coroutine frame then owns a temporary range, which must outlive
+// the call that made it (the task may be awaited much later).
+template <class Stored, class F>
+task<map_bounded_result_t<Stored, F>> map_bounded_impl(Stored range, F fn, std::size_t limit) {
+  using R = map_call_t<Stored, F>;
   if (limit == 0) throw std::invalid_argument("corio::map_bounded: limit must be positive");
   auto it = std::ranges::begin(range);
   auto end = std::ranges::end(range);
@@ -69,6 +68,26 @@ auto map_bounded(Range&& range, F fn, std::size_t limit) -> task<std::conditiona
       out.push_back(std::move(*r));
     co_return out;
   }
+}
+
+}  // namespace detail
+
+/// Calls `fn(item)` (which returns an awaitable) for each item of `range`,
+/// with at most `limit` in flight, and returns the results in input order.
+/// Each coroutine is created only when a slot is free, so a million items
+/// never means a million frames (the guide's controlled_gather, done
+/// right). The first failure cancels the calls in flight and is rethrown.
+/// A range passed as an lvalue is read in place (it must outlive the
+/// task); one passed as an rvalue (a temporary) is moved into the task.
+///
+/// \code
+///   auto pages = co_await corio::map_bounded(urls, fetch, 50);
+/// \endcode
+template <std::ranges::input_range Range, class F>
+auto map_bounded(Range&& range, F fn, std::size_t limit) {
+  using stored =
+      std::conditional_t<std::is_lvalue_reference_v<Range>, Range, std::remove_cvref_t<Range>>;
+  return detail::map_bounded_impl<stored>(std::forward<Range>(range), std::move(fn), limit);
 }
 
 /// Cuts a contiguous range into spans of at most `n` items (the last may be

@@ -1,6 +1,8 @@
 // mutex: a FIFO-fair lock for tasks of one loop.
 #pragma once
 
+#include <stdexcept>
+
 #include "corio/semaphore.hpp"
 
 namespace corio {
@@ -25,8 +27,13 @@ class mutex {
   [[nodiscard]] auto scoped_lock() noexcept { return m_sem.acquire_guard(); }
   /// Takes the lock if it is free and nobody waits.
   bool try_lock() noexcept { return m_sem.try_acquire(); }
-  /// Releases the lock (to the oldest waiter, if any).
-  void unlock() noexcept { m_sem.release(); }
+  /// Releases the lock (to the oldest waiter, if any). Unlocking a mutex
+  /// that is not locked is a bug in the caller: it throws std::logic_error
+  /// and changes nothing (asyncio raises RuntimeError).
+  void unlock() {
+    if (!locked()) throw std::logic_error("corio::mutex::unlock: the mutex is not locked");
+    m_sem.release();
+  }
   [[nodiscard]] bool locked() const noexcept { return m_sem.available() == 0; }
 
  private:

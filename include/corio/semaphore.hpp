@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <stdexcept>
 #include <utility>
 
 #include "corio/detail/list_waiter.hpp"
@@ -105,6 +106,48 @@ class semaphore {
  private:
   std::size_t m_count;
   detail::intrusive_list<acquire_waiter> m_waiters;
+};
+
+/// asyncio's BoundedSemaphore: a semaphore that never holds more than the
+/// permits it started with. A release without a matching acquire is a bug
+/// in the caller: it throws std::logic_error and changes nothing, where a
+/// plain semaphore would silently grow.
+///
+/// \code
+///   corio::bounded_semaphore slots(4);
+///   co_await slots.acquire();
+///   ...
+///   slots.release();
+/// \endcode
+class bounded_semaphore {
+ public:
+  explicit bounded_semaphore(std::size_t permits) noexcept : m_sem(permits), m_bound(permits) {}
+  bounded_semaphore(const bounded_semaphore&) = delete;
+  bounded_semaphore& operator=(const bounded_semaphore&) = delete;
+
+  /// Waits for a permit and takes it.
+  [[nodiscard]] auto acquire() noexcept { return m_sem.acquire(); }
+  /// Waits for a permit; the guard releases it at scope end.
+  [[nodiscard]] auto acquire_guard() noexcept { return m_sem.acquire_guard(); }
+  /// Takes a permit if one is free and nobody waits; never suspends.
+  bool try_acquire() noexcept { return m_sem.try_acquire(); }
+  /// Gives a permit back; throws std::logic_error when every permit is
+  /// already free.
+  void release() {
+    if (m_sem.available() >= m_bound)
+      throw std::logic_error("corio::bounded_semaphore::release: more releases than acquires");
+    m_sem.release();
+  }
+  /// Free permits now.
+  [[nodiscard]] std::size_t available() const noexcept { return m_sem.available(); }
+  /// Tasks waiting now.
+  [[nodiscard]] std::size_t waiters() const noexcept { return m_sem.waiters(); }
+  /// The permits it started with, which it never exceeds.
+  [[nodiscard]] std::size_t bound() const noexcept { return m_bound; }
+
+ private:
+  semaphore m_sem;
+  std::size_t m_bound;
 };
 
 inline semaphore_guard& semaphore_guard::operator=(semaphore_guard&& o) noexcept {
