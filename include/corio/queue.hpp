@@ -35,8 +35,10 @@ template <class T>
 class queue {
   struct pop_waiter : detail::list_waiter {
     queue* m_queue;
+    // Handed while parked: the waiter then sits in the queue's transit list
+    // (through the list node it parked with) until it resumes.
     std::optional<T> m_item;
-    bool m_in_transit = false;  // handed an item while parked: it counts against capacity
+    bool m_in_transit = false;
     explicit pop_waiter(queue* q) noexcept : m_queue(q) {}
     bool await_ready() {
       if (!m_queue->m_items.empty()) {
@@ -51,15 +53,14 @@ class queue {
       if (!park_in(m_queue->m_poppers, h, "queue pop")) return false;
       m_on_pass = [](detail::waiter& w) noexcept {
         auto& self = static_cast<pop_waiter&>(w);
-        if (self.m_item) self.m_queue->give_back(std::move(*self.m_item));
-        self.m_item.reset();
+        if (self.m_in_transit) self.m_queue->give_back(self);
       };
       return true;
     }
     T await_resume() {
       if (m_state != state::idle) finish();
       if (!m_item) throw queue_closed();
-      if (m_in_transit) m_queue->arrived();
+      if (m_in_transit) m_queue->arrived(*this);
       return std::move(*m_item);
     }
   };
@@ -158,12 +159,12 @@ class queue {
   // Hands `v` to the oldest popper or stores it if there is room; moves
   // from v only when it succeeds.
   bool offer(T& v) {
+    if (full() || !m_pushers.empty()) return false;
     if (!m_poppers.empty()) {
       hand_over(std::move(v));
-      return true;
+    } else {
+      store(std::move(v));
     }
-    if (full() || !m_pushers.empty()) return false;
-    store(std::move(v));
     return true;
   }
 
@@ -190,12 +191,14 @@ class queue {
     pop_waiter* w = m_poppers.pop_front();
     w->m_item.emplace(std::move(v));
     w->m_in_transit = true;
+    m_transit.push_back(*w);
     ++m_in_transit;
     w->wake();
   }
 
   // A popper resumed with the item it was handed: its slot is free.
-  void arrived() noexcept {
+  void arrived(pop_waiter& w) noexcept {
+    w.unlink();
     --m_in_transit;
     grant_pushers();
   }
@@ -208,16 +211,30 @@ class queue {
       w->wake();
   }
 
-  // A cancelled popper's item goes back to the head (or to the next popper).
-  void give_back(T&& v) noexcept {
-    if (pop_waiter* w = m_poppers.pop_front()) {
-      w->m_item.emplace(std::move(v));
-      w->m_in_transit = true;  // the slot in transit passes to it
-      w->wake();
+  // A popper handed an item and cancelled before it resumed: the items in
+  // transit keep their order, so its item moves to the next popper in
+  // transit, whose item moves on in turn; the newest one goes to a popper
+  // still waiting, or back to the head of the queue (every stored item is
+  // newer: items are stored only while nobody waits).
+  void give_back(pop_waiter& w) noexcept {
+    std::optional<T> carry(std::move(w.m_item));
+    w.m_item.reset();
+    bool after = false;
+    m_transit.for_each([&](pop_waiter& next) {
+      if (after) std::swap(carry, next.m_item);
+      after = after || &next == &w;
+    });
+    w.unlink();
+    w.m_in_transit = false;
+    if (pop_waiter* next = m_poppers.pop_front()) {
+      next->m_item = std::move(carry);
+      next->m_in_transit = true;
+      m_transit.push_back(*next);
+      next->wake();
       return;
     }
     --m_in_transit;
-    m_items.push_front(std::move(v));  // room was reserved by hand_over
+    m_items.push_front(std::move(*carry));  // room was reserved by hand_over
   }
 
   // Grants free slots to waiting pushers, oldest first.
@@ -236,6 +253,7 @@ class queue {
   bool m_closed = false;
   detail::ring_buffer<T> m_items;
   detail::intrusive_list<pop_waiter> m_poppers;
+  detail::intrusive_list<pop_waiter> m_transit;  // handed an item, not resumed, oldest first
   detail::intrusive_list<push_waiter> m_pushers;
 };
 
