@@ -45,9 +45,19 @@ class scope_guard : public cancel_scope, timer_node {
   /// True when this scope's own deadline caused the cancellation thrown.
   [[nodiscard]] bool caused() const noexcept { return m_delivered; }
 
-  /// True when a request of an enclosing scope or of the task itself is
-  /// pending (one this scope's conversion must not hide).
-  [[nodiscard]] bool outer_request_pending() const noexcept { return m_task->cancel_effective(); }
+  /// True when a cancellation from outside this scope is pending, or was
+  /// delivered and may still be on its way out (a cleanup awaiting inside
+  /// it): this scope's conversion to a timeout must not hide it. The task's
+  /// own request counts from the moment it is made until the task ends, as
+  /// in asyncio (a timeout inside a cancelled task never converts). A
+  /// shield holds outer requests off, so the walk stops there.
+  [[nodiscard]] bool outer_cancellation() const noexcept {
+    for (const cancel_scope* s = m_parent; s != nullptr; s = s->m_parent) {
+      if (s->m_pending || s->m_delivered) return true;
+      if (s->m_shield) return false;
+    }
+    return (m_task->m_flags & (tf_cancel_requested | tf_cancel_pending)) != 0;
+  }
 
   /// Requests cancellation of this scope (task_group: a child failed).
   void cancel() noexcept {
@@ -65,9 +75,10 @@ auto deadline_body(std::int64_t deadline_ns, A aw, bool* timed_out) -> task<awai
   try {
     co_return co_await std::move(aw);
   } catch (const cancelled_error&) {
-    // Converted only when this deadline is what was thrown, and no request
-    // from outside waits behind it (that one must come out as itself).
-    if (!scope.caused() || scope.outer_request_pending()) throw;
+    // Converted only when this deadline is what was thrown, and no
+    // cancellation from outside is pending or on its way out (that one
+    // must come out as itself).
+    if (!scope.caused() || scope.outer_cancellation()) throw;
   }
   if (timed_out != nullptr) *timed_out = true;
   throw timeout_error();
