@@ -15,8 +15,11 @@ namespace corio {
 ///
 /// Like asyncio's `CancelledError` (a `BaseException`), it does not derive
 /// from `std::exception`, so `catch (const std::exception&)` does not swallow
-/// a cancellation by accident. Code may catch it, clean up (awaiting is
-/// allowed) and should rethrow it.
+/// a cancellation by accident. Code may catch it, clean up and should
+/// rethrow it. Awaiting in that cleanup is allowed, but C++ forbids
+/// `co_await` inside a `catch` block: set a flag in the handler and await
+/// after it, or use `corio::on_cancel(aw, cleanup)` (cancel.hpp), which
+/// awaits the cleanup shielded and rethrows.
 class cancelled_error {
  public:
   [[nodiscard]] const char* what() const noexcept { return "corio: task cancelled"; }
@@ -63,8 +66,9 @@ class limit_overrun_error : public std::length_error {
   std::size_t m_buffered;
 };
 
-/// All failures of a `task_group` (or a `gather` of several failing
-/// children), in the order they happened. `what()` lists their messages.
+/// All failures of a `task_group` (the body's and the children's), in the
+/// order they happened. `what()` lists their messages. (`gather` rethrows
+/// its first failure itself, as asyncio.gather does.)
 class task_group_error : public std::runtime_error {
  public:
   explicit task_group_error(std::vector<std::exception_ptr> errors);

@@ -160,6 +160,40 @@ TEST(Correctness, QueueNeverExceedsItsCapacity) {
   });
 }
 
+// Two poppers handed items and both cancelled before they resumed: the
+// items come back in the order they were pushed, and a bounded queue still
+// never holds more than its capacity.
+TEST(Correctness, ItemsGivenBackByCancelledPoppersKeepTheirOrder) {
+  for (std::size_t capacity : {std::size_t{2}, std::size_t{0}}) {
+    run_virtual([capacity]() -> corio::task<> {
+      corio::queue<int> q(capacity);
+      auto pop = [](corio::queue<int>& q) -> corio::task<int> { co_return co_await q.pop(); };
+      auto p1 = corio::spawn(pop(q));
+      auto p2 = corio::spawn(pop(q));
+      co_await corio::yield_now();  // both wait
+      co_await q.push(1);           // handed to p1, which has not resumed
+      co_await q.push(2);           // handed to p2
+      const bool stored = q.try_push(3);
+      EXPECT_EQ(stored, capacity == 0) << "the two items in transit fill a queue of 2";
+      p1.cancel();
+      p2.cancel();
+      for (auto* h : {&p1, &p2}) {
+        try {
+          (void)co_await *h;
+        } catch (const corio::cancelled_error&) {
+        }
+      }
+      if (capacity != 0) {
+        EXPECT_LE(q.size(), capacity);
+      }
+      EXPECT_EQ(co_await q.pop(), 1);
+      if (!stored) co_await q.push(3);  // room again
+      EXPECT_EQ(co_await q.pop(), 2);
+      EXPECT_EQ(co_await q.pop(), 3);
+    });
+  }
+}
+
 // 5. A child spawned into a group that is already cancelling starts cancelled.
 TEST(Correctness, ChildSpawnedAfterGroupCancelIsCancelled) {
   run_virtual([]() -> corio::task<> {
