@@ -35,6 +35,17 @@ corio::task<int> fail_after(std::chrono::nanoseconds d) {
   throw std::runtime_error("failed on purpose");
 }
 
+// Awaits `h`; true when the task ended by a cancellation.
+template <class T>
+corio::task<bool> ends_cancelled(corio::join_handle<T>& h) {
+  try {
+    (void)co_await h;
+  } catch (const corio::cancelled_error&) {
+    co_return true;
+  }
+  co_return false;
+}
+
 // 1. A timeout that expires in the tick of the sleep it cuts short.
 corio::task<> timeout_in_the_sleeps_tick() {
   const bool completed = co_await corio::move_on_after(5ms, corio::sleep(5ms));
@@ -88,13 +99,7 @@ TEST(Correctness, CancelDuringATimedOutBodysCleanupIsNotLost) {
     co_await corio::sleep(15ms);
     const auto t0 = corio::now();
     h.cancel();
-    bool cancelled = false;
-    try {
-      co_await h;
-    } catch (const corio::cancelled_error&) {
-      cancelled = true;
-    }
-    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(co_await ends_cancelled(h));
     EXPECT_LT(corio::now() - t0, 1s) << "the task ran on after its cancellation";
   });
 }
@@ -145,13 +150,7 @@ TEST(Correctness, QueueNeverExceedsItsCapacity) {
     auto pusher = corio::spawn(
         [](corio::queue<int>& q) -> corio::task<> { co_await q.push(2); }(q));  // waits for room
     popper.cancel();  // before it resumed: 1 goes back
-    bool cancelled = false;
-    try {
-      co_await popper;
-    } catch (const corio::cancelled_error&) {
-      cancelled = true;
-    }
-    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(co_await ends_cancelled(popper));
     EXPECT_LE(q.size(), 1U);
     EXPECT_EQ(co_await q.pop(), 1);
     EXPECT_EQ(co_await q.pop(), 2);
@@ -272,13 +271,7 @@ TEST(Correctness, AsCompletedCancelledConsumerAwaitsItsTasks) {
     }());
     co_await corio::sleep(5ms);
     consumer.cancel();
-    bool cancelled = false;
-    try {
-      co_await consumer;
-    } catch (const corio::cancelled_error&) {
-      cancelled = true;
-    }
-    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(co_await ends_cancelled(consumer));
     EXPECT_EQ(stats().live_tasks, 1U) << "as_completed left its tasks running";
   });
 }
@@ -584,13 +577,7 @@ TEST(Correctness, OnCancelRunsAsyncCleanupThenRethrows) {
     }(log));
     co_await corio::sleep(1ms);
     h.cancel();
-    bool cancelled = false;
-    try {
-      co_await h;
-    } catch (const corio::cancelled_error&) {
-      cancelled = true;
-    }
-    EXPECT_TRUE(cancelled);
+    EXPECT_TRUE(co_await ends_cancelled(h));
     EXPECT_EQ(log, (std::vector<std::string>{"cleaned up"}));
   });
 }
