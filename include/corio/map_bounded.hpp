@@ -60,7 +60,7 @@ task<map_bounded_result_t<Stored, F>> map_bounded_impl(Stored range, F fn, std::
   };
   for (std::size_t w = 0; w < limit && it != end; ++w)
     scope.spawn(worker());
-  co_await detail::join_or_rethrow(scope);
+  co_await detail::join_or_rethrow(scope, "a map_bounded");
   if constexpr (!std::is_void_v<R>) {
     std::vector<std::remove_cvref_t<R>> out;
     out.reserve(results.size());

@@ -19,7 +19,8 @@ namespace corio {
 /// - Cleanups registered with `defer` run last, newest first, even on
 ///   failure or cancellation (the guide's ResourceManager).
 /// - Cancelling the task that runs the group cancels the children, waits
-///   for them, runs the cleanups and rethrows `cancelled_error`.
+///   for them, runs the cleanups and rethrows `cancelled_error`; failures
+///   that happen meanwhile do not replace it (they go to the loop's report).
 /// - `cancel()` ends the group without an error; a body that returns a
 ///   value and was stopped before producing it throws `cancelled_error`.
 ///
@@ -84,7 +85,12 @@ class task_group {
         errors.push_back(std::current_exception());
       }
     }
-    if (outer_cancel) throw cancelled_error();
+    if (outer_cancel) {
+      // The cancellation from outside wins (it must reach whoever asked
+      // for it); the failures it overtook are reported, not lost.
+      if (!errors.empty()) detail::report_overtaken_errors("a task group", errors);
+      throw cancelled_error();
+    }
     if (!errors.empty()) throw task_group_error(std::move(errors));
   }
 

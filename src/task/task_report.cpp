@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "corio/errors.hpp"
 #include "corio/event_loop.hpp"
@@ -55,6 +56,21 @@ bool complete_root(task_base& t) noexcept {
     l = next;
   }
   return (t.m_flags & tf_handle) == 0;
+}
+
+void report_overtaken_errors(const char* what,
+                             const std::vector<std::exception_ptr>& errors) noexcept {
+  try {
+    std::string msg = std::string("corio: ") + what +
+                      " was cancelled from outside, and the cancellation overtook " +
+                      join_messages(errors);
+    if (event_loop* loop = event_loop::current()) {
+      loop->report(msg);
+    } else {
+      std::fprintf(stderr, "%s\n", msg.c_str());
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a report must not throw
+  }
 }
 
 void before_destroy_root(task_base& t) noexcept {

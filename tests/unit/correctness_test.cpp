@@ -118,6 +118,40 @@ TEST(Correctness, TimeoutStillConvertsItsOwnDeadlineAfterACleanup) {
   });
 }
 
+// 2, the rarer variant: a child failing in the cleanup that an outside
+// cancel started does not turn the cancellation into a task_group_error,
+// and its failure is reported rather than lost.
+TEST(Correctness, AFailureDuringCancelCleanupDoesNotReplaceTheCancel) {
+  std::vector<std::string> reports;
+  run_virtual(
+      []() -> corio::task<> {
+        auto h = corio::spawn([]() -> corio::task<> {
+          co_await corio::with_task_group([](corio::task_group& g) -> corio::task<> {
+            g.spawn(corio::with_task_group([](corio::task_group& inner) -> corio::task<> {
+              inner.spawn([]() -> corio::task<> {
+                bool cancelled = false;
+                try {
+                  co_await corio::sleep(1h);
+                } catch (const corio::cancelled_error&) {
+                  cancelled = true;
+                }
+                if (cancelled) throw std::runtime_error("cleanup failed");
+              }());
+              co_await corio::sleep(1h);
+            }));
+            co_await corio::sleep(1h);
+          });
+          co_await corio::sleep(1h);
+        }());
+        co_await corio::sleep(1ms);
+        h.cancel();
+        EXPECT_TRUE(co_await ends_cancelled(h));
+      },
+      {.report = [&reports](const std::string& m) { reports.push_back(m); }});
+  ASSERT_FALSE(reports.empty());
+  EXPECT_NE(reports.front().find("cleanup failed"), std::string::npos) << reports.front();
+}
+
 // 3. run() returns once a cancelled offload's job has come back.
 TEST(Correctness, RunReturnsAfterACancelledOffloadFinishes) {
   for (auto backend : {corio::io_backend_kind::epoll, corio::io_backend_kind::uring}) {

@@ -152,9 +152,25 @@ class child_scope final : public task_owner {
   bool (*m_waiter_pred)(const child_scope&) = nullptr;
 };
 
-/// Joins the scope; rethrows the first child failure.
-inline task<> join_or_rethrow(child_scope& scope) {
-  co_await scope.join();
+/// Reports failures that a cancellation from outside overtook (a group or
+/// gather rethrows the cancellation, so that it reaches whoever asked for
+/// it): through the loop's report, so they are not lost silently.
+void report_overtaken_errors(const char* what,
+                             const std::vector<std::exception_ptr>& errors) noexcept;
+
+/// Joins the scope; rethrows the first child failure, or the caller's
+/// cancellation (reporting failures it overtook).
+inline task<> join_or_rethrow(child_scope& scope, const char* what = "a gather") {
+  bool cancelled = false;
+  try {
+    co_await scope.join();
+  } catch (const cancelled_error&) {
+    cancelled = true;
+  }
+  if (cancelled) {
+    if (!scope.errors().empty()) report_overtaken_errors(what, scope.errors());
+    throw cancelled_error();
+  }
   if (!scope.errors().empty()) std::rethrow_exception(scope.errors().front());
 }
 
