@@ -60,7 +60,7 @@ async_generator<T> as_completed(std::vector<task<T>> tasks) {
     finished.pop_front();
     if ((p->m_flags & detail::tf_has_error) != 0) {
       p->m_flags |= detail::tf_retrieved;  // handed to the consumer
-      co_yield detail::yielded_error{p->m_error};
+      co_yield detail::yielded_error{&p->m_error};
     } else {
       co_yield p->take();
     }

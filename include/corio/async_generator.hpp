@@ -21,9 +21,13 @@ namespace detail {
 template <class T, class F>
 class for_each_awaiter;
 
-/// A failure a generator yields in place of an item (see yield_value).
+/// A failure a generator yields in place of an item (see yield_value). It
+/// points at the error rather than holding it: GCC 12 destroys some
+/// temporaries of a co_yield twice when the generator is destroyed while
+/// suspended there, and a second release of an exception_ptr frees the
+/// exception under its other owners (valgrind saw it in as_completed).
 struct yielded_error {
-  std::exception_ptr m_error;
+  const std::exception_ptr* m_error;
 };
 
 // Generator frames do not take part in await chains (a chain ends at the
@@ -62,7 +66,7 @@ class generator_promise : public frame_allocated {
   /// next `next()` (as_completed); a for_each ends with it.
   to_consumer yield_value(yielded_error e) noexcept {
     m_value = nullptr;
-    m_error = std::move(e.m_error);
+    m_error = *e.m_error;
     return {m_consumer ? m_consumer : m_sink->m_consumer};
   }
   to_consumer yield_value(std::remove_reference_t<T>& v) noexcept { return hand_over(v); }
