@@ -14,17 +14,19 @@ namespace corio {
 /// asyncio.Queue: `co_await q.push(v)` waits while the queue is full,
 /// `co_await q.pop()` waits while it is empty. Capacity 0 means unbounded.
 /// `close()` ends it: pushes throw `queue_closed`; pops take what is left,
-/// then throw `queue_closed`.
+/// then throw `queue_closed`. The queue never holds more than its capacity.
 ///
 /// \note FIFO for items and for waiters on each side: an item pushed while
-/// tasks wait in pop() is handed straight to the oldest of them, and a slot
-/// freed while tasks wait in push() is granted to the oldest of them.
+/// tasks wait in pop() is promised to the oldest of them (it stays in the
+/// queue, reserved, until that task resumes and takes the oldest item), and
+/// a slot freed while tasks wait in push() is granted to the oldest of them.
 ///
 /// Cancellation: a cancelled waiter is unlinked at once and its item (for
-/// push) is not enqueued. A popper handed an item and cancelled before it
-/// resumed puts the item back at the head (or hands it to the next popper);
-/// a pusher granted a slot and cancelled before it resumed gives the slot to
-/// the next pusher. No item is lost or duplicated.
+/// push) is not enqueued. A popper promised an item and cancelled before it
+/// resumed passes the promise to the next popper, or leaves the item to
+/// whoever pops next; a pusher granted a slot and cancelled before it
+/// resumed gives the slot to the next pusher. No item is lost, duplicated
+/// or reordered, and nothing allocates on the way.
 ///
 /// \code
 ///   corio::queue<int> q(16);
@@ -35,15 +37,14 @@ template <class T>
 class queue {
   struct pop_waiter : detail::list_waiter {
     queue* m_queue;
-    // Handed while parked: the waiter then sits in the queue's transit list
-    // (through the list node it parked with) until it resumes.
-    std::optional<T> m_item;
-    bool m_in_transit = false;
+    // Takes the front item when it resumes: one is free now (ready), or
+    // was promised to it while it waited (not set when woken by close).
+    bool m_promised = false;
+    bool m_ready = false;
     explicit pop_waiter(queue* q) noexcept : m_queue(q) {}
-    bool await_ready() {
-      if (!m_queue->m_items.empty()) {
-        m_item.emplace(m_queue->m_items.pop_front());
-        m_queue->grant_pushers();
+    bool await_ready() noexcept {
+      if (m_queue->m_items.size() > m_queue->m_reserved) {
+        m_ready = true;
         return true;
       }
       // Closed: wait only for items that granted pushers still deliver.
@@ -53,15 +54,17 @@ class queue {
       if (!park_in(m_queue->m_poppers, h, "queue pop")) return false;
       m_on_pass = [](detail::waiter& w) noexcept {
         auto& self = static_cast<pop_waiter&>(w);
-        if (self.m_in_transit) self.m_queue->give_back(self);
+        if (self.m_promised) self.m_queue->pass_promise();
       };
       return true;
     }
     T await_resume() {
-      if (m_state != state::idle) finish();
-      if (!m_item) throw queue_closed();
-      if (m_in_transit) m_queue->arrived(*this);
-      return std::move(*m_item);
+      if (!m_ready) {
+        if (m_state != state::idle) finish();
+        if (!m_promised) throw queue_closed();  // woken by close()
+        --m_queue->m_reserved;
+      }
+      return m_queue->take_front();
     }
   };
 
@@ -96,7 +99,7 @@ class queue {
       if (m_state != state::idle) finish();
       if (!m_grant) throw queue_closed();  // woken by close()
       --m_queue->m_granted;                // the slot granted to us
-      m_queue->deliver(std::move(m_item));
+      m_queue->store(std::move(m_item));
       m_queue->wake_poppers_if_drained();
     }
   };
@@ -124,12 +127,11 @@ class queue {
     return try_push(std::move(copy));
   }
 
-  /// Dequeues an item if one is there now.
+  /// Dequeues an item if one is there now and not promised to a waiting
+  /// popper.
   std::optional<T> try_pop() {
-    if (m_items.empty()) return std::nullopt;
-    std::optional<T> v(m_items.pop_front());
-    grant_pushers();
-    return v;
+    if (m_items.size() <= m_reserved) return std::nullopt;
+    return std::optional<T>(take_front());
   }
 
   /// Closes the queue: wakes every waiter (pushers still waiting throw
@@ -148,93 +150,53 @@ class queue {
   [[nodiscard]] std::size_t size() const noexcept { return m_items.size(); }
   [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
   [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
-  /// True when a push would wait. Items handed to poppers that have not
-  /// resumed yet still count, so the queue never holds more than its
-  /// capacity, even when such a popper is cancelled and gives its item back.
+  /// True when a push would wait (items promised to poppers that have
+  /// not resumed yet still count: they are in the queue).
   [[nodiscard]] bool full() const noexcept {
-    return m_capacity != 0 && m_items.size() + m_granted + m_in_transit >= m_capacity;
+    return m_capacity != 0 && m_items.size() + m_granted >= m_capacity;
   }
 
  private:
-  // Hands `v` to the oldest popper or stores it if there is room; moves
-  // from v only when it succeeds.
+  // Stores `v` if there is room; moves from v only when it succeeds.
   bool offer(T& v) {
     if (full() || !m_pushers.empty()) return false;
-    if (!m_poppers.empty()) {
-      hand_over(std::move(v));
-    } else {
-      store(std::move(v));
-    }
+    store(std::move(v));
     return true;
   }
 
-  // A granted pusher enqueues its item, or hands it to a popper; either
-  // way its slot stays taken until the item leaves.
-  void deliver(T&& v) {
-    if (!m_poppers.empty()) {
-      hand_over(std::move(v));
-      return;
-    }
-    store(std::move(v));
-  }
-
-  // Stores `v`, keeping room for every item in transit to come back.
+  // Enqueues `v` and promises it to the oldest waiting popper, if any.
   void store(T&& v) {
-    m_items.reserve(m_items.size() + m_in_transit + 1);
     m_items.push_back(std::move(v));
+    promise_to_popper();
   }
 
-  // Hands `v` to the oldest popper. Room to give it back is reserved first,
-  // so that a cancelled popper's give_back never allocates.
-  void hand_over(T&& v) {
-    m_items.reserve(m_items.size() + m_in_transit + 1);
-    pop_waiter* w = m_poppers.pop_front();
-    w->m_item.emplace(std::move(v));
-    w->m_in_transit = true;
-    m_transit.push_back(*w);
-    ++m_in_transit;
-    w->wake();
+  void promise_to_popper() noexcept {
+    if (pop_waiter* w = m_poppers.pop_front()) {
+      ++m_reserved;
+      w->m_promised = true;
+      w->wake();
+    }
   }
 
-  // A popper resumed with the item it was handed: its slot is free.
-  void arrived(pop_waiter& w) noexcept {
-    w.unlink();
-    --m_in_transit;
-    grant_pushers();
+  // A popper promised an item was cancelled before it took it: the
+  // promise goes to the next popper, or the item is free for anyone.
+  void pass_promise() noexcept {
+    --m_reserved;
+    promise_to_popper();
+  }
+
+  T take_front() {
+    T v = m_items.pop_front();
+    if (!m_pushers.empty()) grant_pushers();
+    return v;
   }
 
   // Once closed and no granted pusher has an item to deliver, the poppers
-  // still waiting (the queue is empty) get queue_closed.
+  // still waiting (every item left is promised) get queue_closed.
   void wake_poppers_if_drained() noexcept {
     if (!m_closed || m_granted != 0) return;
     while (pop_waiter* w = m_poppers.pop_front())
       w->wake();
-  }
-
-  // A popper handed an item and cancelled before it resumed: the items in
-  // transit keep their order, so its item moves to the next popper in
-  // transit, whose item moves on in turn; the newest one goes to a popper
-  // still waiting, or back to the head of the queue (every stored item is
-  // newer: items are stored only while nobody waits).
-  void give_back(pop_waiter& w) noexcept {
-    std::optional<T> carry(std::move(w.m_item));
-    w.m_item.reset();
-    bool after = false;
-    m_transit.for_each([&](pop_waiter& next) {
-      if (after) std::swap(carry, next.m_item);
-      after = after || &next == &w;
-    });
-    w.unlink();
-    w.m_in_transit = false;
-    if (pop_waiter* next = m_poppers.pop_front()) {
-      next->m_item = std::move(carry);
-      next->m_in_transit = true;
-      m_transit.push_back(*next);
-      next->wake();
-      return;
-    }
-    --m_in_transit;
-    m_items.push_front(std::move(*carry));  // room was reserved by hand_over
   }
 
   // Grants free slots to waiting pushers, oldest first.
@@ -248,12 +210,11 @@ class queue {
   }
 
   std::size_t m_capacity;
-  std::size_t m_granted = 0;     // slots promised to woken pushers
-  std::size_t m_in_transit = 0;  // items handed to poppers that have not resumed
+  std::size_t m_granted = 0;   // slots promised to woken pushers
+  std::size_t m_reserved = 0;  // items promised to woken poppers (at the front)
   bool m_closed = false;
   detail::ring_buffer<T> m_items;
   detail::intrusive_list<pop_waiter> m_poppers;
-  detail::intrusive_list<pop_waiter> m_transit;  // handed an item, not resumed, oldest first
   detail::intrusive_list<push_waiter> m_pushers;
 };
 

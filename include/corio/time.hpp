@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <ratio>
+#include <type_traits>
+#include <utility>
 
 #include "corio/event_loop.hpp"
 
@@ -13,14 +16,25 @@ namespace detail {
 
 /// `d` in nanoseconds, saturated at the int64 range: `hours::max()` must
 /// mean "never", not wrap round to the past (duration_cast overflows).
+/// Integer durations cost one or two compares (sleep is a hot path).
 template <class Rep, class Period>
 [[nodiscard]] constexpr std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
   using limits = std::numeric_limits<std::int64_t>;
-  // Compared in long double, whose range holds every duration's.
-  const long double ns = std::chrono::duration<long double, std::nano>(d).count();
-  if (ns >= static_cast<long double>(limits::max())) return limits::max();
-  if (ns <= static_cast<long double>(limits::min())) return limits::min();
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  using per_tick = std::ratio_divide<Period, std::nano>;  // ns per tick of d
+  if constexpr (std::is_integral_v<Rep> && per_tick::den == 1) {
+    constexpr std::int64_t bound = limits::max() / per_tick::num;
+    const Rep c = d.count();
+    if (std::cmp_greater(c, bound)) return limits::max();
+    if (std::cmp_less(c, -bound)) return limits::min();
+    return static_cast<std::int64_t>(c) * per_tick::num;
+  } else {
+    // Floating or sub-nanosecond ticks: compared in long double, whose
+    // range holds every duration's.
+    const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+    if (ns >= static_cast<long double>(limits::max())) return limits::max();
+    if (ns <= static_cast<long double>(limits::min())) return limits::min();
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  }
 }
 
 /// `base + delta`, saturated: a deadline far enough away is the end of time.

@@ -85,7 +85,8 @@ TEST(Queue, PopWaitsForAnItem) {
     co_await corio::sleep(1h);
     EXPECT_FALSE(popper.done());
     co_await q.push(42);
-    EXPECT_EQ(q.size(), 0U);  // handed straight to the waiting popper
+    EXPECT_EQ(q.size(), 1U);                // promised to the waiting popper, taken when it resumes
+    EXPECT_FALSE(q.try_pop().has_value());  // nobody else may take it
     EXPECT_EQ(co_await popper, 42);
   });
 }
@@ -106,7 +107,7 @@ TEST(Queue, TryPushAndTryPop) {
     auto popper = corio::spawn(pop_one(q));
     co_await corio::yield_now();
     EXPECT_TRUE(q.try_push(5));
-    EXPECT_TRUE(q.empty());
+    EXPECT_TRUE(q.full());  // 5 is promised to the popper and still counts
     EXPECT_EQ(co_await popper, 5);
 
     // try_pop frees a slot for a waiting pusher.

@@ -28,12 +28,6 @@ class ring_buffer {
     ::new (slot((m_head + m_size) & m_mask)) T(std::move(v));
     ++m_size;
   }
-  /// Makes room for `n` items, so that pushes up to that size do not
-  /// allocate (and cannot throw for want of memory).
-  void reserve(std::size_t n) {
-    while (m_data == nullptr || n > m_mask + 1)
-      grow();
-  }
   void push_front(T&& v) {
     grow_if_full();
     m_head = (m_head - 1) & m_mask;
