@@ -70,13 +70,13 @@ class channel {
     void park(std::unique_lock<std::mutex>& lock, detail::intrusive_list<async_waiter>& list) {
       m_loop = &detail::current_loop();
       list.push_back(*this);
-      m_loop->add_external_work();
+      detail::external_work::add(*m_loop);
       m_on_abort = [](detail::waiter& w) noexcept {
         auto& self = static_cast<async_waiter&>(w);
         const std::lock_guard guard(self.m_channel->m_mutex);
         if (self.linked()) {  // nobody claimed it: just leave
           self.unlink();
-          self.m_loop->remove_external_work();
+          detail::external_work::remove(*self.m_loop);
         } else {  // a wake-up is on its way: it will finish the abort
           self.m_defer_abort = true;
         }
@@ -87,7 +87,7 @@ class channel {
 
     // On the waiter's loop thread, after a waker claimed it.
     void on_claimed() noexcept {
-      m_loop->remove_external_work();
+      detail::external_work::remove(*m_loop);
       if (m_state != state::aborted) {
         wake();
         return;

@@ -152,6 +152,9 @@ struct posted_node {
 }  // namespace detail
 
 class work_guard;
+namespace detail {
+struct external_work;
+}  // namespace detail
 
 /// A single-threaded event loop. Most code never names it: `corio::run()`
 /// makes one, and awaitables find it through `event_loop::current()`.
@@ -203,12 +206,6 @@ class event_loop final : private detail::task_owner {
   [[nodiscard]] const char* backend_name() const noexcept;
 
   // ---- used by corio's awaitables (not for user code) ----
-  /// Counts work outstanding on other threads that will post back, so the
-  /// loop waits for it instead of reporting a deadlock. Both calls belong
-  /// on the loop's thread (the remove in the posted completion itself);
-  /// user code holds a work_guard instead, which keeps to that rule.
-  void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
-  void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
   void schedule(detail::task_base& t) noexcept {
     t.m_next_ready = nullptr;
     if (m_ready_tail != nullptr) {
@@ -292,6 +289,13 @@ class event_loop final : private detail::task_owner {
   void run_root(detail::task_base& main);
 
  private:
+  friend struct detail::external_work;
+  // Counts work outstanding on other threads that will post back, so the
+  // loop waits for it instead of reporting a deadlock. Both calls belong on
+  // the loop's thread (the remove in the posted completion itself): user
+  // code holds a work_guard, corio's executors use detail::external_work.
+  void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
+  void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
   void on_member_done(detail::task_base& t) noexcept override;
   void tick();
   void run_posted() noexcept;
@@ -397,6 +401,14 @@ class work_guard {
 };
 
 namespace detail {
+
+/// For corio's own cross-thread parts (offload, the blocking pool,
+/// channel): counts their outstanding work on the loop, on the loop's
+/// thread. User code holds a work_guard instead.
+struct external_work {
+  static void add(event_loop& loop) noexcept { loop.add_external_work(); }
+  static void remove(event_loop& loop) noexcept { loop.remove_external_work(); }
+};
 
 [[nodiscard]] inline event_loop& current_loop() noexcept {
   return *event_loop::current();

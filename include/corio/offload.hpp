@@ -40,7 +40,7 @@ struct offload_job final : pool_job {
     };
     m_run = [](posted_node& n) noexcept {
       auto& self = static_cast<offload_job&>(static_cast<pool_job&>(n));
-      self.m_loop->remove_external_work();
+      detail::external_work::remove(*self.m_loop);
       if (self.m_awaiter == nullptr) {
         destroy(&self);  // cancelled meanwhile: the result is dropped here
       } else {
@@ -85,7 +85,7 @@ class offload_awaitable : waiter {
       throw pool_overloaded_error();
     }
     m_submitted = true;
-    m_job->m_loop->add_external_work();
+    detail::external_work::add(*m_job->m_loop);
     m_on_abort = [](waiter& w) noexcept {
       auto& self = static_cast<offload_awaitable&>(w);
       self.m_job->m_awaiter = nullptr;  // the job frees itself when it is done

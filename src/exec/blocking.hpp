@@ -39,7 +39,7 @@ struct blocking_call : waiter, pool_job {
     };
     m_run = [](posted_node& n) noexcept {
       auto& self = static_cast<blocking_call&>(static_cast<pool_job&>(n));
-      self.m_loop->remove_external_work();
+      detail::external_work::remove(*self.m_loop);
       if (self.m_state == waiter::state::aborted) {
         self.m_loop->schedule(*self.m_task);  // finish() throws cancelled_error
       } else {
@@ -50,7 +50,7 @@ struct blocking_call : waiter, pool_job {
       end_without_suspending();
       throw pool_overloaded_error();
     }
-    m_loop->add_external_work();
+    detail::external_work::add(*m_loop);
     return true;
   }
   result_type await_resume() {

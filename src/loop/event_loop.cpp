@@ -187,11 +187,11 @@ work_guard::work_guard(event_loop& loop) : m_loop(&loop) {
   node->m_loop = &loop;
   node->m_run = [](detail::posted_node& n) noexcept {
     auto* self = static_cast<release_node*>(&n);
-    self->m_loop->remove_external_work();  // on the loop, after the guard's posts
+    detail::external_work::remove(*self->m_loop);  // on the loop, after the guard's posts
     delete self;
   };
   m_release = node;
-  loop.add_external_work();
+  detail::external_work::add(loop);
 }
 
 void work_guard::post(std::function<void()> fn) const {

@@ -22,7 +22,8 @@ void post_from_threads(Wait wait_style) {
   int ran = 0;  // touched only on the loop's thread
   bool wrong_thread = false;
   corio::event all_ran;
-  loop.add_external_work();
+  // Held until the last callback ran: the loop must wait for the threads.
+  corio::work_guard guard = loop.keep_alive();
   std::vector<std::thread> threads;
   corio::run(loop, [&]() -> corio::task<> {
     for (int t = 0; t < k_threads; ++t) {
@@ -31,7 +32,7 @@ void post_from_threads(Wait wait_style) {
           loop.post([&] {
             if (std::this_thread::get_id() != loop_thread) wrong_thread = true;
             if (++ran == k_threads * k_posts) {
-              loop.remove_external_work();
+              guard.reset();
               all_ran.set();
             }
           });
