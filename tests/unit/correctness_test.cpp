@@ -493,11 +493,14 @@ TEST(Correctness, DeepSynchronousAwaitsDoNotGrowTheStack) {
 
 // Shuffling is a loop option: off means FIFO, whatever the environment.
 TEST(Correctness, ShuffleOffMeansFifo) {
+  const char* before = std::getenv("CORIO_SHUFFLE");
+  const std::string saved = before != nullptr ? before : "";
   ::setenv("CORIO_SHUFFLE", "1", 1);
   std::vector<int> order;
   run_virtual(
       [&]() -> corio::task<> {
         std::vector<corio::join_handle<>> hs;
+        hs.reserve(100);
         for (int i = 0; i < 100; ++i)
           hs.push_back(corio::spawn([](std::vector<int>& o, int i) -> corio::task<> {
             o.push_back(i);
@@ -507,7 +510,11 @@ TEST(Correctness, ShuffleOffMeansFifo) {
           co_await h;
       },
       {.shuffle = false});
-  ::unsetenv("CORIO_SHUFFLE");
+  if (before != nullptr) {
+    ::setenv("CORIO_SHUFFLE", saved.c_str(), 1);
+  } else {
+    ::unsetenv("CORIO_SHUFFLE");
+  }
   for (int i = 0; i < 100; ++i)
     ASSERT_EQ(order[static_cast<std::size_t>(i)], i);
 }
