@@ -8,7 +8,7 @@
 //   4. poll the backend: blocking until the next timer when nothing is
 //      ready, otherwise without blocking, either because io_uring has
 //      submissions queued (sent together, one system call per iteration)
-//      or every 61 ticks while I/O is pending, so a busy loop makes no
+//      or every `event_interval` ticks while I/O is pending, so a busy loop makes no
 //      other system call;
 //      in virtual-clock mode an idle loop jumps to the next timer instead;
 //   5. resume ready tasks in FIFO order, at most `budget` of them, so that
@@ -65,6 +65,11 @@ struct loop_options {
   std::uint64_t shuffle_seed = 0;
   /// Resumptions per iteration before timers and I/O are looked at again.
   std::uint32_t budget = 256;
+  /// While tasks stay ready and I/O is pending, the loop polls for I/O
+  /// (without blocking) every this many iterations (Tokio's
+  /// `event_interval`, also 61 there): a busy loop still sees its sockets,
+  /// and makes no system call in the iterations between.
+  std::uint32_t event_interval = 61;
   /// How late a long timer may fire so that nearby timers share one
   /// wake-up. A timer due in d is rounded up to a power-of-two multiple of
   /// at most min(timer_slack, d / 1024) nanoseconds (the kernel's select()

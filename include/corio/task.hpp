@@ -115,8 +115,6 @@ class task_promise_storage<void> : public task_base {
 
 void store_error(task_base& t) noexcept;  // current exception -> t (classifies cancellation)
 
-void store_error(task_base& t) noexcept;  // current exception -> t (classifies cancellation)
-
 /// Debug mode: a task object destroyed its frame before the body finished
 /// (never awaited, or destroyed while suspended). Reports it when the
 /// current loop is in debug mode.

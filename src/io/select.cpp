@@ -9,12 +9,13 @@
 #include <cstring>
 
 #include "corio/event_loop.hpp"
+#include "detail/environment.hpp"
 #include "io/backend.hpp"
 
 namespace corio::detail {
 
 std::unique_ptr<backend> make_backend(io_backend_kind wanted) {
-  if (const char* env = std::getenv("CORIO_BACKEND")) {
+  if (const char* env = env_value("CORIO_BACKEND")) {
     if (std::strcmp(env, "epoll") == 0) wanted = io_backend_kind::epoll;
     if (std::strcmp(env, "uring") == 0 || std::strcmp(env, "io_uring") == 0)
       wanted = io_backend_kind::uring;
@@ -23,7 +24,7 @@ std::unique_ptr<backend> make_backend(io_backend_kind wanted) {
   const char* why = nullptr;
   if (auto b = make_uring_backend(&why)) return b;
   static std::atomic<bool> reported{false};
-  if (std::getenv("CORIO_DEBUG") != nullptr && !reported.exchange(true))
+  if (env_flag("CORIO_DEBUG", false) && !reported.exchange(true))
     std::fprintf(stderr, "corio: %s; using epoll\n", why);
   return make_epoll_backend();
 }

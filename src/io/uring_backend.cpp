@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "corio/event_loop.hpp"
+#include "detail/environment.hpp"
 #include "io/backend.hpp"
 
 #if defined(__SANITIZE_THREAD__)
@@ -698,9 +699,7 @@ const char* uring_backend::init() noexcept {
 
 std::unique_ptr<backend> make_uring_backend(const char** why) {
   auto b = std::make_unique<uring_backend>();
-  if (const char* v = std::getenv("CORIO_URING_MULTISHOT");
-      v != nullptr && std::strcmp(v, "0") == 0)
-    b->set_multishot(false);
+  if (!env_flag("CORIO_URING_MULTISHOT", true)) b->set_multishot(false);
   if (const char* problem = b->init()) {
     *why = problem;
     return nullptr;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "corio/errors.hpp"
+#include "detail/environment.hpp"
 #include "io/backend.hpp"
 #include "observe/observe.hpp"
 
@@ -24,14 +25,13 @@ namespace corio {
 namespace {
 
 bool shuffle_default() noexcept {
-  const char* e = std::getenv("CORIO_SHUFFLE");
-  return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
+  return detail::env_flag("CORIO_SHUFFLE", false);
 }
 
 std::uint64_t shuffle_seed() {
   static const std::uint64_t seed = [] {
     std::uint64_t s = 0;
-    if (const char* e = std::getenv("CORIO_SHUFFLE_SEED")) {
+    if (const char* e = detail::env_value("CORIO_SHUFFLE_SEED")) {
       s = std::strtoull(e, nullptr, 10);
     } else {
       s = (static_cast<std::uint64_t>(std::random_device{}()) << 32) | std::random_device{}();
@@ -44,8 +44,7 @@ std::uint64_t shuffle_seed() {
 }
 
 bool debug_default() noexcept {
-  const char* e = std::getenv("CORIO_DEBUG");
-  return e != nullptr && *e != '\0' && std::strcmp(e, "0") != 0;
+  return detail::env_flag("CORIO_DEBUG", false);
 }
 
 // SIGUSR1 asks every debug-mode loop for a task dump: the handler only
@@ -309,7 +308,7 @@ void event_loop::tick() {
       poll_io(next < 0 ? -1 : wait_for_timer_ns(next));
     }
   } else if (m_backend->wants_flush() ||
-             (m_backend->io_pending() != 0 && ++m_ticks_since_poll >= 61)) {
+             (m_backend->io_pending() != 0 && ++m_ticks_since_poll >= m_options.event_interval)) {
     poll_io(0);  // io_uring: queued submissions go out in this iteration
   }
 
