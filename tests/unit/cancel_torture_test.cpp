@@ -174,7 +174,8 @@ std::string check(const root_case& c, corio::clock::time_point t0) {
   if (c.result == outcome::cancelled) return "a root nobody cancelled was cancelled";
   // A failure may be absorbed: one in the tick in which a deadline cancels
   // its group ends as that group's cancellation (the outer cancel wins).
-  if (c.result == outcome::failed && c.log.failures.empty()) return "a root failed without a failure";
+  if (c.result == outcome::failed && c.log.failures.empty())
+    return "a root failed without a failure";
   return {};
 }
 
@@ -212,8 +213,8 @@ std::string run_seed(std::uint64_t seed) {
     for (std::size_t i = 0; i < cases.size() && failure.empty(); ++i) {
       const std::string what = check(cases[i], t0);
       if (!what.empty()) {
-        failure = "root " + std::to_string(i) + ": " + what + "\n  tree: " +
-                  describe(*cases[i].tree) +
+        failure = "root " + std::to_string(i) + ": " + what +
+                  "\n  tree: " + describe(*cases[i].tree) +
                   (cases[i].cancel
                        ? "\n  cancelled at " + std::to_string(cases[i].cancel_at.count()) + "ms"
                        : "");
