@@ -42,19 +42,9 @@ async_generator<T> as_completed(std::vector<task<T>> tasks) {
   std::vector<join_handle<T>> handles = scope.spawn_all(tasks);
   for (std::size_t yielded = 0; yielded < handles.size(); ++yielded) {
     if (finished.empty()) {
-      bool cancelled = false;
-      try {
-        co_await scope.wait_until([](const detail::child_scope& s) {
-          return !static_cast<const finished_list*>(s.m_user)->empty();
-        });
-      } catch (const cancelled_error&) {
-        cancelled = true;
-      }
-      if (cancelled) {
-        scope.cancel_all();
-        co_await shield(scope.wait_until(&detail::child_scope::all_done));
-        throw cancelled_error();
-      }
+      co_await scope.join_until([](const detail::child_scope& s) {
+        return !static_cast<const finished_list*>(s.m_user)->empty();
+      });
     }
     auto* p = static_cast<detail::task_promise<T>*>(finished.front());
     finished.pop_front();

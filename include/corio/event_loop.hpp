@@ -159,6 +159,12 @@ struct posted_node {
 class work_guard;
 namespace detail {
 struct external_work;
+
+/// What a work_guard posts when it lets go: it knows its loop, so the
+/// guard needs nothing else.
+struct guard_release : posted_node {
+  event_loop* m_loop = nullptr;
+};
 }  // namespace detail
 
 /// A single-threaded event loop. Most code never names it: `corio::run()`
@@ -379,12 +385,10 @@ class work_guard {
  public:
   work_guard() noexcept = default;
   explicit work_guard(event_loop& loop);
-  work_guard(work_guard&& o) noexcept
-      : m_loop(std::exchange(o.m_loop, nullptr)), m_release(std::exchange(o.m_release, nullptr)) {}
+  work_guard(work_guard&& o) noexcept : m_release(std::exchange(o.m_release, nullptr)) {}
   work_guard& operator=(work_guard&& o) noexcept {
     if (this != &o) {
       reset();
-      m_loop = std::exchange(o.m_loop, nullptr);
       m_release = std::exchange(o.m_release, nullptr);
     }
     return *this;
@@ -398,11 +402,12 @@ class work_guard {
   /// Lets the loop go, once what was posted before has run. Idempotent.
   void reset() noexcept;
   /// The loop held, or nullptr once released.
-  [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
+  [[nodiscard]] event_loop* loop() const noexcept {
+    return m_release != nullptr ? m_release->m_loop : nullptr;
+  }
 
  private:
-  event_loop* m_loop = nullptr;
-  detail::posted_node* m_release = nullptr;  // allocated up front: reset() cannot fail
+  detail::guard_release* m_release = nullptr;  // allocated up front: reset() cannot fail
 };
 
 namespace detail {

@@ -16,13 +16,16 @@ namespace corio {
 
 namespace detail {
 
+// What fn returns for one item (an awaitable), and what awaiting it gives.
 template <class Range, class F>
-using map_call_t = await_result_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>;
+using map_awaitable_t = std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>;
+template <class Range, class F>
+using map_call_t = await_result_t<map_awaitable_t<Range, F>>;
 
 template <class Range, class F>
-using map_bounded_result_t = std::conditional_t<
-    std::is_void_v<map_call_t<Range, F>>, void,
-    std::vector<await_value_t<std::invoke_result_t<F&, std::ranges::range_reference_t<Range>>>>>;
+using map_bounded_result_t =
+    std::conditional_t<std::is_void_v<map_call_t<Range, F>>, void,
+                       std::vector<await_value_t<map_awaitable_t<Range, F>>>>;
 
 // `Stored` is a reference for an lvalue range and a value for an rvalue
 // one: the coroutine frame then owns a temporary range, which must outlive

@@ -178,29 +178,24 @@ work_guard event_loop::keep_alive() {
   return work_guard(*this);
 }
 
-work_guard::work_guard(event_loop& loop) : m_loop(&loop) {
-  struct release_node : detail::posted_node {
-    event_loop* m_loop;
-  };
-  auto* node = new release_node;
-  node->m_loop = &loop;
-  node->m_run = [](detail::posted_node& n) noexcept {
-    auto* self = static_cast<release_node*>(&n);
+work_guard::work_guard(event_loop& loop) : m_release(new detail::guard_release) {
+  m_release->m_loop = &loop;
+  m_release->m_run = [](detail::posted_node& n) noexcept {
+    auto* self = static_cast<detail::guard_release*>(&n);
     detail::external_work::remove(*self->m_loop);  // on the loop, after the guard's posts
     delete self;
   };
-  m_release = node;
   detail::external_work::add(loop);
 }
 
 void work_guard::post(std::function<void()> fn) const {
-  if (m_loop == nullptr) throw std::logic_error("corio::work_guard::post: the guard was released");
-  m_loop->post(std::move(fn));
+  if (m_release == nullptr)
+    throw std::logic_error("corio::work_guard::post: the guard was released");
+  m_release->m_loop->post(std::move(fn));
 }
 
 void work_guard::reset() noexcept {
-  if (event_loop* loop = std::exchange(m_loop, nullptr))
-    loop->post(*std::exchange(m_release, nullptr));
+  if (detail::guard_release* r = std::exchange(m_release, nullptr)) r->m_loop->post(*r);
 }
 
 void event_loop::run_posted() noexcept {

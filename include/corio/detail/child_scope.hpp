@@ -73,9 +73,6 @@ class child_scope final : public task_owner {
     m_members.for_each([](task_base& t) { t.request_cancel(); });
   }
 
-  /// True once cancel_all ran: children spawned from now on start cancelled.
-  [[nodiscard]] bool cancelling() const noexcept { return m_cancelling; }
-
   /// Called for each finished child (after the bookkeeping below).
   void (*m_on_child_done)(child_scope&, task_base&) noexcept = nullptr;
   void* m_user = nullptr;
@@ -107,20 +104,18 @@ class child_scope final : public task_owner {
     return a;
   }
 
-  /// Waits until every child has finished (see the file comment).
-  task<> join() {
-    bool cancelled = false;
-    try {
-      co_await wait_until(&all_done);
-    } catch (const cancelled_error&) {
-      cancelled = true;
-    }
-    if (cancelled) {
+  /// Waits until `pred(*this)` holds. If the opener is cancelled
+  /// meanwhile, cancels every child, waits for them all (shielded) and
+  /// rethrows the cancellation: nothing outlives a cancelled wait.
+  task<> join_until(bool (*pred)(const child_scope&)) {
+    return on_cancel(wait_until(pred), [this] {
       cancel_all();
-      co_await shield(wait_until(&all_done));
-      throw cancelled_error();
-    }
+      return wait_until(&all_done);
+    });
   }
+
+  /// Waits until every child has finished (see the file comment).
+  task<> join() { return join_until(&all_done); }
 
   static bool all_done(const child_scope& s) noexcept { return s.m_count == 0; }
 

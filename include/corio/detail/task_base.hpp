@@ -255,25 +255,21 @@ class task_base : public list_node, public frame_info {
   /// request from outside into its own timeout.
   void consume_cancel() noexcept {
     cancel_scope* cause = nullptr;
-    cancel_scope* end = nullptr;  // the first scope beyond the walk
-    bool reached_root = true;
-    for (cancel_scope* s = m_scope; s != nullptr; s = s->m_parent) {
+    cancel_scope* shield = nullptr;  // the walk stops at the first shield
+    for (cancel_scope* s = m_scope; s != nullptr && shield == nullptr; s = s->m_parent) {
       if (s->m_pending) {
         s->m_pending = false;
         cause = s;
       }
-      if (s->m_shield) {
-        end = s->m_parent;
-        reached_root = false;
-        break;
-      }
+      if (s->m_shield) shield = s;
     }
-    if (reached_root && (m_flags & tf_cancel_pending) != 0) {
+    if (shield == nullptr && (m_flags & tf_cancel_pending) != 0) {
       m_flags &= ~tf_cancel_pending;
       cause = nullptr;  // the task's own request: no scope caused it
     } else if (cause == nullptr) {
       return;
     }
+    const cancel_scope* end = shield != nullptr ? shield->m_parent : nullptr;
     for (cancel_scope* s = m_scope; s != end && s != cause; s = s->m_parent)
       s->m_delivered = false;
     if (cause != nullptr) cause->m_delivered = true;
