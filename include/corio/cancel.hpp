@@ -159,7 +159,7 @@ auto shield(A aw) -> task<detail::await_result_t<A>> {
 /// `Task.cancelling()`). A timeout does not set it: a deadline cancels the
 /// awaitable it wraps, not the task.
 [[nodiscard]] inline bool cancel_requested() noexcept {
-  const event_loop* loop = event_loop::current();
+  const detail::loop_core* loop = detail::loop_core::current();
   const detail::task_base* t = loop != nullptr ? loop->current_task() : nullptr;
   return t != nullptr && (t->m_flags & detail::tf_cancel_requested) != 0;
 }

@@ -68,7 +68,7 @@ class channel {
 
     // Claimed while on the list: from here the waker owns our wake-up.
     void park(std::unique_lock<std::mutex>& lock, detail::intrusive_list<async_waiter>& list) {
-      m_loop = &detail::current_loop();
+      m_loop = &detail::current_event_loop();
       list.push_back(*this);
       detail::external_work::add(*m_loop);
       m_on_abort = [](detail::waiter& w) noexcept {

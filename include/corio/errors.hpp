@@ -80,4 +80,11 @@ class task_group_error : public std::runtime_error {
   std::vector<std::exception_ptr> m_errors;
 };
 
+namespace detail {
+/// An exception's message (what() where it has one), for reports.
+std::string describe_error(const std::exception_ptr& e);
+/// "2 task(s) failed; first message; second message".
+std::string join_error_messages(const std::vector<std::exception_ptr>& errors);
+}  // namespace detail
+
 }  // namespace corio

@@ -24,18 +24,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <utility>
 
-#include "corio/detail/task_base.hpp"
-#include "corio/detail/timer_wheel.hpp"
-#include "corio/histogram.hpp"
+#include "corio/detail/clock.hpp"
+#include "corio/detail/loop_core.hpp"
 
 namespace corio {
-
-/// The loop's clock. Under `loop_options::virtual_clock` its time points are
-/// virtual: they start at the real time of the loop's creation and only jump.
-using clock = std::chrono::steady_clock;
 
 /// Which system interface a loop waits on for I/O.
 enum class io_backend_kind : std::uint8_t {
@@ -144,8 +138,7 @@ struct loop_stats {
 };
 
 namespace detail {
-class backend;
-struct watch_state;
+class loop_hooks;
 std::unique_ptr<backend> make_backend(io_backend_kind wanted);
 
 /// A callback posted from another thread; intrusive so that executors can
@@ -165,16 +158,21 @@ struct external_work;
 struct guard_release : posted_node {
   event_loop* m_loop = nullptr;
 };
+
+loop_core& core_of(event_loop& loop) noexcept;
+const loop_core& core_of(const event_loop& loop) noexcept;
+void run_main(event_loop& loop, task_base& main);
+void install_hooks(event_loop& loop, std::unique_ptr<loop_hooks> hooks) noexcept;
 }  // namespace detail
 
 /// A single-threaded event loop. Most code never names it: `corio::run()`
-/// makes one, and awaitables find it through `event_loop::current()`.
+/// makes one, and awaitables find it through the current loop.
 ///
 /// \code
 ///   corio::event_loop loop({.virtual_clock = true});
 ///   int v = corio::run(loop, compute());  // see run.hpp
 /// \endcode
-class event_loop final : private detail::task_owner {
+class event_loop final : private detail::loop_core {
  public:
   explicit event_loop(loop_options options = {});
   ~event_loop();
@@ -182,7 +180,9 @@ class event_loop final : private detail::task_owner {
   event_loop& operator=(const event_loop&) = delete;
 
   /// The loop running on this thread, or nullptr.
-  [[nodiscard]] static event_loop* current() noexcept { return t_current; }
+  [[nodiscard]] static event_loop* current() noexcept {
+    return static_cast<event_loop*>(t_current);
+  }
 
   /// The time of the current tick.
   [[nodiscard]] clock::time_point now() const noexcept {
@@ -200,120 +200,32 @@ class event_loop final : private detail::task_owner {
   [[nodiscard]] work_guard keep_alive();
 
   [[nodiscard]] loop_stats stats() const noexcept;
-  /// The loop's lag: how late each `sleep` resumed its task, from the
-  /// deadline asked for to the moment the task ran again (a timer that
-  /// fired on time but waited behind a task that blocked counts as late, as
-  /// a ticker would see it). Kept with `loop_options::stats`: one clock
-  /// read per sleep that ends.
-  [[nodiscard]] const latency_histogram& timer_lag() const noexcept { return m_lag; }
-  /// Records a sleep's lag (see timer_lag).
-  void note_sleep_resumed(std::int64_t deadline_ns) noexcept {
-    if (detail::observe_enabled && m_options.stats)
-      m_lag.record_ns((m_options.virtual_clock ? m_now_ns : read_clock()) - deadline_ns);
-  }
   /// Sends a report (debug mode's findings, dumps) to `loop_options::report`.
-  void report(const std::string& message) const;
+  using loop_core::report;
   [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
   [[nodiscard]] const char* backend_name() const noexcept;
 
-  // ---- used by corio's awaitables (not for user code) ----
-  void schedule(detail::task_base& t) noexcept {
-    t.m_next_ready = nullptr;
-    if (m_ready_tail != nullptr) {
-      m_ready_tail->m_next_ready = &t;
-    } else {
-      m_ready_head = &t;
-    }
-    m_ready_tail = &t;
-  }
-  [[nodiscard]] detail::task_base* current_task() const noexcept { return m_current; }
-  /// Whether this tick's number is odd (yield_now marks its task with it).
-  [[nodiscard]] bool odd_tick() const noexcept { return (m_stats.iterations & 1U) != 0; }
-  detail::timer_wheel& timers() noexcept { return m_timers; }
-  detail::backend& io() noexcept { return *m_backend; }
-  /// Schedules `t` (its m_when_ns set), rounded up by the timer slack.
-  void add_timer(detail::timer_node& t) noexcept {
-    if (m_slack_ns > 0) t.m_when_ns = detail::round_up_by_slack(t.m_when_ns, m_now_ns, m_slack_ns);
-    m_timers.insert(t);
-  }
-  [[nodiscard]] std::int64_t now_ns() const noexcept { return m_now_ns; }
-  /// Reads the clock now (unless virtual) and moves the tick's time up to it.
-  /// Relative sleeps start from here: a tick that ran long must not make
-  /// `sleep(d)` wake before `d` has passed since the call.
-  std::int64_t refresh_now_ns() noexcept {
-    if (!m_options.virtual_clock) {
-      const std::int64_t t = read_clock();
-      if (t > m_now_ns) m_now_ns = t;
-    }
-    return m_now_ns;
-  }
-  void note_spawned() noexcept { ++m_stats.live_tasks; }
-  void note_finished() noexcept { --m_stats.live_tasks; }
-  /// The owner of roots spawned without a group.
-  detail::task_owner* owner_for_spawn() noexcept { return this; }
-  /// Child scopes (task groups, gathers) register here so that task dumps
-  /// find every live task.
-  void add_scope(detail::task_owner& s) noexcept { m_scopes.push_back(s); }
-  /// Calls `fn(task_base&)` for every live root: detached ones, then the
-  /// members of each child scope.
-  template <class Fn>
-  void for_each_root(Fn fn) {
-    m_members.for_each(fn);
-    m_scopes.for_each([&](detail::task_owner& s) { s.m_members.for_each(fn); });
-  }
-  [[nodiscard]] bool debug() const noexcept { return m_options.debug; }
-  /// For the watchdog thread: the iteration the loop is in, and whether it
-  /// is blocked in a poll (idle, not stuck).
-  [[nodiscard]] std::uint64_t watched_iteration() const noexcept {
-    return m_watch_iteration.load(std::memory_order_relaxed);
-  }
-  [[nodiscard]] bool watched_polling() const noexcept {
-    return m_watch_polling.load(std::memory_order_relaxed);
-  }
-  /// The watchdog hands over the await chain it captured while the loop was
-  /// at progress step `step` (debug mode).
-  void deposit_capture(std::string chain, std::uint64_t step, std::chrono::nanoseconds at);
-  /// The progress step (read on the loop's thread, by the capture signal).
-  [[nodiscard]] std::uint64_t watch_step() const noexcept { return m_watch_step; }
-  /// Called when a root's frame is about to be destroyed.
-  void note_root_destroyed(detail::task_base& t) noexcept {
-    if (m_timed) m_run_times.erase(&t);
-    if (&t == m_current) {
-      m_finished_current = t.where();
-      m_finished_name = t.name();
-      m_current = nullptr;
-    }
-  }
-  /// The time `t` has run, when resumptions are timed (debug mode or
-  /// task_timing); else 0.
-  [[nodiscard]] std::chrono::nanoseconds run_time_of(const detail::task_base& t) const {
-    const auto it = m_run_times.find(&t);
-    return std::chrono::nanoseconds(it == m_run_times.end() ? 0 : it->second);
-  }
-  /// The current tick's time since the loop was made, in units of 2^20 ns
-  /// (a shift, not a division: spawn records it for every task).
-  [[nodiscard]] std::uint32_t ticks_since_start() const noexcept {
-    return static_cast<std::uint32_t>((m_now_ns - m_start_ns) >> 20);
-  }
-  [[nodiscard]] std::int64_t ns_since_start() const noexcept { return m_now_ns - m_start_ns; }
-  /// Runs ticks until `main` is done; then cancels and drains the rest.
-  void run_root(detail::task_base& main);
-
  private:
   friend struct detail::external_work;
+  friend detail::loop_core& detail::core_of(event_loop& loop) noexcept;
+  friend const detail::loop_core& detail::core_of(const event_loop& loop) noexcept;
+  friend void detail::run_main(event_loop& loop, detail::task_base& main);
+  friend void detail::install_hooks(event_loop& loop,
+                                    std::unique_ptr<detail::loop_hooks> hooks) noexcept;
+  friend class detail::loop_core;
+
   // Counts work outstanding on other threads that will post back, so the
   // loop waits for it instead of reporting a deadlock. Both calls belong on
   // the loop's thread (the remove in the posted completion itself): user
   // code holds a work_guard, corio's executors use detail::external_work.
   void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
   void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
-  void on_member_done(detail::task_base& t) noexcept override;
+  /// Runs ticks until `main` is done; then cancels and drains the rest.
+  void run_root(detail::task_base& main);
   void tick();
   void run_posted() noexcept;
-  template <bool Timed>
+  template <bool Hooked>
   std::uint64_t run_ready();
-  void after_slow_resumption(detail::task_base* t, std::int64_t ns);
-  void check_dump_request();
   void poll_io(std::int64_t timeout_ns);
   /// How long an idle loop may block for a timer due at `deadline_ns`.
   [[nodiscard]] std::int64_t wait_for_timer_ns(std::int64_t deadline_ns) const noexcept;
@@ -321,51 +233,42 @@ class event_loop final : private detail::task_owner {
   void shutdown();
   [[nodiscard]] bool has_ready() const noexcept { return m_ready_head != nullptr; }
   [[nodiscard]] bool idle_forever() const noexcept;
-  static std::int64_t read_clock() noexcept;
-
-  // Constant-initialised and defined here, so access needs no TLS wrapper call.
-  static inline thread_local constinit event_loop* t_current = nullptr;
 
   loop_options m_options;
-  detail::task_base* m_ready_head = nullptr;
-  detail::task_base* m_ready_tail = nullptr;
-  detail::task_base* m_current = nullptr;
-  std::int64_t m_now_ns = 0;
-  std::int64_t m_start_ns = 0;
-  std::int64_t m_poll_ns = 0;
-  bool m_timed = false;  // debug or task_timing: time each resumption
   bool m_shuffle = false;
-  std::uint32_t m_dump_seen = 0;
-  // The root that finished (and was destroyed) during the current
-  // resumption, for the slow-resumption report.
-  detail::code_site m_finished_current;
-  const char* m_finished_name = nullptr;
-  latency_histogram m_lag;
-  // Run time per root, kept only when resumptions are timed: a side table,
-  // so that frames do not carry the field.
-  std::unordered_map<const detail::task_base*, std::int64_t> m_run_times;
-  detail::intrusive_list<detail::task_owner> m_scopes;
-  detail::timer_wheel m_timers;
-  std::int64_t m_slack_ns = 0;  // 0 on the virtual clock
   std::unique_ptr<detail::backend> m_backend;
+  std::unique_ptr<detail::loop_hooks> m_owned_hooks;
+  // The inbox of posted callbacks, a lock-free stack. Posters push with a
+  // release CAS (seq_cst: see m_sleeping); the loop takes the whole stack
+  // with an acquire exchange, so a node's contents are visible to it.
   std::atomic<detail::posted_node*> m_inbox{nullptr};
+  // Set by the loop before a poll that may block, cleared after. seq_cst
+  // with the inbox push and load (a Dekker pair): either the poster sees
+  // the loop asleep and writes the eventfd, or the loop sees the node and
+  // does not block.
   std::atomic<bool> m_sleeping{false};
   // Posters between publishing their node and their last touch of the
   // loop: once a node is published the loop may run it and be destroyed,
-  // so the destructor waits for this to reach zero.
+  // so the destructor waits for this to reach zero (acquire/release pair
+  // with the poster's decrement).
   std::atomic<int> m_posting{0};
+  // Outstanding outside work; changed and read on the loop's thread only
+  // (posted completions decrement it there), so relaxed suffices; atomic
+  // because work_guard's holder may read it for diagnostics.
   std::atomic<std::int64_t> m_external{0};
-  // Progress the watchdog sees: the iteration, or in debug mode (timed
-  // resumptions) every resumption.
-  std::atomic<std::uint64_t> m_watch_iteration{0};
-  std::uint64_t m_watch_step = 0;
-  std::atomic<bool> m_watch_polling{false};
-  std::unique_ptr<detail::watch_state> m_watch;
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;
-  event_loop* m_previous = nullptr;
-  loop_stats m_stats;
+  loop_core* m_previous = nullptr;
 };
+
+namespace detail {
+inline loop_core& core_of(event_loop& loop) noexcept {
+  return loop;
+}
+inline const loop_core& core_of(const event_loop& loop) noexcept {
+  return loop;
+}
+}  // namespace detail
 
 /// Holds a loop open for work running on another thread, and posts that
 /// work's results back to it. While a guard is alive the loop waits (it
@@ -412,6 +315,12 @@ class work_guard {
 
 namespace detail {
 
+/// The running event loop, for the parts that need more than its core
+/// (posting from other threads, the backend's name).
+[[nodiscard]] inline event_loop& current_event_loop() noexcept {
+  return *event_loop::current();
+}
+
 /// For corio's own cross-thread parts (offload, the blocking pool,
 /// channel): counts their outstanding work on the loop, on the loop's
 /// thread. User code holds a work_guard instead.
@@ -419,76 +328,6 @@ struct external_work {
   static void add(event_loop& loop) noexcept { loop.add_external_work(); }
   static void remove(event_loop& loop) noexcept { loop.remove_external_work(); }
 };
-
-[[nodiscard]] inline event_loop& current_loop() noexcept {
-  return *event_loop::current();
-}
-[[nodiscard]] inline task_base& current_task() noexcept {
-  return *current_loop().current_task();
-}
-
-/// Debug mode: reports `what`, a call that blocks its thread, made on a
-/// loop's thread (src/observe/task_dump.cpp).
-void report_blocking_call(event_loop& loop, const char* what);
-
-/// Called by corio's blocking APIs: in debug mode, a call on a loop's
-/// thread is reported (it stops every task of that loop until it returns).
-inline void note_blocking_call(const char* what) {
-  if constexpr (observe_enabled) {
-    event_loop* loop = event_loop::current();
-    if (loop != nullptr && loop->debug()) [[unlikely]]
-      report_blocking_call(*loop, what);
-  }
-}
-
-inline bool waiter::begin(std::coroutine_handle<> h) noexcept {
-  task_base& t = current_task();
-  m_task = &t;
-  m_handle = h;
-  if (t.cancel_effective()) {
-    m_state = state::aborted;
-    return false;
-  }
-  m_state = state::waiting;
-  t.m_waiter = this;
-  t.m_link = h.address();
-  return true;
-}
-
-inline void waiter::end_without_suspending() noexcept {
-  m_state = state::idle;
-  m_task->m_waiter = nullptr;
-}
-
-inline void waiter::wake() noexcept {
-  m_state = state::woken;
-  m_task->m_waiter = nullptr;
-  current_loop().schedule(*m_task);
-}
-
-inline void waiter::finish() {
-  if (m_state == state::aborted) throw_cancelled(*m_task);
-  if (m_task->cancel_effective()) {
-    if (m_on_pass != nullptr) m_on_pass(*this);
-    throw_cancelled(*m_task);
-  }
-}
-
-inline void task_base::abort_wait_if_cancelled() noexcept {
-  waiter* w = m_waiter;
-  if (w == nullptr || w->m_state != waiter::state::waiting || !cancel_effective()) return;
-  m_waiter = nullptr;
-  w->m_state = waiter::state::aborted;
-  if (w->m_on_abort != nullptr) w->m_on_abort(*w);
-  if (!w->m_defer_abort) current_loop().schedule(*this);
-}
-
-inline bool task_base::request_cancel() noexcept {
-  if (done()) return false;
-  m_flags |= tf_cancel_requested | tf_cancel_pending;
-  abort_wait_if_cancelled();
-  return true;
-}
 
 }  // namespace detail
 }  // namespace corio

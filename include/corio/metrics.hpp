@@ -13,6 +13,17 @@
 
 namespace corio {
 
+/// The loop's lag: how late each `sleep` resumed its task, from the deadline
+/// asked for to the moment the task ran again (a timer that fired on time
+/// but waited behind a task that blocked counts as late, as a ticker would
+/// see it). Kept with `loop_options::stats` once the loop has run: one clock
+/// read per sleep that ends. Empty for a loop that keeps no statistics.
+///
+/// \code
+///   auto p99 = corio::timer_lag(*corio::event_loop::current()).quantile(0.99);
+/// \endcode
+[[nodiscard]] const latency_histogram& timer_lag(const event_loop& loop) noexcept;
+
 /// The sources one export covers. Each is added with a label value
 /// (`loop="main"`, `profiler="db"`, `pool="cpu"`) and read when an export is
 /// written, so figures are always current. Sources are referenced, not

@@ -78,7 +78,7 @@ class offload_awaitable : waiter {
   bool await_suspend(std::coroutine_handle<> h) {
     if (!begin(h)) return false;
     describe("offload");
-    m_job->m_loop = &current_loop();
+    m_job->m_loop = &current_event_loop();
     m_job->m_awaiter = this;
     if (!m_pool->submit(*m_job)) {
       end_without_suspending();

@@ -3,16 +3,24 @@
 
 #include <utility>
 
+#include "corio/event_loop.hpp"
 #include "corio/spawn.hpp"
 
 namespace corio {
+
+namespace detail {
+/// Installs observation on `loop` as its options ask (src/observe), once.
+void attach_observer(event_loop& loop);
+}  // namespace detail
 
 /// Runs `main` on `loop` until it finishes; then cancels every task still
 /// running and waits for them; returns main's value or rethrows its error.
 template <class T>
 T run(event_loop& loop, task<T> main) {
-  join_handle<T> h = detail::spawn_into(*loop.owner_for_spawn(), loop, std::move(main), "main");
-  loop.run_root(*h.get());
+  detail::attach_observer(loop);
+  detail::loop_core& core = detail::core_of(loop);
+  join_handle<T> h = detail::spawn_into(*core.owner_for_spawn(), core, std::move(main), "main");
+  detail::run_main(loop, *h.get());
   return h.result();
 }
 

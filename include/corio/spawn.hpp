@@ -16,7 +16,7 @@ class join_handle;
 namespace detail {
 
 template <class T>
-join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const char* name);
+join_handle<T> spawn_into(task_owner& owner, loop_core& loop, task<T> t, const char* name);
 
 }  // namespace detail
 
@@ -159,7 +159,7 @@ class join_handle {
 namespace detail {
 
 template <class T>
-join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const char* name) {
+join_handle<T> spawn_into(task_owner& owner, loop_core& loop, task<T> t, const char* name) {
   auto h = t.release();
   if (!h) throw std::invalid_argument("corio::spawn: empty task");
   task_promise<T>& p = h.promise();
@@ -169,7 +169,7 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
   ++owner.m_count;
   loop.note_spawned();
   p.set_name(name);
-  if constexpr (observe_enabled) p.m_spawned_ticks = loop.ticks_since_start();
+  p.m_spawned_ticks = loop.ticks_since_start();
   loop.schedule(p);
   return join_handle<T>(&p);
 }
@@ -187,7 +187,7 @@ join_handle<T> spawn_into(task_owner& owner, event_loop& loop, task<T> t, const 
 /// \endcode
 template <class T>
 join_handle<T> spawn(task<T> t, const char* name = nullptr) {
-  event_loop* loop = event_loop::current();
+  detail::loop_core* loop = detail::loop_core::current();
   if (loop == nullptr) detail::throw_no_loop("corio::spawn");
   join_handle<T> h = detail::spawn_into(*loop->owner_for_spawn(), *loop, std::move(t), name);
   return h;

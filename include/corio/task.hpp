@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "corio/detail/frame_pool.hpp"
+#include "corio/detail/loop_core.hpp"
 #include "corio/errors.hpp"
-#include "corio/event_loop.hpp"
 
 namespace corio {
 
@@ -31,7 +31,7 @@ struct frame_allocated {
 struct initial_awaiter {
   task_base* m_promise;
   static constexpr bool await_ready() noexcept { return false; }
-  void await_suspend(std::coroutine_handle<> h) noexcept { m_promise->m_link = h.address(); }
+  void await_suspend(std::coroutine_handle<> h) noexcept { m_promise->set_resume_point(h); }
   // A root cancelled before its first step throws here, inside the body's
   // implicit try block, so it finishes as cancelled without running.
   void await_resume() const {
@@ -47,8 +47,7 @@ struct final_awaiter {
   std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
     Promise& p = h.promise();
     if ((p.m_flags & tf_root) == 0) {
-      return p.m_link != nullptr ? std::coroutine_handle<>::from_address(p.m_link)
-                                 : std::noop_coroutine();
+      return p.m_link != nullptr ? p.continuation() : std::noop_coroutine();
     }
     if (complete_root(p)) {
       before_destroy_root(p);
@@ -197,7 +196,7 @@ class [[nodiscard]] task {
     [[nodiscard]] bool await_ready() const noexcept { return !m_child; }
     template <class Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> parent) noexcept {
-      m_child.promise().m_link = parent.address();
+      m_child.promise().set_continuation(parent);
       m_parent = detail::note_awaiting(parent, m_child.promise());
       return m_child;
     }
@@ -215,7 +214,7 @@ class [[nodiscard]] task {
       // (initial_suspend put it there); awaiting replaces it by the parent.
       if constexpr (detail::observe_enabled) {
         if (!h.done()) [[unlikely]]
-          detail::on_task_dropped(h.promise(), h.promise().m_link != h.address());
+          detail::on_task_dropped(h.promise(), h.promise().continuation() != h);
       }
       h.destroy();
     }

@@ -8,7 +8,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "corio/event_loop.hpp"
+#include "corio/detail/clock.hpp"
+#include "corio/detail/loop_core.hpp"
 
 namespace corio {
 
@@ -115,7 +116,7 @@ template <class Rep, class Period>
 
 /// The current loop's time (of this tick).
 [[nodiscard]] inline clock::time_point now() noexcept {
-  return detail::current_loop().now();
+  return clock::time_point(clock::duration(detail::current_loop().now_ns()));
 }
 
 }  // namespace corio

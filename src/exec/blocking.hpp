@@ -32,7 +32,7 @@ struct blocking_call : waiter, pool_job {
     if (!begin(h)) return false;
     describe("blocking call");
     m_defer_abort = true;  // the pool thread still writes into this frame
-    m_loop = &current_loop();
+    m_loop = &current_event_loop();
     m_work = [](pool_job& j) noexcept {
       auto& self = static_cast<blocking_call&>(j);
       self.m_result.capture(self.m_fn);
@@ -41,7 +41,7 @@ struct blocking_call : waiter, pool_job {
       auto& self = static_cast<blocking_call&>(static_cast<pool_job&>(n));
       detail::external_work::remove(*self.m_loop);
       if (self.m_state == waiter::state::aborted) {
-        self.m_loop->schedule(*self.m_task);  // finish() throws cancelled_error
+        core_of(*self.m_loop).schedule(*self.m_task);  // finish() throws cancelled_error
       } else {
         self.wake();
       }

@@ -21,7 +21,7 @@ namespace {
 }
 
 bool on_uring() {
-  return std::strcmp(detail::current_loop().backend_name(), "io_uring") == 0;
+  return std::strcmp(detail::current_event_loop().backend_name(), "io_uring") == 0;
 }
 
 // One read or write: on the ring when there is one, else on the pool.

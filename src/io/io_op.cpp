@@ -31,7 +31,7 @@ std::intptr_t io_op::take_result() {
 }
 
 void close_descriptor(int fd) noexcept {
-  if (event_loop* loop = event_loop::current()) loop->io().forget_fd(fd);
+  if (loop_core* loop = loop_core::current()) loop->io().forget_fd(fd);
   ::close(fd);
 }
 

@@ -1,7 +1,6 @@
 // The loop iteration, written out once (see the order in event_loop.hpp).
 #include "corio/event_loop.hpp"
 
-#include <signal.h>
 #include <time.h>
 
 #include <algorithm>
@@ -15,10 +14,10 @@
 #include <utility>
 #include <vector>
 
+#include "corio/detail/loop_hooks.hpp"
 #include "corio/errors.hpp"
 #include "detail/environment.hpp"
 #include "io/backend.hpp"
-#include "observe/observe.hpp"
 
 namespace corio {
 
@@ -47,32 +46,9 @@ bool debug_default() noexcept {
   return detail::env_flag("CORIO_DEBUG", false);
 }
 
-// SIGUSR1 asks every debug-mode loop for a task dump: the handler only
-// bumps a counter, which each loop compares once per iteration.
-std::atomic<std::uint32_t> g_dump_requests{0};
-
-void on_dump_signal(int /*sig*/) {
-  g_dump_requests.fetch_add(1, std::memory_order_relaxed);
-}
-
-void install_dump_signal() {
-  static const bool installed = [] {
-    struct sigaction sa {};
-    sa.sa_handler = on_dump_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    struct sigaction old {};
-    // Leave a handler the program installed itself alone.
-    if (::sigaction(SIGUSR1, nullptr, &old) == 0 && old.sa_handler == SIG_DFL)
-      ::sigaction(SIGUSR1, &sa, nullptr);
-    return true;
-  }();
-  (void)installed;
-}
-
 }  // namespace
 
-std::int64_t event_loop::read_clock() noexcept {
+std::int64_t detail::loop_core::read_clock() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
@@ -80,6 +56,7 @@ std::int64_t event_loop::read_clock() noexcept {
 
 event_loop::event_loop(loop_options options)
     : m_options(std::move(options)), m_backend(detail::make_backend(m_options.backend)) {
+  m_io = m_backend.get();
   m_shuffle = m_options.shuffle.value_or(shuffle_default());
   if (m_shuffle) {
     m_rng = m_options.shuffle_seed != 0 ? m_options.shuffle_seed : shuffle_seed();
@@ -92,13 +69,8 @@ event_loop::event_loop(loop_options options)
     m_options.stats = false;
     m_options.watchdog = false;
   }
-  m_timed = m_options.debug || m_options.task_timing;
   if (m_options.debug) m_options.watchdog = true;
-  if (m_options.watchdog) m_watch = std::make_unique<detail::watch_state>();
-  if (m_options.debug) {
-    install_dump_signal();
-    m_dump_seen = g_dump_requests.load(std::memory_order_relaxed);
-  }
+  m_virtual_clock = m_options.virtual_clock;
   m_now_ns =
       m_options.virtual_clock ? m_options.virtual_start.time_since_epoch().count() : read_clock();
   m_start_ns = m_now_ns;
@@ -123,20 +95,26 @@ const char* event_loop::backend_name() const noexcept {
 }
 
 loop_stats event_loop::stats() const noexcept {
-  loop_stats s = m_stats;
+  loop_stats s;
+  s.iterations = m_counters.iterations;
+  s.resumptions = m_counters.resumptions;
+  s.polls = m_counters.polls;
+  s.timers_fired = m_counters.timers_fired;
+  s.posted_callbacks = m_counters.posted_callbacks;
+  s.live_tasks = m_counters.live_tasks;
   s.pending_timers = m_timers.size();
   s.syscalls = m_backend->syscalls();
   s.read_buffer_bytes = m_backend->read_buffer_bytes();
-  if (m_watch) s.watchdog_captures = m_watch->captures.load(std::memory_order_relaxed);
-  s.polling = std::chrono::nanoseconds(m_poll_ns);
-  s.running =
-      std::chrono::nanoseconds(std::max<std::int64_t>(0, m_now_ns - m_start_ns - m_poll_ns));
+  if (m_hooks != nullptr) m_hooks->add_stats(s);
+  s.running = std::max(std::chrono::nanoseconds(0),
+                       std::chrono::nanoseconds(m_now_ns - m_start_ns) - s.polling);
   return s;
 }
 
-void event_loop::report(const std::string& message) const {
-  if (m_options.report) {
-    m_options.report(message);
+void detail::loop_core::report(const std::string& message) const {
+  const auto& sink = static_cast<const event_loop*>(this)->m_options.report;
+  if (sink) {
+    sink(message);
     return;
   }
   std::string line = message;
@@ -211,29 +189,26 @@ void event_loop::run_posted() noexcept {
   while (fifo != nullptr) {
     detail::posted_node* next = fifo->m_next;
     fifo->m_run(*fifo);
-    ++m_stats.posted_callbacks;
+    ++m_counters.posted_callbacks;
     fifo = next;
   }
 }
 
 void event_loop::poll_io(std::int64_t timeout_ns) {
-  ++m_stats.polls;
+  ++m_counters.polls;
   m_ticks_since_poll = 0;
   if (timeout_ns != 0) {
     m_sleeping.store(true, std::memory_order_seq_cst);
     if (m_inbox.load(std::memory_order_seq_cst) != nullptr) timeout_ns = 0;
   }
-  // Only a poll that may block is timed: a busy loop reads no extra clock.
-  const bool watched = detail::observe_enabled && m_options.watchdog && timeout_ns != 0;
-  if (watched) m_watch_polling.store(true, std::memory_order_relaxed);
-  if (detail::observe_enabled && timeout_ns != 0 && m_options.stats && !m_options.virtual_clock) {
-    const std::int64_t before = read_clock();
+  // Only a poll that may block is reported: a busy loop pays nothing.
+  if (timeout_ns != 0 && hooked(detail::hook_poll)) {
+    m_hooks->before_poll();
     m_backend->poll(timeout_ns);
-    m_poll_ns += read_clock() - before;
+    m_hooks->after_poll();
   } else {
     m_backend->poll(timeout_ns);
   }
-  if (watched) m_watch_polling.store(false, std::memory_order_relaxed);
   m_sleeping.store(false, std::memory_order_relaxed);
 }
 
@@ -269,16 +244,15 @@ void event_loop::shuffle_ready() {
 }
 
 void event_loop::tick() {
-  ++m_stats.iterations;
-  if (detail::observe_enabled && m_options.watchdog)
-    m_watch_iteration.store(++m_watch_step, std::memory_order_relaxed);
+  ++m_counters.iterations;
+  if (hooked(detail::hook_tick)) m_hooks->tick_started();
   // 1. The clock, once.
   if (!m_options.virtual_clock) m_now_ns = read_clock();
 
   // 2. Due timers.
   m_timers.advance(m_now_ns);
   while (detail::timer_node* t = m_timers.pop_expired()) {
-    ++m_stats.timers_fired;
+    ++m_counters.timers_fired;
     t->m_fire(*t);
   }
 
@@ -309,12 +283,10 @@ void event_loop::tick() {
 
   // 5. Ready tasks, FIFO, bounded by the budget.
   if (m_shuffle) shuffle_ready();
-  m_stats.resumptions +=
-      detail::observe_enabled && m_timed ? run_ready<true>() : run_ready<false>();
-  if (detail::observe_enabled && m_options.debug) check_dump_request();
+  m_counters.resumptions += hooked(detail::hook_resume) ? run_ready<true>() : run_ready<false>();
 }
 
-template <bool Timed>
+template <bool Hooked>
 std::uint64_t event_loop::run_ready() {
   std::uint32_t budget = m_options.budget;
   std::uint64_t ran = 0;
@@ -330,15 +302,11 @@ std::uint64_t event_loop::run_ready() {
     m_ready_head = t->m_next_ready;
     if (m_ready_head == nullptr) m_ready_tail = nullptr;
     m_current = t;
-    if constexpr (Timed) {
-      if (m_options.watchdog) m_watch_iteration.store(++m_watch_step, std::memory_order_relaxed);
-      const std::int64_t start = read_clock();
+    if constexpr (Hooked) {
+      m_hooks->before_resume(*t);
       t->resume_point().resume();
-      const std::int64_t ns = read_clock() - start;
       // m_current is null when the root finished and its frame is gone.
-      if (m_current != nullptr) m_run_times[m_current] += ns;
-      if (ns >= m_options.slow_callback_duration.count() && m_options.debug) [[unlikely]]
-        after_slow_resumption(m_current, ns);
+      m_hooks->after_resume(m_current);
     } else {
       t->resume_point().resume();
     }
@@ -348,45 +316,6 @@ std::uint64_t event_loop::run_ready() {
   return ran;
 }
 
-void event_loop::after_slow_resumption(detail::task_base* t, std::int64_t ns) {
-  ++m_stats.slow_resumptions;
-  std::string during;  // the chain the watchdog captured in this resumption, if it did
-  if (m_watch) {
-    std::lock_guard lock(m_watch->mutex);
-    if (m_watch->step == m_watch_step && !m_watch->chain.empty()) {
-      during = "\n  await chain " + format_duration(m_watch->at) + " into it: " + m_watch->chain;
-    }
-    m_watch->chain.clear();
-  }
-  std::string text =
-      t != nullptr
-          ? detail::slow_resumption_report(*t, ns, m_options.slow_callback_duration.count())
-          : detail::slow_finished_report(m_finished_name, m_finished_current, ns,
-                                         m_options.slow_callback_duration.count());
-  const auto first_line = text.find('\n');
-  text.insert(first_line == std::string::npos ? text.size() : first_line, during);
-  report(text);
-}
-
-void event_loop::deposit_capture(std::string chain, std::uint64_t step,
-                                 std::chrono::nanoseconds at) {
-  if (!m_watch) return;
-  std::lock_guard lock(m_watch->mutex);
-  m_watch->chain = std::move(chain);
-  m_watch->step = step;
-  m_watch->at = at;
-  m_watch->captures.fetch_add(1, std::memory_order_relaxed);
-}
-
-void event_loop::check_dump_request() {
-  const std::uint32_t n = g_dump_requests.load(std::memory_order_relaxed);
-  if (n == m_dump_seen) return;
-  m_dump_seen = n;
-  report(detail::task_dump_text(*this));
-}
-
-void event_loop::on_member_done(detail::task_base& /*t*/) noexcept {}
-
 void event_loop::run_root(detail::task_base& main) {
   // corio::run inside a task: the outer loop stops until this one is done.
   if (t_current != nullptr) detail::note_blocking_call("corio::run (a loop inside a running loop)");
@@ -395,11 +324,11 @@ void event_loop::run_root(detail::task_base& main) {
   struct restore {
     event_loop* self;
     ~restore() {
-      if (detail::observe_enabled && self->m_options.watchdog) detail::unwatch_loop(*self);
+      if (self->hooked(detail::hook_run)) self->m_hooks->run_finished();
       t_current = self->m_previous;
     }
   } restore_current{this};
-  if (detail::observe_enabled && m_options.watchdog) detail::watch_loop(*this);
+  if (hooked(detail::hook_run)) m_hooks->run_started();
 
   bool deadlock = false;
   while (!main.done()) {
@@ -409,8 +338,7 @@ void event_loop::run_root(detail::task_base& main) {
     }
     tick();
   }
-  if (m_options.debug && m_stats.live_tasks != 0)
-    report(detail::alive_at_close_report(*this, m_stats.live_tasks));
+  if (hooked(detail::hook_run)) m_hooks->main_done(m_counters.live_tasks);
   shutdown();
   if (deadlock) {
     throw std::runtime_error(
@@ -422,14 +350,14 @@ void event_loop::run_root(detail::task_base& main) {
 void event_loop::shutdown() {
   // Cancel every root still alive, and again for roots spawned meanwhile,
   // until all have finished. Children of groups are cancelled by their group.
-  while (m_stats.live_tasks != 0) {
+  while (m_counters.live_tasks != 0) {
     m_members.for_each([](detail::task_base& t) {
       if ((t.m_flags & detail::tf_cancel_requested) == 0) t.request_cancel();
     });
     if (idle_forever()) {
-      report("corio: " + std::to_string(m_stats.live_tasks) +
-             " task(s) still waiting at loop exit after cancellation; they are abandoned:\n" +
-             detail::task_dump_text(*this));
+      report("corio: " + std::to_string(m_counters.live_tasks) +
+             " task(s) still waiting at loop exit after cancellation; they are abandoned" +
+             (m_hooks != nullptr ? ":\n" + m_hooks->task_dump() : std::string()));
       return;
     }
     tick();
@@ -444,20 +372,44 @@ void event_loop::shutdown() {
 
 namespace detail {
 
-[[noreturn]] void throw_cancelled(task_base& t) {
-  t.consume_cancel();
-  throw cancelled_error();
+void report_current(const std::string& message) noexcept {
+  try {
+    if (const loop_core* loop = loop_core::current()) {
+      loop->report(message);
+    } else {
+      std::string line = message + '\n';
+      std::fwrite(line.data(), 1, line.size(), stderr);
+    }
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a report must not throw
+  }
 }
 
-void store_error(task_base& t) noexcept {
-  t.m_error = std::current_exception();
-  t.m_flags |= tf_has_error;
-  try {
-    throw;
-  } catch (const cancelled_error&) {
-    t.m_flags |= tf_error_is_cancel;
-  } catch (...) {  // NOLINT(bugprone-empty-catch): only classifying
-  }
+void run_main(event_loop& loop, task_base& main) {
+  loop.run_root(main);
+}
+
+void install_hooks(event_loop& loop, std::unique_ptr<loop_hooks> hooks) noexcept {
+  loop.m_hooks = hooks.get();
+  loop.m_hook_events = hooks != nullptr ? hooks->events() : 0;
+  loop.m_owned_hooks = std::move(hooks);
+}
+
+void loop_core::on_member_done(task_base& /*t*/) noexcept {}
+
+void loop_core::call_destroyed_hook(task_base& t) noexcept {
+  m_hooks->task_destroyed(t);
+}
+
+void loop_core::note_task_dropped(task_base& t, bool started) noexcept {
+  if (hooked(hook_task_dropped)) m_hooks->task_dropped(t, started);
+}
+
+void loop_core::note_blocking_call(const char* what) {
+  if (hooked(hook_blocking_call)) m_hooks->blocking_call(what);
+}
+
+void loop_core::call_sleep_hook(std::int64_t deadline_ns) noexcept {
+  m_hooks->sleep_resumed(deadline_ns);
 }
 
 }  // namespace detail

@@ -254,7 +254,7 @@ std::string metrics_registry::prometheus() const {
     w.family("corio_loop_timer_lag_seconds", "histogram",
              "How late sleeping tasks resumed: the loop's lag.");
     for (std::size_t i = 0; i < loops.size(); ++i)
-      w.histogram("corio_loop_timer_lag_seconds", loops[i].first, m_loops[i].second->timer_lag());
+      w.histogram("corio_loop_timer_lag_seconds", loops[i].first, timer_lag(*m_loops[i].second));
   }
 
   std::vector<std::pair<std::string, profile_entry>> profiles;
@@ -293,7 +293,7 @@ std::string metrics_registry::json() const {
     const event_loop& loop = *m_loops[i].second;
     j += detail::json_string(m_loops[i].first) + ':' +
          figures_json(loop_figures, loop.stats(),
-                      ",\"timer_lag\":" + detail::histogram_json(loop.timer_lag(), 0));
+                      ",\"timer_lag\":" + detail::histogram_json(timer_lag(loop), 0));
   }
   j += "},\"profilers\":{";
   for (std::size_t i = 0; i < m_profilers.size(); ++i) {

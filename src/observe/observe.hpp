@@ -2,15 +2,15 @@
 // src/observe/task_dump.cpp so that the loop itself stays small.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "corio/event_loop.hpp"
+#include "corio/histogram.hpp"
+#include "task/describe.hpp"
 
 namespace corio::detail {
 
@@ -54,23 +54,11 @@ void walk_await_chain(const task_base& t, Frame frame, Link link) {
   }
 }
 
-/// "parse(int)" from GCC's or Clang's full name of a function: without its
-/// return type, anonymous namespaces, qualifiers and template arguments;
-/// long parameter lists become "(...)".
-std::string function_display_name(const char* full);
-
-/// "parse(int) at src/app.cpp:42": a coroutine's function without its
-/// return type, and where it is.
-std::string describe_frame(const code_site& where);
-
 /// The await chain of root `t`, outermost first: the roots that wait for it
 /// (through a task group, gather or join_handle), each with its nested
 /// frames, then `t`'s own frames down to the one suspended now.
 std::string await_chain_text(const task_base& t);
 
-/// "'worker' serve(int) at app.cpp:40", or without the quotes part when
-/// `name` is nullptr: how every report names a frame.
-std::string describe_named(const char* name, const code_site& where);
 /// "[child tasks]": a link between two roots in a chain.
 std::string describe_link(const char* what);
 /// The entries of a chain on one indented line each, joined by "> ".
@@ -82,20 +70,9 @@ std::string slow_finished_report(const char* name, const code_site& where, std::
 std::string task_dump_text(event_loop& loop);
 std::string alive_at_close_report(event_loop& loop, std::size_t count);
 
-/// What the watchdog captured for a debug-mode loop, handed over to the
+/// Debug mode: reports `what`, a call that blocks its thread, made on a
 /// loop's thread.
-struct watch_state {
-  std::mutex mutex;
-  std::string chain;
-  std::uint64_t step = 0;
-  std::chrono::nanoseconds at{0};
-  std::atomic<std::uint64_t> captures{0};
-};
-
-/// The watchdog (src/observe/watchdog.cpp): starts watching `loop`, which
-/// runs on the calling thread, until unwatch_loop.
-void watch_loop(event_loop& loop);
-void unwatch_loop(event_loop& loop) noexcept;
+void report_blocking_call(event_loop& loop, const char* what);
 
 }  // namespace corio::detail
 

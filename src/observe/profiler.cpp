@@ -24,7 +24,7 @@ profiler::~profiler() = default;
 
 std::int64_t profiler::now_ns() noexcept {
   // The loop's clock (virtual in virtual-clock tests), read fresh.
-  if (event_loop* loop = event_loop::current()) return loop->refresh_now_ns();
+  if (detail::loop_core* loop = detail::loop_core::current()) return loop->refresh_now_ns();
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
@@ -61,7 +61,7 @@ void profiler::add_sample(metric& m, std::int64_t ns, bool error) {
                     format_duration(std::chrono::nanoseconds(ns)) + " (threshold " +
                     format_duration(m_options.slow_threshold) + ")";
   if (error) msg += ", ended by an exception";
-  event_loop* loop = event_loop::current();
+  detail::loop_core* loop = detail::loop_core::current();
   if (loop != nullptr && loop->current_task() != nullptr) {
     const detail::task_base& t = *loop->current_task();
     msg += " in task " + detail::describe_named(t.name(), t.where());

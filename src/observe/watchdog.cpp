@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "observe/observe.hpp"
+#include "observe/observer.hpp"
 
 namespace corio::detail {
 
@@ -50,21 +51,23 @@ struct chain_capture {
 };
 
 chain_capture g_capture;
-// The loop the watchdog asks about; the handler ignores other threads.
-std::atomic<const event_loop*> g_capture_loop{nullptr};
+// The observer of the loop the watchdog asks about; the handler ignores
+// other threads. Release/acquire: the handler sees the observer whole.
+std::atomic<const observer*> g_capture_observer{nullptr};
 
 int capture_signal() {
   return SIGRTMIN + 4;
 }
 
 void on_capture_signal(int /*sig*/) {
-  const event_loop* loop = event_loop::current();
-  if (loop == nullptr || loop != g_capture_loop.load(std::memory_order_acquire)) return;
+  event_loop* loop = event_loop::current();
+  const observer* o = g_capture_observer.load(std::memory_order_acquire);
+  if (loop == nullptr || o == nullptr || &o->loop() != loop) return;
   chain_capture& c = g_capture;
   c.count = 0;
   c.waits_on = nullptr;
-  c.step = loop->watch_step();
-  const task_base* t = loop->current_task();
+  c.step = o->step_on_loop_thread();
+  const task_base* t = core_of(*loop).current_task();
   c.in_task = t != nullptr;
   if (t != nullptr) {
     // g_capture is a global: the walkers use it without a capture.
@@ -109,18 +112,17 @@ class watchdog {
     return w;
   }
 
-  void add(event_loop& loop) {
+  void add(observer& o) {
     install_handler();
     std::lock_guard lock(m_mutex);
-    m_loops.push_back(
-        watched{&loop, ::pthread_self(), loop.watched_iteration(), now(), false, false});
+    m_loops.push_back(watched{&o, ::pthread_self(), o.watched_step(), now(), false, false});
     if (!m_thread.joinable()) m_thread = std::thread([this] { run(); });
     m_wake.notify_one();
   }
 
-  void remove(event_loop& loop) noexcept {
+  void remove(observer& o) noexcept {
     std::lock_guard lock(m_mutex);
-    std::erase_if(m_loops, [&](const watched& w) { return w.loop == &loop; });
+    std::erase_if(m_loops, [&](const watched& w) { return w.obs == &o; });
   }
 
   watchdog(const watchdog&) = delete;
@@ -128,7 +130,7 @@ class watchdog {
 
  private:
   struct watched {
-    event_loop* loop;
+    observer* obs;
     pthread_t thread;
     std::uint64_t iteration;
     std::chrono::steady_clock::time_point since;
@@ -177,17 +179,18 @@ class watchdog {
   std::chrono::nanoseconds interval() const {
     std::chrono::nanoseconds least = std::chrono::milliseconds(400);
     for (const watched& w : m_loops)
-      least = std::min(least, w.loop->options().slow_callback_duration);
+      least = std::min(least, w.obs->loop().options().slow_callback_duration);
     return std::clamp<std::chrono::nanoseconds>(least / 8, std::chrono::milliseconds(1),
                                                 std::chrono::milliseconds(100));
   }
 
   void check(watched& w, std::chrono::steady_clock::time_point t) {
-    const std::uint64_t iteration = w.loop->watched_iteration();
-    if (iteration != w.iteration || w.loop->watched_polling()) {
+    const event_loop& loop = w.obs->loop();
+    const std::uint64_t iteration = w.obs->watched_step();
+    if (iteration != w.iteration || w.obs->watched_polling()) {
       if (w.reported) {
-        w.loop->report("corio watchdog: the event loop moves again after about " +
-                       format_duration(t - w.since) + " in one step");
+        loop.report("corio watchdog: the event loop moves again after about " +
+                    format_duration(t - w.since) + " in one step");
       }
       w.iteration = iteration;
       w.since = t;
@@ -195,16 +198,16 @@ class watchdog {
       w.captured = false;
       return;
     }
-    const auto threshold = w.loop->options().slow_callback_duration;
+    const auto threshold = loop.options().slow_callback_duration;
     const auto stuck = t - w.since;
-    const bool debug = w.loop->debug();
+    const bool debug = loop.options().debug;
     // Debug mode: capture halfway for the loop's own report, which comes
     // when the resumption ends; report here only a loop that seems hung.
     if (debug && !w.captured && stuck >= threshold / 2) {
       w.captured = true;
       if (capture(w)) {
-        w.loop->deposit_capture(g_capture.in_task ? format_chain(g_capture) : std::string(),
-                                g_capture.step, stuck);
+        w.obs->deposit_capture(g_capture.in_task ? format_chain(g_capture) : std::string(),
+                               g_capture.step, stuck);
       }
     }
     if (w.reported || stuck < (debug ? threshold * 10 : threshold)) return;
@@ -214,14 +217,14 @@ class watchdog {
                       format_duration(threshold) + "); ";
     msg += capture(w) ? format_running(g_capture)
                       : std::string("its thread did not answer the watchdog's signal");
-    w.loop->report(msg);
+    loop.report(msg);
   }
 
   // Asks the loop's thread for its current await chain, into g_capture;
   // gives up after a second (a thread stuck with signals blocked).
   static bool capture(const watched& w) {
     g_capture.ready.store(0, std::memory_order_relaxed);
-    g_capture_loop.store(w.loop, std::memory_order_release);
+    g_capture_observer.store(w.obs, std::memory_order_release);
     bool ok = false;
     if (::pthread_kill(w.thread, capture_signal()) == 0) {
       for (int i = 0; i < 1000 && !ok; ++i) {
@@ -229,7 +232,7 @@ class watchdog {
         if (!ok) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     }
-    g_capture_loop.store(nullptr, std::memory_order_release);
+    g_capture_observer.store(nullptr, std::memory_order_release);
     return ok;
   }
 
@@ -242,12 +245,12 @@ class watchdog {
 
 }  // namespace
 
-void watch_loop(event_loop& loop) {
-  watchdog::instance().add(loop);
+void watch_loop(observer& o) {
+  watchdog::instance().add(o);
 }
 
-void unwatch_loop(event_loop& loop) noexcept {
-  watchdog::instance().remove(loop);
+void unwatch_loop(observer& o) noexcept {
+  watchdog::instance().remove(o);
 }
 
 }  // namespace corio::detail

@@ -747,7 +747,8 @@ monitored_run monitored(bool offloaded) {
   }(prof, offloaded));
   r.m.seconds = since(t0);
   r.table = prof.report();
-  r.lag_p99_ms = std::chrono::duration<double, std::milli>(loop.timer_lag().quantile(0.99)).count();
+  r.lag_p99_ms =
+      std::chrono::duration<double, std::milli>(corio::timer_lag(loop).quantile(0.99)).count();
   for (const auto& e : prof.snapshot())
     if (e.name == "request")
       r.request_p90_ms =

@@ -121,7 +121,7 @@ class child_scope final : public task_owner {
 
   [[nodiscard]] const std::vector<std::exception_ptr>& errors() const noexcept { return m_errors; }
   [[nodiscard]] std::size_t active() const noexcept { return m_count; }
-  [[nodiscard]] event_loop& loop() const noexcept { return *m_loop; }
+  [[nodiscard]] loop_core& loop() const noexcept { return *m_loop; }
 
  private:
   void on_member_done(task_base& t) noexcept override {
@@ -138,7 +138,7 @@ class child_scope final : public task_owner {
     }
   }
 
-  event_loop* m_loop;
+  loop_core* m_loop;
   bool m_fail_fast;
   bool m_collect;
   bool m_cancelling = false;

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "corio/detail/intrusive_list.hpp"
-#include "corio/event_loop.hpp"
+#include "corio/detail/loop_core.hpp"
 
 namespace corio::detail {
 

@@ -144,24 +144,24 @@ class code_site {
 /// stores per nested await. (Generators are left out: a chain ends at the
 /// task consuming the stream, which keeps the stream's per-item path as it
 /// was.)
-#ifdef CORIO_NO_OBSERVE
-struct frame_info {  // compiled out: no bytes, nothing stored
-  [[nodiscard]] static code_site where() noexcept { return {}; }
-  [[nodiscard]] static frame_info* awaiting() noexcept { return nullptr; }
-  void set_where(const code_site& /*where*/) noexcept {}
-  void set_awaiting(frame_info* /*f*/) noexcept {}
-};
-#else
+///
+/// The layout does not depend on CORIO_NO_OBSERVE, so a user's build that
+/// sets it differently from the library's cannot disagree about where a
+/// field is: compiled out, the setters store nothing and the fields keep
+/// their empty defaults.
 struct frame_info {
   [[nodiscard]] const code_site& where() const noexcept { return m_where; }
   [[nodiscard]] frame_info* awaiting() const noexcept { return m_awaiting; }
-  void set_where(const code_site& where) noexcept { m_where = where; }
-  void set_awaiting(frame_info* f) noexcept { m_awaiting = f; }
+  void set_where(const code_site& where) noexcept {
+    if constexpr (observe_enabled) m_where = where;
+  }
+  void set_awaiting(frame_info* f) noexcept {
+    if constexpr (observe_enabled) m_awaiting = f;
+  }
 
-  code_site m_where;
+  code_site m_where{};
   frame_info* m_awaiting = nullptr;
 };
-#endif
 
 /// Who holds a root: the loop (detached roots) or a child scope (task
 /// groups, gather). Members are linked through task_base's list_node, so
@@ -201,7 +201,10 @@ enum task_flag : std::uint32_t {
 class task_base : public list_node, public frame_info {
  public:
   task_base* m_next_ready = nullptr;
-  void* m_link = nullptr;  // nested: continuation; root: handle to resume next
+  // Nested task: the awaiting coroutine to resume when it ends
+  // (continuation()). Root: the coroutine to resume when the loop runs it
+  // next (resume_point()). One field, two meanings: a task is either.
+  void* m_link = nullptr;
   waiter* m_waiter = nullptr;
   cancel_scope* m_scope = nullptr;
   done_listener* m_listeners = nullptr;
@@ -214,30 +217,24 @@ class task_base : public list_node, public frame_info {
   // since the loop started (task dumps show the age); fills the padding
   // after m_flags.
   std::uint32_t m_spawned_ticks;
-#ifndef CORIO_NO_OBSERVE
   const char* m_name;  // spawn(t, name), or nullptr
-#endif
 
-  /// The name given to spawn (nullptr when none, or observation is
-  /// compiled out: then frames do not carry it).
-  [[nodiscard]] const char* name() const noexcept {
-#ifndef CORIO_NO_OBSERVE
-    return m_name;
-#else
-    return nullptr;
-#endif
-  }
-  void set_name(const char* name) noexcept {
-#ifndef CORIO_NO_OBSERVE
-    m_name = name;
-#else
-    (void)name;
-#endif
-  }
+  /// The name given to spawn, or nullptr.
+  [[nodiscard]] const char* name() const noexcept { return m_name; }
+  void set_name(const char* name) noexcept { m_name = name; }
 
-  [[nodiscard]] bool done() const noexcept {
-    return (m_flags & tf_done) != 0;
+  /// Nested task: who awaits it (null before it is awaited).
+  [[nodiscard]] std::coroutine_handle<> continuation() const noexcept {
+    return std::coroutine_handle<>::from_address(m_link);
   }
+  void set_continuation(std::coroutine_handle<> h) noexcept { m_link = h.address(); }
+  /// Root: the coroutine the loop resumes when it runs the root next.
+  [[nodiscard]] std::coroutine_handle<> resume_point() const noexcept {
+    return std::coroutine_handle<>::from_address(m_link);
+  }
+  void set_resume_point(std::coroutine_handle<> h) noexcept { m_link = h.address(); }
+
+  [[nodiscard]] bool done() const noexcept { return (m_flags & tf_done) != 0; }
 
   /// True when a cancellation request would be delivered at a suspension now.
   [[nodiscard]] bool cancel_effective() const noexcept {
@@ -281,10 +278,6 @@ class task_base : public list_node, public frame_info {
 
   /// Aborts the current wait if a request has become effective.
   void abort_wait_if_cancelled() noexcept;
-
-  [[nodiscard]] std::coroutine_handle<> resume_point() const noexcept {
-    return std::coroutine_handle<>::from_address(m_link);
-  }
 };
 
 /// Throws cancelled_error after consuming the effective request.

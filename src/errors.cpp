@@ -1,0 +1,37 @@
+// corio's exceptions (errors.hpp).
+#include "corio/errors.hpp"
+
+#include <string>
+#include <utility>
+
+namespace corio {
+
+namespace detail {
+
+std::string describe_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (const cancelled_error& c) {
+    return c.what();
+  } catch (...) {
+    return "(an exception not derived from std::exception)";
+  }
+}
+
+std::string join_error_messages(const std::vector<std::exception_ptr>& errors) {
+  std::string s = std::to_string(errors.size()) + " task(s) failed";
+  for (const auto& e : errors) {
+    s += "; ";
+    s += describe_error(e);
+  }
+  return s;
+}
+
+}  // namespace detail
+
+task_group_error::task_group_error(std::vector<std::exception_ptr> errors)
+    : std::runtime_error(detail::join_error_messages(errors)), m_errors(std::move(errors)) {}
+
+}  // namespace corio
