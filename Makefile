@@ -1,6 +1,6 @@
 # corio's front door. `make demo` and `make test` work on a fresh Debian 12
 # machine as root: each installs what is missing, configures, builds, runs.
-.PHONY: all deps release debug asan tsan observe-off demo test test-release test-asan test-tsan bench format tidy clean
+.PHONY: all deps release debug asan tsan observe-off demo test test-release test-asan test-tsan bench format format-check tidy checkheaders layers check clean
 
 JOBS ?= 2
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS) --timeout 300
@@ -39,8 +39,25 @@ bench: release
 format:
 	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
 
+format-check: deps
+	git ls-files '*.hpp' '*.cpp' | xargs clang-format --dry-run --Werror
+
+# Every header compiles alone (cmake/CheckHeaders.cmake).
+checkheaders: release
+	cmake --build --preset release --target checkheaders -j $(JOBS)
+
+# No #include points to a higher layer (README, "Architecture").
+layers: deps
+	python3 tools/check_layers.py .
+	python3 tools/check_layers.py --self-test
+
+# The gates that .ci/run passes before the tests: format, clang-tidy at zero
+# warnings, self-contained headers, layer direction.
+check: format-check layers checkheaders tidy
+	@echo "make check: format, layers, checkheaders and clang-tidy passed"
+
 tidy: release
-	git ls-files 'src/*.cpp' 'bench/*.cpp' 'tools/*.cpp' tests/unit/smoke_test.cpp | xargs -P$(JOBS) -n1 clang-tidy -p build/release --quiet
+	git ls-files 'src/*.cpp' 'bench/*.cpp' 'tools/*.cpp' tests/unit/smoke_test.cpp | xargs -P$(JOBS) -n1 clang-tidy -p build/release --quiet --warnings-as-errors='*' 
 
 clean:
 	rm -rf build

@@ -31,6 +31,12 @@ std::string join_error_messages(const std::vector<std::exception_ptr>& errors) {
 
 }  // namespace detail
 
+incomplete_read_error::incomplete_read_error(std::size_t got, std::size_t wanted)
+    : std::runtime_error("corio: stream ended after " + std::to_string(got) + " of " +
+                         std::to_string(wanted) + " bytes"),
+      m_got(got),
+      m_wanted(wanted) {}
+
 task_group_error::task_group_error(std::vector<std::exception_ptr> errors)
     : std::runtime_error(detail::join_error_messages(errors)), m_errors(std::move(errors)) {}
 

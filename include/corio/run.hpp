@@ -3,8 +3,8 @@
 
 #include <utility>
 
-#include "corio/event_loop.hpp"
-#include "corio/spawn.hpp"
+#include "corio/loop/event_loop.hpp"
+#include "corio/task/spawn.hpp"
 
 namespace corio {
 

@@ -7,9 +7,9 @@
 #include <coroutine>
 #include <utility>
 
-#include "corio/detail/task_base.hpp"
-#include "corio/event_loop.hpp"
-#include "corio/thread_pool.hpp"
+#include "corio/exec/thread_pool.hpp"
+#include "corio/loop/detail/task_base.hpp"
+#include "corio/loop/event_loop.hpp"
 
 namespace corio::detail {
 

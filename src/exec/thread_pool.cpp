@@ -2,7 +2,7 @@
 // variable for idle workers. A submission signals only when a worker is
 // idle (with every worker busy, a burst of offloads costs no futex call),
 // and results go back through the loop's lock-free inbox.
-#include "corio/thread_pool.hpp"
+#include "corio/exec/thread_pool.hpp"
 
 #include <pthread.h>
 

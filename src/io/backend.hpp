@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "corio/detail/io_op.hpp"
+#include "corio/io/detail/io_op.hpp"
 
 namespace corio::detail {
 

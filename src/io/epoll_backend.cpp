@@ -19,7 +19,7 @@
 #include <deque>
 #include <system_error>
 
-#include "corio/event_loop.hpp"
+#include "corio/loop/event_loop.hpp"
 #include "io/backend.hpp"
 
 namespace corio::detail {

@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "corio/event_loop.hpp"
+#include "corio/loop/event_loop.hpp"
 #include "detail/environment.hpp"
 #include "io/backend.hpp"
 

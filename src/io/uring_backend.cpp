@@ -52,7 +52,7 @@
 #include <system_error>
 #include <vector>
 
-#include "corio/event_loop.hpp"
+#include "corio/loop/event_loop.hpp"
 #include "detail/environment.hpp"
 #include "io/backend.hpp"
 

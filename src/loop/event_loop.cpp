@@ -1,5 +1,5 @@
 // The loop iteration, written out once (see the order in event_loop.hpp).
-#include "corio/event_loop.hpp"
+#include "corio/loop/event_loop.hpp"
 
 #include <time.h>
 
@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "corio/detail/loop_hooks.hpp"
 #include "corio/errors.hpp"
+#include "corio/loop/detail/loop_hooks.hpp"
 #include "detail/environment.hpp"
 #include "io/backend.hpp"
 

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "corio/cancel.hpp"
+#include "corio/task/cancel.hpp"
 
 namespace corio {
 namespace {

@@ -1,5 +1,5 @@
 // latency_histogram's queries and duration formatting.
-#include "corio/histogram.hpp"
+#include "corio/observe/histogram.hpp"
 
 #include <cmath>
 #include <cstdio>

@@ -1,11 +1,11 @@
 // Prometheus text and JSON exports, and the /metrics endpoint.
-#include "corio/metrics.hpp"
+#include "corio/observe/metrics.hpp"
 
 #include <cstdio>
 #include <sstream>
 
 #include "corio/net/http_server.hpp"
-#include "corio/task_dump.hpp"
+#include "corio/observe/task_dump.hpp"
 #include "observe/observe.hpp"
 
 namespace corio {

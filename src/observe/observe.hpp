@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "corio/event_loop.hpp"
-#include "corio/histogram.hpp"
+#include "corio/loop/event_loop.hpp"
+#include "corio/observe/histogram.hpp"
 #include "task/describe.hpp"
 
 namespace corio::detail {

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "corio/task_dump.hpp"
+#include "corio/observe/task_dump.hpp"
 #include "observe/observe.hpp"
 #include "task/describe.hpp"
 

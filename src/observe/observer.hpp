@@ -12,8 +12,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "corio/detail/loop_hooks.hpp"
-#include "corio/histogram.hpp"
+#include "corio/loop/detail/loop_hooks.hpp"
+#include "corio/observe/histogram.hpp"
 
 namespace corio::detail {
 

@@ -1,5 +1,5 @@
 // profiler: the metric table, scopes, the slow-operation log and reports.
-#include "corio/profiler.hpp"
+#include "corio/observe/profiler.hpp"
 
 #include <time.h>
 
@@ -7,7 +7,7 @@
 #include <exception>
 #include <sstream>
 
-#include "corio/event_loop.hpp"
+#include "corio/loop/event_loop.hpp"
 #include "observe/observe.hpp"
 
 namespace corio {

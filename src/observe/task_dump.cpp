@@ -2,7 +2,7 @@
 #include <ostream>
 #include <sstream>
 
-#include "corio/task_dump.hpp"
+#include "corio/observe/task_dump.hpp"
 #include "observe/observe.hpp"
 #include "observe/observer.hpp"
 #include "task/describe.hpp"

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "corio/detail/task_base.hpp"
+#include "corio/loop/detail/task_base.hpp"
 
 namespace corio::detail {
 

@@ -1,6 +1,6 @@
 // The task core that is not inline: how a root finishes, is destroyed, and
 // how a task's failure or cancellation is stored (task.hpp, task_base.hpp).
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 #include <cstdio>
 #include <stdexcept>
@@ -10,11 +10,6 @@
 #include "task/describe.hpp"
 
 namespace corio::detail {
-
-[[noreturn]] void throw_cancelled(task_base& t) {
-  t.consume_cancel();
-  throw cancelled_error();
-}
 
 void store_error(task_base& t) noexcept {
   t.m_error = std::current_exception();

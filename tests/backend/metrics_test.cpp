@@ -3,7 +3,7 @@
 #include <string>
 
 #include "backend/io_support.hpp"
-#include "corio/metrics.hpp"
+#include "corio/observe/metrics.hpp"
 
 using corio_test::io_test;
 using corio_test::listen_any;

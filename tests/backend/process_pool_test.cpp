@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "backend/io_support.hpp"
-#include "corio/process_pool.hpp"
+#include "corio/os/process_pool.hpp"
 
 using corio_test::io_test;
 using namespace std::chrono_literals;

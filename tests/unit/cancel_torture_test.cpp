@@ -116,7 +116,12 @@ corio::task<> run_tree(const node& n, root_log& log) {
 std::string describe(const node& n) {
   static constexpr const char* names[] = {"sleep", "fail", "timeout", "shield", "group", "seq"};
   std::string out = names[static_cast<int>(n.k)];
-  if (n.k != kind::shield && n.k != kind::seq) out += " " + std::to_string(n.d.count()) + "ms";
+  if (n.k != kind::shield && n.k != kind::seq) {
+    // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on " " + s.
+    out += ' ';
+    out += std::to_string(n.d.count());
+    out += "ms";
+  }
   if (!n.children.empty()) {
     out += "(";
     for (std::size_t i = 0; i < n.children.size(); ++i)

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "corio/corio.hpp"
-#include "corio/task_dump.hpp"
+#include "corio/observe/task_dump.hpp"
 #include "unit/test_support.hpp"
 
 using namespace std::chrono_literals;

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "corio/corio.hpp"
-#include "corio/metrics.hpp"
-#include "corio/profiler.hpp"
+#include "corio/observe/metrics.hpp"
+#include "corio/observe/profiler.hpp"
 #include "unit/test_support.hpp"
 
 using namespace std::chrono_literals;

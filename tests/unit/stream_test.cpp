@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "corio/corio.hpp"
-#include "corio/stream.hpp"
+#include "corio/flow/stream.hpp"
 #include "unit/test_support.hpp"
 
 using corio_test::run_virtual;

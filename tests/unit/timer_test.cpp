@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "corio/corio.hpp"
-#include "corio/detail/timer_wheel.hpp"
+#include "corio/loop/detail/timer_wheel.hpp"
 #include "unit/test_support.hpp"
 
 using namespace std::chrono_literals;

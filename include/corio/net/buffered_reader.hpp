@@ -10,11 +10,11 @@
 #include <string>
 #include <string_view>
 
-#include "corio/detail/input_buffer.hpp"
-#include "corio/detail/stream_ops.hpp"
 #include "corio/errors.hpp"
+#include "corio/net/detail/input_buffer.hpp"
+#include "corio/net/detail/stream_ops.hpp"
 #include "corio/net/tcp_stream.hpp"
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 namespace corio {
 

@@ -10,7 +10,7 @@
 
 #include "corio/errors.hpp"
 #include "corio/net/tcp_stream.hpp"
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 namespace corio {
 

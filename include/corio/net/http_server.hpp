@@ -10,12 +10,12 @@
 #include <type_traits>
 #include <utility>
 
-#include "corio/detail/input_buffer.hpp"
+#include "corio/net/detail/input_buffer.hpp"
 #include "corio/net/http_parser.hpp"
 #include "corio/net/serve.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 namespace corio {
 

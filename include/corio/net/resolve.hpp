@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "corio/net/socket_address.hpp"
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 namespace corio {
 

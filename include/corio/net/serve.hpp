@@ -4,9 +4,9 @@
 #include <exception>
 #include <utility>
 
-#include "corio/detail/child_scope.hpp"
+#include "corio/flow/detail/child_scope.hpp"
 #include "corio/net/tcp_listener.hpp"
-#include "corio/time.hpp"
+#include "corio/time/sleep.hpp"
 
 namespace corio {
 

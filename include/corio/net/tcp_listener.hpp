@@ -3,7 +3,7 @@
 
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_stream.hpp"
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 namespace corio {
 

@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <string>
 
-#include "corio/detail/io_op.hpp"
 #include "corio/detail/owned_fd.hpp"
 #include "corio/errors.hpp"
+#include "corio/io/detail/io_op.hpp"
 #include "corio/net/socket_address.hpp"
-#include "corio/task.hpp"
+#include "corio/task/task.hpp"
 
 namespace corio {
 

@@ -6,8 +6,8 @@
 #include <cstddef>
 #include <system_error>
 
-#include "corio/detail/io_op.hpp"
 #include "corio/detail/owned_fd.hpp"
+#include "corio/io/detail/io_op.hpp"
 #include "corio/net/socket_address.hpp"
 
 namespace corio {

@@ -1,0 +1,244 @@
+// The loop's core: what tasks, timers and suspensions need from a loop
+// (the ready queue, the running task, the tick's time, the timer wheel), in
+// a header that includes no more than they do. `event_loop`
+// (corio/loop/event_loop.hpp) builds the iteration, the I/O backend, the
+// cross-thread inbox and the user API on it; `task.hpp` and the sync
+// primitives include only this.
+//
+// Observation is not here. The loop calls a table of hooks
+// (detail/loop_hooks.hpp) that src/observe installs, and only for the
+// events the installed table asks for: `hooked(e)` is one load and one
+// predictable branch, so a loop without hooks pays nothing else.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "corio/detail/intrusive_list.hpp"
+#include "corio/loop/detail/task_base.hpp"
+#include "corio/loop/detail/timer_wheel.hpp"
+
+namespace corio::detail {
+
+class backend;
+class loop_hooks;
+
+/// The events a loop_hooks table can ask for (see loop_hooks.hpp).
+enum hook_event : std::uint32_t {
+  hook_tick = 1U << 0,    // each iteration starts
+  hook_resume = 1U << 1,  // around each resumption
+  hook_poll = 1U << 2,    // around each poll that may block
+  // No hook for a task's creation: the check alone cost spawn 8 of its 311
+  // instructions (callgrind), as the call makes GCC save registers on the
+  // fast path, and nothing needs it yet. A tracer that does can count
+  // roots at their first resumption (hook_resume).
+  hook_task_destroyed = 1U << 3,  // a root's frame is about to go
+  hook_task_dropped = 1U << 4,    // a task<> destroyed unawaited or pending
+  hook_sleep = 1U << 5,           // a sleep resumed its task
+  hook_run = 1U << 6,             // run() starts, its main task ends, run() ends
+  hook_blocking_call = 1U << 7,   // a blocking call on the loop's thread
+};
+
+/// The counters a loop always keeps: an increment each.
+struct loop_counters {
+  std::uint64_t iterations = 0;
+  std::uint64_t resumptions = 0;
+  std::uint64_t polls = 0;
+  std::uint64_t timers_fired = 0;
+  std::uint64_t posted_callbacks = 0;
+  std::size_t live_tasks = 0;
+};
+
+/// See the file comment. Only `event_loop` derives from it.
+class loop_core : public task_owner {
+ public:
+  loop_core(const loop_core&) = delete;
+  loop_core& operator=(const loop_core&) = delete;
+
+  /// The loop running on this thread, or nullptr.
+  [[nodiscard]] static loop_core* current() noexcept { return t_current; }
+
+  /// Appends `t` to the ready queue (FIFO, intrusive: no allocation).
+  void schedule(task_base& t) noexcept {
+    t.m_next_ready = nullptr;
+    if (m_ready_tail != nullptr) {
+      m_ready_tail->m_next_ready = &t;
+    } else {
+      m_ready_head = &t;
+    }
+    m_ready_tail = &t;
+  }
+  /// The root running now, or nullptr between resumptions.
+  [[nodiscard]] task_base* current_task() const noexcept { return m_current; }
+  /// Whether this tick's number is odd (yield_now marks its task with it).
+  [[nodiscard]] bool odd_tick() const noexcept { return (m_counters.iterations & 1U) != 0; }
+
+  [[nodiscard]] timer_wheel& timers() noexcept { return m_timers; }
+  /// Schedules `t` (its m_when_ns set), rounded up by the timer slack.
+  void add_timer(timer_node& t) noexcept {
+    if (m_slack_ns > 0) t.m_when_ns = round_up_by_slack(t.m_when_ns, m_now_ns, m_slack_ns);
+    m_timers.insert(t);
+  }
+  /// The time of the current tick, in nanoseconds of the loop's clock.
+  [[nodiscard]] std::int64_t now_ns() const noexcept { return m_now_ns; }
+  /// Reads the clock now (unless virtual) and moves the tick's time up to it.
+  /// Relative sleeps start from here: a tick that ran long must not make
+  /// `sleep(d)` wake before `d` has passed since the call.
+  std::int64_t refresh_now_ns() noexcept {
+    if (!m_virtual_clock) {
+      const std::int64_t t = read_clock();
+      if (t > m_now_ns) m_now_ns = t;
+    }
+    return m_now_ns;
+  }
+  /// CLOCK_MONOTONIC in nanoseconds.
+  [[nodiscard]] static std::int64_t read_clock() noexcept;
+  [[nodiscard]] bool virtual_clock() const noexcept { return m_virtual_clock; }
+  /// The current tick's time since the loop was made, in units of 2^20 ns
+  /// (a shift, not a division: spawn records it for every task).
+  [[nodiscard]] std::uint32_t ticks_since_start() const noexcept {
+    return static_cast<std::uint32_t>((m_now_ns - m_start_ns) >> 20);
+  }
+  [[nodiscard]] std::int64_t ns_since_start() const noexcept { return m_now_ns - m_start_ns; }
+
+  /// The I/O backend (src/io/backend.hpp).
+  [[nodiscard]] backend& io() noexcept { return *m_io; }
+
+  void note_spawned() noexcept { ++m_counters.live_tasks; }
+  void note_finished() noexcept { --m_counters.live_tasks; }
+  /// The owner of roots spawned without a group.
+  task_owner* owner_for_spawn() noexcept { return this; }
+  /// Child scopes (task groups, gathers) register here so that task dumps
+  /// find every live task.
+  void add_scope(task_owner& s) noexcept { m_scopes.push_back(s); }
+  /// Calls `fn(task_base&)` for every live root: detached ones, then the
+  /// members of each child scope.
+  template <class Fn>
+  void for_each_root(Fn fn) {
+    m_members.for_each(fn);
+    m_scopes.for_each([&](task_owner& s) { s.m_members.for_each(fn); });
+  }
+
+  /// Sends a report (debug mode's findings, dumps) to the loop's report
+  /// sink (loop_options::report), or stderr.
+  void report(const std::string& message) const;
+
+  /// Whether the installed hooks asked for event `e`.
+  [[nodiscard]] bool hooked(hook_event e) const noexcept { return (m_hook_events & e) != 0; }
+  /// The installed hooks, or nullptr.
+  [[nodiscard]] loop_hooks* hooks() const noexcept { return m_hooks; }
+
+  // Out of line (event_loop.cpp): they call a hook, only when it was asked for.
+  void note_task_dropped(task_base& t, bool started) noexcept;
+  void note_blocking_call(const char* what);
+  /// A root's frame is about to be destroyed: it may be the running one.
+  void note_root_destroyed(task_base& t) noexcept {
+    if (hooked(hook_task_destroyed)) [[unlikely]]
+      call_destroyed_hook(t);
+    if (&t == m_current) m_current = nullptr;
+  }
+  void note_sleep_resumed(std::int64_t deadline_ns) noexcept {
+    if (hooked(hook_sleep)) [[unlikely]]
+      call_sleep_hook(deadline_ns);
+  }
+
+ protected:
+  loop_core() = default;
+  ~loop_core() = default;
+
+  // Out of line on purpose: visible here, GCC would guess at it in
+  // complete_root and spend more instructions than the call it saves.
+  void on_member_done(task_base& t) noexcept override;
+  void call_sleep_hook(std::int64_t deadline_ns) noexcept;
+  void call_destroyed_hook(task_base& t) noexcept;
+
+  // Constant-initialised and defined here, so access needs no TLS wrapper call.
+  static inline thread_local constinit loop_core* t_current = nullptr;
+
+  task_base* m_ready_head = nullptr;
+  task_base* m_ready_tail = nullptr;
+  task_base* m_current = nullptr;
+  std::int64_t m_now_ns = 0;
+  std::int64_t m_start_ns = 0;
+  std::int64_t m_slack_ns = 0;  // 0 on the virtual clock
+  bool m_virtual_clock = false;
+  std::uint32_t m_hook_events = 0;
+  loop_hooks* m_hooks = nullptr;
+  backend* m_io = nullptr;
+  timer_wheel m_timers;
+  intrusive_list<task_owner> m_scopes;
+  loop_counters m_counters;
+};
+
+[[nodiscard]] inline loop_core& current_loop() noexcept {
+  return *loop_core::current();
+}
+[[nodiscard]] inline task_base& current_task() noexcept {
+  return *current_loop().current_task();
+}
+
+/// Sends `message` to the current loop's report sink, or to stderr outside a
+/// loop; never throws (a report must not turn into a failure).
+void report_current(const std::string& message) noexcept;
+
+/// Called by corio's blocking APIs: in debug mode, a call on a loop's
+/// thread is reported (it stops every task of that loop until it returns).
+inline void note_blocking_call(const char* what) {
+  if constexpr (observe_enabled) {
+    loop_core* loop = loop_core::current();
+    if (loop != nullptr && loop->hooked(hook_blocking_call)) [[unlikely]]
+      loop->note_blocking_call(what);
+  }
+}
+
+inline bool waiter::begin(std::coroutine_handle<> h) noexcept {
+  task_base& t = current_task();
+  m_task = &t;
+  m_handle = h;
+  if (t.cancel_effective()) {
+    m_state = state::aborted;
+    return false;
+  }
+  m_state = state::waiting;
+  t.m_waiter = this;
+  t.set_resume_point(h);
+  return true;
+}
+
+inline void waiter::end_without_suspending() noexcept {
+  m_state = state::idle;
+  m_task->m_waiter = nullptr;
+}
+
+inline void waiter::wake() noexcept {
+  m_state = state::woken;
+  m_task->m_waiter = nullptr;
+  current_loop().schedule(*m_task);
+}
+
+inline void waiter::finish() {
+  if (m_state == state::aborted) throw_cancelled(*m_task);
+  if (m_task->cancel_effective()) {
+    if (m_on_pass != nullptr) m_on_pass(*this);
+    throw_cancelled(*m_task);
+  }
+}
+
+inline void task_base::abort_wait_if_cancelled() noexcept {
+  waiter* w = m_waiter;
+  if (w == nullptr || w->m_state != waiter::state::waiting || !cancel_effective()) return;
+  m_waiter = nullptr;
+  w->m_state = waiter::state::aborted;
+  if (w->m_on_abort != nullptr) w->m_on_abort(*w);
+  if (!w->m_defer_abort) current_loop().schedule(*this);
+}
+
+inline bool task_base::request_cancel() noexcept {
+  if (done()) return false;
+  m_flags |= tf_cancel_requested | tf_cancel_pending;
+  abort_wait_if_cancelled();
+  return true;
+}
+
+}  // namespace corio::detail

@@ -1,0 +1,38 @@
+#include "corio/io/detail/io_op.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "corio/detail/owned_fd.hpp"
+
+#include "corio/loop/event_loop.hpp"
+#include "io/backend.hpp"
+
+namespace corio::detail {
+
+bool io_op::start(std::coroutine_handle<> h) noexcept {
+  if (!begin(h)) return false;
+  if (m_fd < 0) {
+    m_result = -EBADF;  // a closed stream: fail the call, do not crash
+  } else if (current_loop().io().start(*this)) {
+    m_on_abort = [](waiter& w) noexcept { current_loop().io().cancel(static_cast<io_op&>(w)); };
+    return true;
+  }
+  // Done without blocking: the task goes on at once, as if never parked.
+  m_state = state::woken;
+  m_task->m_waiter = nullptr;
+  return false;
+}
+
+std::intptr_t io_op::take_result() {
+  if (m_state == state::aborted) throw_cancelled(*m_task);
+  return m_result;
+}
+
+void close_descriptor(int fd) noexcept {
+  if (loop_core* loop = loop_core::current()) loop->io().forget_fd(fd);
+  ::close(fd);
+}
+
+}  // namespace corio::detail
