@@ -29,8 +29,7 @@ struct blocking_call : waiter, pool_job {
 
   static constexpr bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) {
-    if (!begin(h)) return false;
-    describe("blocking call");
+    if (!park(*this, h, "blocking call")) return false;
     m_defer_abort = true;  // the pool thread still writes into this frame
     m_loop = &current_event_loop();
     m_work = [](pool_job& j) noexcept {
@@ -54,7 +53,7 @@ struct blocking_call : waiter, pool_job {
     return true;
   }
   result_type await_resume() {
-    if (m_state != waiter::state::idle) finish();
+    finish();
     return m_result.take();
   }
 };

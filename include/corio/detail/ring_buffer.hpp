@@ -1,10 +1,13 @@
-// A growable circular buffer with push at both ends (queue<T> needs
-// push_front to give an item back to the head).
+// A growable circular buffer with push at both ends (channel<T> gives an
+// item back to the head). `reserve` makes room in advance, so that a push on
+// a path that must not fail (a cancelled receiver giving its item back)
+// never allocates.
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 namespace corio::detail {
@@ -28,11 +31,18 @@ class ring_buffer {
     ::new (slot((m_head + m_size) & m_mask)) T(std::move(v));
     ++m_size;
   }
-  void push_front(T&& v) {
-    grow_if_full();
+  /// Pushes at the head into room that `reserve` made: never allocates.
+  void push_front_reserved(T&& v) noexcept {
+    static_assert(std::is_nothrow_move_constructible_v<T>);
     m_head = (m_head - 1) & m_mask;
     ::new (slot(m_head)) T(std::move(v));
     ++m_size;
+  }
+  [[nodiscard]] std::size_t capacity() const noexcept { return m_data == nullptr ? 0 : m_mask + 1; }
+  /// Grows (to a power of two) until `n` items fit.
+  void reserve(std::size_t n) {
+    while (capacity() < n)
+      grow();
   }
   T pop_front() {
     T* p = std::launder(slot(m_head));

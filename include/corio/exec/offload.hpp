@@ -55,7 +55,7 @@ struct offload_job final : pool_job {
 };
 
 template <class Fn, class... Args>
-class offload_awaitable : waiter {
+class offload_awaitable : public waiter {
   using job_type = offload_job<Fn, Args...>;
 
  public:
@@ -76,8 +76,7 @@ class offload_awaitable : waiter {
   static constexpr bool await_ready() noexcept { return false; }
 
   bool await_suspend(std::coroutine_handle<> h) {
-    if (!begin(h)) return false;
-    describe("offload");
+    if (!park(*this, h, "offload")) return false;
     m_job->m_loop = &current_event_loop();
     m_job->m_awaiter = this;
     if (!m_pool->submit(*m_job)) {
@@ -86,16 +85,16 @@ class offload_awaitable : waiter {
     }
     m_submitted = true;
     detail::external_work::add(*m_job->m_loop);
-    m_on_abort = [](waiter& w) noexcept {
-      auto& self = static_cast<offload_awaitable&>(w);
-      self.m_job->m_awaiter = nullptr;  // the job frees itself when it is done
-      self.m_job = nullptr;
-    };
     return true;
   }
 
+  void on_abort() noexcept {
+    m_job->m_awaiter = nullptr;  // the job frees itself when it is done
+    m_job = nullptr;
+  }
+
   typename job_type::result_type await_resume() {
-    if (m_state != state::idle) finish();  // cancelled_error; the job is freed as arranged
+    finish();  // cancelled_error; the job is freed as arranged
     return m_job->m_result.take();
   }
 

@@ -1,6 +1,7 @@
 // channel<T>: a bounded MPMC FIFO across threads and loops.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <coroutine>
 #include <cstddef>
@@ -67,22 +68,22 @@ class channel {
     static constexpr bool await_ready() noexcept { return false; }
 
     // Claimed while on the list: from here the waker owns our wake-up.
-    void park(std::unique_lock<std::mutex>& lock, detail::intrusive_list<async_waiter>& list) {
+    void enlist(std::unique_lock<std::mutex>& lock, detail::intrusive_list<async_waiter>& list) {
       m_loop = &detail::current_event_loop();
       list.push_back(*this);
       detail::external_work::add(*m_loop);
-      m_on_abort = [](detail::waiter& w) noexcept {
-        auto& self = static_cast<async_waiter&>(w);
-        const std::lock_guard guard(self.m_channel->m_mutex);
-        if (self.linked()) {  // nobody claimed it: just leave
-          self.unlink();
-          detail::external_work::remove(*self.m_loop);
-        } else {  // a wake-up is on its way: it will finish the abort
-          self.m_defer_abort = true;
-        }
-      };
       m_run = [](detail::posted_node& n) noexcept { static_cast<async_waiter&>(n).on_claimed(); };
       lock.unlock();
+    }
+
+    void on_abort() noexcept {
+      const std::lock_guard guard(m_channel->m_mutex);
+      if (linked()) {  // nobody claimed it: just leave
+        unlink();
+        detail::external_work::remove(*m_loop);
+      } else {  // a wake-up is on its way: it will finish the abort
+        m_defer_abort = true;
+      }
     }
 
     // On the waiter's loop thread, after a waker claimed it.
@@ -104,8 +105,7 @@ class channel {
   struct receive_awaitable : async_waiter {
     using async_waiter::async_waiter;
     bool await_suspend(std::coroutine_handle<> h) {
-      if (!this->begin(h)) return false;
-      this->describe("channel receive");
+      if (!detail::park(*this, h, "channel receive")) return false;
       std::unique_lock lock(this->m_channel->m_mutex);
       if (!this->m_channel->m_items.empty() || this->m_channel->m_closed) {
         this->m_item = this->m_channel->take_locked(lock);
@@ -113,17 +113,17 @@ class channel {
         return false;
       }
       this->m_receiver = true;
-      this->m_on_pass = [](detail::waiter& w) noexcept {
-        auto& self = static_cast<receive_awaitable&>(w);
-        if (self.m_item) self.m_channel->give_back(std::move(*self.m_item));
-        self.m_item.reset();
-      };
-      this->park(lock, this->m_channel->m_receivers);
+      this->enlist(lock, this->m_channel->m_receivers);
       return true;
     }
+    void on_pass() noexcept {
+      if (this->m_item) this->m_channel->give_back(std::move(*this->m_item));
+      this->m_item.reset();
+    }
     T await_resume() {
-      if (this->m_state != detail::waiter::state::idle) this->finish();
+      this->finish();
       if (!this->m_item) throw channel_closed();
+      if (this->m_receiver) this->m_channel->note_delivered();
       return std::move(*this->m_item);
     }
   };
@@ -131,8 +131,7 @@ class channel {
   struct send_awaitable : async_waiter {
     send_awaitable(channel* c, T&& v) : async_waiter(c) { this->m_item.emplace(std::move(v)); }
     bool await_suspend(std::coroutine_handle<> h) {
-      if (!this->begin(h)) return false;
-      this->describe("channel send");
+      if (!detail::park(*this, h, "channel send")) return false;
       std::unique_lock lock(this->m_channel->m_mutex);
       if (this->m_channel->m_closed) {
         this->end_without_suspending();
@@ -144,12 +143,12 @@ class channel {
         this->end_without_suspending();
         return false;
       }
-      this->park(lock, this->m_channel->m_senders);
+      this->enlist(lock, this->m_channel->m_senders);
       return true;
     }
     void await_resume() {
       if (this->m_sent) return;  // even if cancelled meanwhile: the item is in
-      if (this->m_state != detail::waiter::state::idle) this->finish();
+      this->finish();
       throw channel_closed();
     }
   };
@@ -250,21 +249,31 @@ class channel {
   }
 
   // Hands `v` to the oldest waiting task, or stores it (there is room) at
-  // the back, or at the front for an item given back; unlocks.
-  void put_locked(T&& v, std::unique_lock<std::mutex>& lock, bool at_front = false) {
-    if (async_waiter* w = m_receivers.pop_front()) {
-      w->m_item.emplace(std::move(v));
-      lock.unlock();
-      resume(*w);
+  // the back; unlocks. Room for the item to come back (give_back) is made
+  // here, before anything changes, where an allocation failure may throw.
+  void put_locked(T&& v, std::unique_lock<std::mutex>& lock) {
+    if (!m_receivers.empty()) {
+      m_items.reserve(std::max(m_capacity, m_items.size()) + m_handed + 1);
+      hand_locked(std::move(v), lock);
       return;
     }
-    if (at_front) {
-      m_items.push_front(std::move(v));
-    } else {
-      m_items.push_back(std::move(v));
-    }
+    m_items.push_back(std::move(v));
     if (m_blocked_receivers != 0) m_can_receive.notify_one();
     lock.unlock();
+  }
+
+  void hand_locked(T&& v, std::unique_lock<std::mutex>& lock) noexcept {
+    async_waiter* w = m_receivers.pop_front();
+    w->m_item.emplace(std::move(v));
+    ++m_handed;
+    lock.unlock();
+    resume(*w);
+  }
+
+  // A receiver took the item handed to it.
+  void note_delivered() noexcept {
+    const std::lock_guard lock(m_mutex);
+    --m_handed;
   }
 
   // Takes the oldest item (nullopt when there is none: closed) and refills
@@ -288,11 +297,19 @@ class channel {
     return v;
   }
 
-  // A cancelled receiver's item goes back to the front, or to the next
-  // waiting receiver.
+  // A cancelled receiver's item goes to the next waiting receiver, or back
+  // to the front, into the room put_locked reserved when it was handed out:
+  // nothing here can fail.
   void give_back(T&& v) noexcept {
     std::unique_lock lock(m_mutex);
-    put_locked(std::move(v), lock, true);
+    --m_handed;
+    if (!m_receivers.empty()) {
+      hand_locked(std::move(v), lock);
+      return;
+    }
+    m_items.push_front_reserved(std::move(v));
+    if (m_blocked_receivers != 0) m_can_receive.notify_one();
+    lock.unlock();
   }
 
   // A claimed waiter goes on on its own loop.
@@ -311,6 +328,10 @@ class channel {
   std::size_t m_blocked_senders = 0;
   std::size_t m_blocked_receivers = 0;
   bool m_closed = false;
+  // Items handed to receivers that have not taken them yet. Invariant:
+  // m_items' capacity >= max(m_capacity, m_items.size()) + m_handed, so a
+  // handed item always fits back.
+  std::size_t m_handed = 0;
   detail::ring_buffer<T> m_items;
   detail::intrusive_list<async_waiter> m_receivers;
   detail::intrusive_list<async_waiter> m_senders;

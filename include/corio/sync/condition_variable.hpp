@@ -24,12 +24,9 @@ class condition_variable {
     explicit wait_waiter(condition_variable* cv) noexcept : m_cv(cv) {}
     static constexpr bool await_ready() noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_cv->m_waiters, h, "condition_variable")) return false;
-      m_on_pass = [](detail::waiter& w) noexcept {
-        static_cast<wait_waiter&>(w).m_cv->notify_one();
-      };
-      return true;
+      return park_in(m_cv->m_waiters, h, "condition_variable");
     }
+    void on_pass() noexcept { m_cv->notify_one(); }
     void await_resume() { finish(); }
   };
 

@@ -18,9 +18,7 @@ class event {
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       return park_in(m_event->m_waiters, h, "event");
     }
-    void await_resume() {
-      if (m_state != state::idle) finish();
-    }
+    void await_resume() { finish(); }
   };
 
  public:

@@ -51,16 +51,14 @@ class queue {
       return m_queue->m_closed && m_queue->m_granted == 0;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_queue->m_poppers, h, "queue pop")) return false;
-      m_on_pass = [](detail::waiter& w) noexcept {
-        auto& self = static_cast<pop_waiter&>(w);
-        if (self.m_promised) self.m_queue->pass_promise();
-      };
-      return true;
+      return park_in(m_queue->m_poppers, h, "queue pop");
+    }
+    void on_pass() noexcept {
+      if (m_promised) m_queue->pass_promise();
     }
     T await_resume() {
       if (!m_ready) {
-        if (m_state != state::idle) finish();
+        finish();
         if (!m_promised) throw queue_closed();  // woken by close()
         --m_queue->m_reserved;
       }
@@ -83,20 +81,17 @@ class queue {
       return false;
     }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_queue->m_pushers, h, "queue push")) return false;
-      m_on_pass = [](detail::waiter& w) noexcept {
-        auto& self = static_cast<push_waiter&>(w);
-        if (self.m_grant) {
-          --self.m_queue->m_granted;
-          self.m_queue->grant_pushers();
-          self.m_queue->wake_poppers_if_drained();
-        }
-      };
-      return true;
+      return park_in(m_queue->m_pushers, h, "queue push");
+    }
+    void on_pass() noexcept {
+      if (!m_grant) return;
+      --m_queue->m_granted;
+      m_queue->grant_pushers();
+      m_queue->wake_poppers_if_drained();
     }
     void await_resume() {
       if (m_done) return;
-      if (m_state != state::idle) finish();
+      finish();
       if (!m_grant) throw queue_closed();  // woken by close()
       --m_queue->m_granted;                // the slot granted to us
       m_queue->store(std::move(m_item));

@@ -48,15 +48,10 @@ class semaphore {
     explicit acquire_waiter(semaphore* s) noexcept : m_sem(s) {}
     [[nodiscard]] bool await_ready() const noexcept { return m_sem->try_acquire(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!park_in(m_sem->m_waiters, h, "semaphore")) return false;
-      m_on_pass = [](detail::waiter& w) noexcept {
-        static_cast<acquire_waiter&>(w).m_sem->release();
-      };
-      return true;
+      return park_in(m_sem->m_waiters, h, "semaphore");
     }
-    void await_resume() {
-      if (m_state != state::idle) finish();
-    }
+    void on_pass() noexcept { m_sem->release(); }
+    void await_resume() { finish(); }
   };
 
  public:

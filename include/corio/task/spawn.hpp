@@ -116,21 +116,19 @@ class join_handle {
     explicit awaiter(promise* c) noexcept : m_child(c) {}
     [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!begin(h)) return false;
-      describe(Joining ? "join_handle" : "join_handle wait");
+      if (!detail::park(*this, h, Joining ? "join_handle" : "join_handle wait")) return false;
       if constexpr (detail::observe_enabled) m_waiting = m_task;
       m_on_done = [](detail::done_listener& l) noexcept { static_cast<awaiter&>(l).wake(); };
-      m_on_abort = [](detail::waiter& w) noexcept {
-        auto& self = static_cast<awaiter&>(w);
-        self.unlisten();
-        if constexpr (Joining) self.m_child->request_cancel();
-      };
       done_listener::m_next = m_child->m_listeners;
       m_child->m_listeners = this;
       return true;
     }
+    void on_abort() noexcept {
+      unlisten();
+      if constexpr (Joining) m_child->request_cancel();
+    }
     decltype(auto) await_resume() {
-      if (m_state != state::idle) finish();
+      finish();
       if constexpr (Joining) return take(m_child);
     }
     void unlisten() noexcept {

@@ -52,12 +52,9 @@ struct sleep_awaiter : waiter, timer_node {
   std::int64_t m_deadline_ns;
   explicit sleep_awaiter(std::int64_t deadline_ns) noexcept : m_deadline_ns(deadline_ns) {}
   static constexpr bool await_ready() noexcept { return false; }
+  void on_abort() noexcept { current_loop().timers().cancel(*this); }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
-    if (!begin(h)) return false;
-    describe("sleep");
-    m_on_abort = [](waiter& w) noexcept {
-      current_loop().timers().cancel(static_cast<sleep_awaiter&>(w));
-    };
+    if (!park(*this, h, "sleep")) return false;
     m_fire = [](timer_node& t) noexcept { static_cast<sleep_awaiter&>(t).wake(); };
     m_when_ns = m_deadline_ns;
     current_loop().add_timer(*this);
@@ -73,8 +70,7 @@ struct sleep_awaiter : waiter, timer_node {
 struct yield_awaiter : waiter {
   static constexpr bool await_ready() noexcept { return false; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
-    if (!begin(h)) return false;
-    describe("yield_now");
+    if (!park(*this, h, "yield_now")) return false;
     m_task->m_flags = (m_task->m_flags & ~tf_yield_odd) | tf_yielded |
                       (current_loop().odd_tick() ? tf_yield_odd : 0U);
     wake();

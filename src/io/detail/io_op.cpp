@@ -12,17 +12,20 @@
 namespace corio::detail {
 
 bool io_op::start(std::coroutine_handle<> h) noexcept {
-  if (!begin(h)) return false;
+  if (!park(*this, h, m_what)) return false;
   if (m_fd < 0) {
     m_result = -EBADF;  // a closed stream: fail the call, do not crash
   } else if (current_loop().io().start(*this)) {
-    m_on_abort = [](waiter& w) noexcept { current_loop().io().cancel(static_cast<io_op&>(w)); };
     return true;
   }
   // Done without blocking: the task goes on at once, as if never parked.
   m_state = state::woken;
   m_task->m_waiter = nullptr;
   return false;
+}
+
+void io_op::on_abort() noexcept {
+  current_loop().io().cancel(*this);
 }
 
 std::intptr_t io_op::take_result() {

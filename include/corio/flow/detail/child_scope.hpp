@@ -85,18 +85,13 @@ class child_scope final : public task_owner {
       bool (*m_pred)(const child_scope&);
       [[nodiscard]] bool await_ready() const noexcept { return m_pred(*m_scope); }
       bool await_suspend(std::coroutine_handle<> h) noexcept {
-        if (!begin(h)) return false;
-        describe("child tasks");
-        m_on_abort = [](waiter& w) noexcept {
-          static_cast<awaiter&>(w).m_scope->m_waiter = nullptr;
-        };
+        if (!park(*this, h, "child tasks")) return false;
         m_scope->m_waiter = this;
         m_scope->m_waiter_pred = m_pred;
         return true;
       }
-      void await_resume() {
-        if (m_state != state::idle) finish();
-      }
+      void on_abort() noexcept { m_scope->m_waiter = nullptr; }
+      void await_resume() { finish(); }
     };
     awaiter a;
     a.m_scope = this;

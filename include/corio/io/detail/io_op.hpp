@@ -63,6 +63,8 @@ struct io_op : waiter, list_node {
   /// false when the task must not suspend (done at once, or already
   /// cancelled): then await_resume runs straight away.
   bool start(std::coroutine_handle<> h) noexcept;
+  /// Cancellation: the backend cancels the call (io_uring: asynchronously).
+  void on_abort() noexcept;
 
   /// The result (>= 0) or -errno. Throws cancelled_error when the wait was
   /// aborted before the call completed.

@@ -218,11 +218,51 @@ inline void waiter::wake() noexcept {
 }
 
 inline void waiter::finish() {
+  // Split so that the compiler inlines both, as it did when every caller
+  // wrote this check itself.
+  if (m_state != state::idle) finish_suspended();  // idle: never suspended
+}
+
+inline void waiter::finish_suspended() {
   if (m_state == state::aborted) throw_cancelled(*m_task);
   if (m_task->cancel_effective()) {
     if (m_on_pass != nullptr) m_on_pass(*this);
     throw_cancelled(*m_task);
   }
+}
+
+/// The suspension protocol in one call, for await_suspend: begins the wait
+/// (false: a cancellation is pending, do not suspend), records what it is
+/// for task dumps, and wires the hooks that `self` defines:
+///   * `void on_abort() noexcept`: leave what it waits on (cancellation,
+///     called at once);
+///   * `void on_pass() noexcept`: give an unused wake-up on (woken, then
+///     cancelled before it resumed).
+/// await_resume then calls `finish()`.
+///
+/// \code
+///   struct awaiter : waiter {
+///     void on_abort() noexcept { m_list.erase(*this); }
+///     bool await_suspend(std::coroutine_handle<> h) noexcept {
+///       if (!park(*this, h, "my primitive")) return false;
+///       m_list.push_back(*this);
+///       return true;
+///     }
+///     void await_resume() { finish(); }
+///   };
+/// \endcode
+template <class Self>
+bool park(Self& self, std::coroutine_handle<> h, const char* what) noexcept {
+  waiter& w = self;
+  if (!w.begin(h)) return false;
+  w.describe(what);
+  if constexpr (requires { self.on_abort(); }) {
+    w.m_on_abort = [](waiter& x) noexcept { static_cast<Self&>(x).on_abort(); };
+  }
+  if constexpr (requires { self.on_pass(); }) {
+    w.m_on_pass = [](waiter& x) noexcept { static_cast<Self&>(x).on_pass(); };
+  }
+  return true;
 }
 
 inline void task_base::abort_wait_if_cancelled() noexcept {

@@ -8,8 +8,9 @@
 // point, it only uses `m_link` as its continuation.
 //
 // The one suspension primitive. Every awaitable that really suspends embeds
-// a `waiter` and calls `w.begin(h)` in await_suspend and `w.finish()` in
-// await_resume:
+// a `waiter` and calls `park(self, h, what)` (loop_core.hpp: begin, describe,
+// and the awaiter's on_abort/on_pass wired in) in await_suspend and
+// `w.finish()` in await_resume:
 //   * begin() checks for a pending cancellation first (then it does not
 //     suspend, and finish() throws), else records itself as the root's
 //     current wait;
@@ -95,7 +96,8 @@ struct waiter {
   }
   void end_without_suspending() noexcept;  // after begin(): done at once after all
   void wake() noexcept;
-  void finish();  // throws cancelled_error when cancelled
+  void finish();            // throws cancelled_error when cancelled; nothing when never suspended
+  void finish_suspended();  // finish() after a real suspension
 };
 
 /// Told when a root finishes (a join_handle being awaited).

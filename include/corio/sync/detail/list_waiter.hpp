@@ -8,14 +8,16 @@
 namespace corio::detail {
 
 struct list_waiter : waiter, list_node {
+  /// Cancellation: leave the list at once.
+  void on_abort() noexcept { unlink(); }
+
   /// Parks in `list` (FIFO) unless a cancellation is pending; `what` names
-  /// the primitive in task dumps.
+  /// the primitive in task dumps. W, the awaiter, may add an on_pass().
   template <class W>
   bool park_in(intrusive_list<W>& list, std::coroutine_handle<> h, const char* what) noexcept {
-    if (!begin(h)) return false;
-    describe(what);
-    m_on_abort = [](waiter& w) noexcept { static_cast<list_waiter&>(w).unlink(); };
-    list.push_back(static_cast<W&>(*this));
+    W& self = static_cast<W&>(*this);
+    if (!park(self, h, what)) return false;
+    list.push_back(self);
     return true;
   }
 };
