@@ -14,14 +14,12 @@ inline corio::task<> echo_connection(corio::tcp_stream stream) {
   corio::tcp_stream s = std::move(stream);  // closed as the task ends
   constexpr std::size_t buffer_size = 64 * 1024;
   const auto buf = std::make_unique<char[]>(buffer_size);
-  try {
-    for (;;) {
-      const std::size_t n = co_await s.read_some(buf.get(), buffer_size);
-      if (n == 0) co_return;  // the client closed
-      co_await s.write_all(buf.get(), n);
-    }
-  } catch (const std::system_error&) {
-    // A reset or broken connection ends this client only.
+  std::error_code ec;  // a reset or broken connection ends this client only
+  for (;;) {
+    const std::size_t n = co_await s.read_some(buf.get(), buffer_size, ec);
+    if (ec || n == 0) co_return;  // gone, or closed
+    (void)co_await s.write_all(buf.get(), n, ec);
+    if (ec) co_return;
   }
 }
 

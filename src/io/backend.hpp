@@ -18,6 +18,13 @@ class backend {
   /// Waits up to `timeout_ns` (-1: no limit, 0: just look) for I/O or a
   /// wake-up, and wakes the operations that completed. Sends queued
   /// submissions in the same system call.
+  ///
+  /// Throws std::system_error only when the wait itself fails in a way the
+  /// loop cannot go on from (epoll_wait or io_uring_enter returning an
+  /// error other than EINTR, ETIME, EBUSY or EAGAIN: a bad descriptor or
+  /// ring, or EFAULT, never a property of one socket). The exception leaves
+  /// the loop's run() and the loop unusable; every per-operation error is
+  /// an operation's result (-errno) instead.
   virtual void poll(std::int64_t timeout_ns) = 0;
 
   /// Interrupts a poll() that blocks or is about to. Safe from any thread.

@@ -19,6 +19,7 @@
 #include <deque>
 #include <system_error>
 
+#include "corio/detail/owned_fd.hpp"
 #include "corio/loop/event_loop.hpp"
 #include "io/backend.hpp"
 
@@ -43,29 +44,20 @@ struct fd_record {
 
 class epoll_backend final : public backend {
  public:
+  // The descriptors are owned_fd members: a constructor that throws
+  // half-way closes what it opened.
   epoll_backend() {
-    m_epfd = ::epoll_create1(EPOLL_CLOEXEC);
-    if (m_epfd < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    m_eventfd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (m_eventfd < 0) {
-      int e = errno;
-      ::close(m_epfd);
-      throw std::system_error(e, std::generic_category(), "eventfd");
-    }
+    m_epfd = owned_fd(::epoll_create1(EPOLL_CLOEXEC));
+    if (m_epfd.get() < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    m_eventfd = owned_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (m_eventfd.get() < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = wake_token;
-    if (::epoll_ctl(m_epfd, EPOLL_CTL_ADD, m_eventfd, &ev) != 0) {
-      int e = errno;
-      ::close(m_eventfd);
-      ::close(m_epfd);
-      throw std::system_error(e, std::generic_category(), "epoll_ctl");
-    }
+    if (::epoll_ctl(m_epfd.get(), EPOLL_CTL_ADD, m_eventfd.get(), &ev) != 0)
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
   }
-  ~epoll_backend() override {
-    ::close(m_eventfd);
-    ::close(m_epfd);
-  }
+  ~epoll_backend() override = default;
   epoll_backend(const epoll_backend&) = delete;
   epoll_backend& operator=(const epoll_backend&) = delete;
 
@@ -79,7 +71,7 @@ class epoll_backend final : public backend {
         ts.tv_sec = static_cast<time_t>(timeout_ns / 1'000'000'000);
         ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
       }
-      n = ::epoll_pwait2(m_epfd, events, 256, timeout_ns >= 0 ? &ts : nullptr, nullptr);
+      n = ::epoll_pwait2(m_epfd.get(), events, 256, timeout_ns >= 0 ? &ts : nullptr, nullptr);
       if (n < 0 && errno == ENOSYS) {
         // Kernels before 5.11 (and valgrind): epoll_wait from now on, with
         // the timeout rounded up to whole milliseconds.
@@ -89,7 +81,7 @@ class epoll_backend final : public backend {
     }
     if (!m_have_pwait2) {
       const int ms = timeout_ns < 0 ? -1 : static_cast<int>((timeout_ns + 999'999) / 1'000'000);
-      n = ::epoll_wait(m_epfd, events, 256, ms);
+      n = ::epoll_wait(m_epfd.get(), events, 256, ms);
     }
     if (n < 0) {
       if (errno == EINTR) return;
@@ -100,7 +92,7 @@ class epoll_backend final : public backend {
         std::uint64_t value = 0;
         ++m_syscalls;
         // Drains the counter; EAGAIN when another poll already did.
-        [[maybe_unused]] ssize_t r = ::read(m_eventfd, &value, sizeof value);
+        [[maybe_unused]] ssize_t r = ::read(m_eventfd.get(), &value, sizeof value);
         continue;
       }
       const int fd = static_cast<int>(events[i].data.u64);
@@ -116,7 +108,7 @@ class epoll_backend final : public backend {
 
   void notify() noexcept override {
     std::uint64_t one = 1;
-    [[maybe_unused]] ssize_t r = ::write(m_eventfd, &one, sizeof one);
+    [[maybe_unused]] ssize_t r = ::write(m_eventfd.get(), &one, sizeof one);
   }
 
   bool start(io_op& op) noexcept override {
@@ -136,7 +128,7 @@ class epoll_backend final : public backend {
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = static_cast<std::uint64_t>(op.m_fd);
       ++m_syscalls;
-      if (::epoll_ctl(m_epfd, EPOLL_CTL_ADD, op.m_fd, &ev) != 0) {
+      if (::epoll_ctl(m_epfd.get(), EPOLL_CTL_ADD, op.m_fd, &ev) != 0) {
         op.m_result = -errno;  // e.g. EPERM: a regular file cannot be polled
         return false;
       }
@@ -166,7 +158,7 @@ class epoll_backend final : public backend {
     // then the stale entry's events find m_registered false and no waiters.
     if (rec.m_registered) {
       ++m_syscalls;
-      ::epoll_ctl(m_epfd, EPOLL_CTL_DEL, fd, nullptr);
+      ::epoll_ctl(m_epfd.get(), EPOLL_CTL_DEL, fd, nullptr);
     }
     rec.m_registered = false;
     rec.m_hung_up = false;
@@ -214,8 +206,8 @@ class epoll_backend final : public backend {
     op.wake();
   }
 
-  int m_epfd = -1;
-  int m_eventfd = -1;
+  owned_fd m_epfd;
+  owned_fd m_eventfd;
   bool m_have_pwait2 = true;  // false once the kernel said ENOSYS
   std::size_t m_pending = 0;
   // A deque: growing it never moves a record, and the waiter lists point

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 #include "corio/task/cancel.hpp"
 
@@ -136,20 +137,18 @@ std::span<char> http_connection::read_space() {
 }
 
 task<> linger_close(tcp_stream& s) {
-  try {
-    s.shutdown_write();
+  std::error_code ec;
+  s.shutdown_write(ec);
+  if (!ec) {  // else the peer is gone already: nothing to wait for
     char sink[4096];
-    std::size_t drained = 0;
-    (void)co_await move_on_after(std::chrono::seconds(1),
-                                 [](tcp_stream& s, char* sink, std::size_t& drained) -> task<> {
-                                   while (drained < std::size_t{64} * 1024) {
-                                     const std::size_t n = co_await s.read_some(sink, 4096);
-                                     if (n == 0) break;
-                                     drained += n;
-                                   }
-                                 }(s, sink, drained));
-  } catch (const std::system_error&) {
-    // The peer is gone already: nothing to wait for.
+    (void)co_await move_on_after(std::chrono::seconds(1), [](tcp_stream& s, char* sink) -> task<> {
+      std::error_code ec;  // a peer gone already ends the wait
+      for (std::size_t drained = 0; drained < std::size_t{64} * 1024;) {
+        const std::size_t n = co_await s.read_some(sink, 4096, ec);
+        if (ec || n == 0) break;
+        drained += n;
+      }
+    }(s, sink));
   }
   s.close();
 }

@@ -58,8 +58,24 @@ task<> tcp_stream::write_all(const void* buf, std::size_t len) {
   return detail::write_all(*this, buf, len);
 }
 
+task<std::size_t> tcp_stream::write_all(const void* buf, std::size_t len, std::error_code& ec) {
+  const auto* p = static_cast<const char*>(buf);
+  std::size_t done = 0;
+  ec.clear();
+  while (done < len) {
+    done += co_await write_some(p + done, len - done, ec);
+    if (ec) break;
+  }
+  co_return done;
+}
+
 void tcp_stream::shutdown_write() {
   if (::shutdown(m_fd.get(), SHUT_WR) != 0) throw_errno(errno, "shutdown");
+}
+
+void tcp_stream::shutdown_write(std::error_code& ec) noexcept {
+  ec.clear();
+  if (::shutdown(m_fd.get(), SHUT_WR) != 0) ec.assign(errno, std::system_category());
 }
 
 void tcp_stream::close() noexcept {

@@ -121,6 +121,40 @@ TEST_P(Tcp, ResetMidReadIsConnectionReset) {
   });
 }
 
+TEST_P(Tcp, ErrorCodeReadsReportResetAndEndOfStreamWithoutThrowing) {
+  run_io([]() -> corio::task<> {
+    auto [l, c, s] = co_await connect_pair();
+    char buf[16];
+    std::error_code ec = std::make_error_code(std::errc::io_error);
+    co_await s.write_all("hi", 2);
+    EXPECT_EQ(co_await c.read_some(buf, sizeof buf, ec), 2U);
+    EXPECT_FALSE(ec) << "success clears the error code";
+    reset(s);
+    EXPECT_EQ(co_await c.read_some(buf, sizeof buf, ec), 0U);
+    EXPECT_EQ(ec.value(), ECONNRESET);
+    c.close();
+    EXPECT_EQ(co_await c.read_some(buf, sizeof buf, ec), 0U);
+    EXPECT_EQ(ec.value(), EBADF) << "a closed stream fails the call, it does not crash";
+  });
+}
+
+TEST_P(Tcp, ErrorCodeWriteAllStopsAtTheFirstErrorAndSaysHowFarItGot) {
+  run_io([]() -> corio::task<> {
+    auto [l, c, s] = co_await connect_pair();
+    std::vector<char> chunk(65536, 'x');
+    std::error_code ec;
+    EXPECT_EQ(co_await c.write_all(chunk.data(), 10, ec), 10U);
+    EXPECT_FALSE(ec);
+    reset(s);
+    std::size_t written = chunk.size();
+    for (int i = 0; i < 1000 && !ec; ++i)  // the first writes may still be accepted
+      written = co_await c.write_all(chunk.data(), chunk.size(), ec);
+    EXPECT_TRUE(ec.value() == EPIPE || ec.value() == ECONNRESET) << ec.message();
+    EXPECT_LT(written, chunk.size());
+    c.shutdown_write(ec);  // on a reset connection: an error code, not an exception
+  });
+}
+
 TEST_P(Tcp, WritingToAResetPeerFailsWithoutSigpipe) {
   run_io([]() -> corio::task<> {
     auto [l, c, s] = co_await connect_pair();

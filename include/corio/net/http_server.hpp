@@ -120,57 +120,55 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_limits lim
   detail::http_connection conn(limits);
   http_response response;
   std::exception_ptr failure;
-  try {
+  std::error_code ec;  // a reset or broken pipe ends this client only
+  for (;;) {
+    bool open = true;
     for (;;) {
-      bool open = true;
-      for (;;) {
-        const http_parse_status st = conn.next();
-        if (st == http_parse_status::incomplete) break;
-        if (st != http_parse_status::complete) {
-          conn.respond_error(http_error_status(st));
-          open = false;
-          break;
-        }
-        response.clear();
-        try {
-          if constexpr (std::is_void_v<result>) {
-            handler(conn.request(), response);
-          } else {
-            // clang-tidy reads co_await as a use of the moved-from parameter.
-            co_await handler(conn.request(), response);  // NOLINT(bugprone-use-after-move)
-          }
-        } catch (const cancelled_error&) {
-          throw;
-        } catch (...) {
-          failure = std::current_exception();
-        }
-        if (failure) {
-          conn.respond_error(500);
-          open = false;
-          break;
-        }
-        const bool keep_alive = conn.request().keep_alive;
-        conn.respond(response);
-        if (!keep_alive) {
-          open = false;
-          break;
-        }
-      }
-      if (!conn.output().empty()) {
-        co_await s.write_all(conn.output().data(), conn.output().size());
-        conn.output_sent();
-      }
-      if (!open) {
-        co_await detail::linger_close(s);
+      const http_parse_status st = conn.next();
+      if (st == http_parse_status::incomplete) break;
+      if (st != http_parse_status::complete) {
+        conn.respond_error(http_error_status(st));
+        open = false;
         break;
       }
-      const std::span<char> space = conn.read_space();
-      const std::size_t n = co_await s.read_some(space.data(), space.size());
-      if (n == 0) break;  // the client is done
-      conn.received(n);
+      response.clear();
+      try {
+        if constexpr (std::is_void_v<result>) {
+          handler(conn.request(), response);
+        } else {
+          // clang-tidy reads co_await as a use of the moved-from parameter.
+          co_await handler(conn.request(), response);  // NOLINT(bugprone-use-after-move)
+        }
+      } catch (const cancelled_error&) {
+        throw;
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        conn.respond_error(500);
+        open = false;
+        break;
+      }
+      const bool keep_alive = conn.request().keep_alive;
+      conn.respond(response);
+      if (!keep_alive) {
+        open = false;
+        break;
+      }
     }
-  } catch (const std::system_error&) {
-    // Reset or broken pipe: this client is gone; the server goes on.
+    if (!conn.output().empty()) {
+      (void)co_await s.write_all(conn.output().data(), conn.output().size(), ec);
+      if (ec) break;
+      conn.output_sent();
+    }
+    if (!open) {
+      co_await detail::linger_close(s);
+      break;
+    }
+    const std::span<char> space = conn.read_space();
+    const std::size_t n = co_await s.read_some(space.data(), space.size(), ec);
+    if (ec || n == 0) break;  // the client is gone, or done
+    conn.received(n);
   }
   if (failure) std::rethrow_exception(failure);
 }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <system_error>
 
 #include "corio/detail/owned_fd.hpp"
 #include "corio/errors.hpp"
@@ -57,14 +58,38 @@ class tcp_stream {
   [[nodiscard]] detail::io_awaitable write_some(const void* buf, std::size_t len) noexcept {
     return {detail::io_kind::send, m_fd.get(), const_cast<void*>(buf), len, "send"};
   }
+  /// read_some and write_some without exceptions for I/O errors: a failure
+  /// sets `ec` (ECONNRESET, EPIPE, EBADF...) and gives 0; success clears it.
+  /// A server's connection loop uses these: a reset connection is routine
+  /// there, and an exception per connection is not. (Cancellation still
+  /// throws cancelled_error.)
+  ///
+  /// \code
+  ///   std::error_code ec;
+  ///   const std::size_t n = co_await s.read_some(buf, sizeof buf, ec);
+  ///   if (ec || n == 0) co_return;  // gone, or closed
+  /// \endcode
+  [[nodiscard]] detail::io_awaitable_ec read_some(void* buf, std::size_t len,
+                                                  std::error_code& ec) noexcept {
+    return {detail::io_kind::recv, m_fd.get(), buf, len, "recv", ec};
+  }
+  [[nodiscard]] detail::io_awaitable_ec write_some(const void* buf, std::size_t len,
+                                                   std::error_code& ec) noexcept {
+    return {detail::io_kind::send, m_fd.get(), const_cast<void*>(buf), len, "send", ec};
+  }
   /// Reads exactly `len` bytes; incomplete_read_error when the stream ends.
   [[nodiscard]] task<> read_exact(void* buf, std::size_t len);
   /// Writes all `len` bytes, waiting while the peer is slow (the buffer
   /// must stay alive until the task finishes).
   [[nodiscard]] task<> write_all(const void* buf, std::size_t len);
+  /// Writes all `len` bytes or stops at the first error, which goes into
+  /// `ec`; returns the bytes written.
+  [[nodiscard]] task<std::size_t> write_all(const void* buf, std::size_t len, std::error_code& ec);
 
   /// Ends the sending side (the peer reads end of stream); reading goes on.
   void shutdown_write();
+  /// As above; a failure (the peer is gone) goes into `ec`.
+  void shutdown_write(std::error_code& ec) noexcept;
   /// Closes now. Calls of other tasks pending on it fail with ECANCELED.
   void close() noexcept;
   /// TCP_NODELAY: send small writes at once (no Nagle delay).

@@ -100,4 +100,26 @@ struct io_awaitable : io_call {
   }
 };
 
+/// As io_awaitable, without exceptions for I/O errors (a server's hot path,
+/// where a reset connection is routine): the errno goes into `ec` and the
+/// count is 0; `ec` is cleared on success. Cancellation still throws
+/// cancelled_error: it is not an I/O error.
+struct io_awaitable_ec : io_call {
+  std::error_code* m_ec;
+  io_awaitable_ec(io_kind kind, int fd, void* buf, std::size_t len, const char* what,
+                  std::error_code& ec) noexcept
+      : io_call(kind, fd, buf, len), m_ec(&ec) {
+    m_what = what;
+  }
+  std::size_t await_resume() {
+    const std::intptr_t r = take_result();
+    if (r < 0) {
+      *m_ec = std::error_code(static_cast<int>(-r), std::system_category());
+      return 0;
+    }
+    m_ec->clear();
+    return static_cast<std::size_t>(r);
+  }
+};
+
 }  // namespace corio::detail
