@@ -1,6 +1,6 @@
 # corio's front door. `make demo` and `make test` work on a fresh Debian 12
 # machine as root: each installs what is missing, configures, builds, runs.
-.PHONY: all deps release debug asan tsan observe-off demo test test-release test-asan test-tsan bench format format-check tidy checkheaders layers check clean
+.PHONY: all deps release debug asan tsan observe-off demo test test-release test-asan test-tsan bench micro format format-check tidy checkheaders layers check clean
 
 JOBS ?= 2
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS) --timeout 300
@@ -35,6 +35,11 @@ test: test-release test-asan test-tsan observe-off
 
 bench: release
 	./build/release/bench/corio-bench --workload all
+
+# Google Benchmark micro-benchmarks of the primitives (bench/micro/), as
+# medians of five repetitions.
+micro: release
+	./build/release/bench/micro/corio-micro --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 format:
 	git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
