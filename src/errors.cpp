@@ -1,12 +1,23 @@
 // corio's exceptions (errors.hpp).
 #include "corio/errors.hpp"
 
+#include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "corio/detail/throw.hpp"
 
 namespace corio {
 
 namespace detail {
+
+[[noreturn]] void throw_logic_error(const char* what) {
+  throw std::logic_error(what);
+}
+
+[[noreturn]] void throw_invalid_argument(const char* what) {
+  throw std::invalid_argument(what);
+}
 
 std::string describe_error(const std::exception_ptr& e) {
   try {

@@ -4,7 +4,7 @@
 The layers, lowest first (README, "Architecture"); a file may include
 headers of its own layer and of lower ones only:
 
-  0 base         corio/errors.hpp, corio/detail/; src/errors.cpp, src/detail/
+  0 base         corio/errors.hpp, corio/cancelled_error.hpp, corio/detail/; src/errors.cpp, src/detail/
   1 loop         corio/loop/, corio/io/; src/loop/, src/io/
   2 task         corio/task/, corio/time/; src/task/
   3 concurrency  corio/sync/, corio/flow/, corio/exec/; src/sync/, src/flow/, src/exec/
@@ -26,6 +26,7 @@ LAYERS = ["base", "loop", "task", "concurrency", "io", "observe", "entry"]
 # headers and sources); the longest matching prefix wins.
 PUBLIC = {
     "corio/errors.hpp": 0,
+    "corio/cancelled_error.hpp": 0,
     "corio/detail/": 0,
     "corio/loop/": 1,
     "corio/io/": 1,

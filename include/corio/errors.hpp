@@ -7,23 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace corio {
+#include "corio/cancelled_error.hpp"
 
-/// Thrown at a suspension point of a task that was cancelled (by
-/// `join_handle::cancel()`, an enclosing `timeout`, a failing sibling in a
-/// `task_group`, or loop shutdown).
-///
-/// Like asyncio's `CancelledError` (a `BaseException`), it does not derive
-/// from `std::exception`, so `catch (const std::exception&)` does not swallow
-/// a cancellation by accident. Code may catch it, clean up and should
-/// rethrow it. Awaiting in that cleanup is allowed, but C++ forbids
-/// `co_await` inside a `catch` block: set a flag in the handler and await
-/// after it, or use `corio::on_cancel(aw, cleanup)` (cancel.hpp), which
-/// awaits the cleanup shielded and rethrows.
-class cancelled_error {
- public:
-  [[nodiscard]] const char* what() const noexcept { return "corio: task cancelled"; }
-};
+namespace corio {
 
 /// Thrown by `timeout()` and `timeout_at()` when the deadline passes first.
 class timeout_error : public std::runtime_error {

@@ -111,7 +111,8 @@ loop_stats event_loop::stats() const noexcept {
   return s;
 }
 
-void detail::loop_core::report(const std::string& message) const {
+void detail::loop_core::report_text(const char* data, std::size_t size) const {
+  const std::string message(data, size);
   const auto& sink = static_cast<const event_loop*>(this)->m_options.report;
   if (sink) {
     sink(message);
@@ -372,12 +373,13 @@ void event_loop::shutdown() {
 
 namespace detail {
 
-void report_current(const std::string& message) noexcept {
+void report_current_text(const char* data, std::size_t size) noexcept {
   try {
     if (const loop_core* loop = loop_core::current()) {
-      loop->report(message);
+      loop->report_text(data, size);
     } else {
-      std::string line = message + '\n';
+      std::string line(data, size);
+      line += '\n';
       std::fwrite(line.data(), 1, line.size(), stderr);
     }
   } catch (...) {  // NOLINT(bugprone-empty-catch): a report must not throw

@@ -1,8 +1,6 @@
 // mutex: a FIFO-fair lock for tasks of one loop.
 #pragma once
 
-#include <stdexcept>
-
 #include "corio/sync/semaphore.hpp"
 
 namespace corio {
@@ -31,7 +29,7 @@ class mutex {
   /// that is not locked is a bug in the caller: it throws std::logic_error
   /// and changes nothing (asyncio raises RuntimeError).
   void unlock() {
-    if (!locked()) throw std::logic_error("corio::mutex::unlock: the mutex is not locked");
+    if (!locked()) detail::throw_logic_error("corio::mutex::unlock: the mutex is not locked");
     m_sem.release();
   }
   [[nodiscard]] bool locked() const noexcept { return m_sem.available() == 0; }

@@ -2,9 +2,9 @@
 #pragma once
 
 #include <cstddef>
-#include <stdexcept>
 #include <utility>
 
+#include "corio/detail/throw.hpp"
 #include "corio/sync/detail/list_waiter.hpp"
 
 namespace corio {
@@ -130,7 +130,7 @@ class bounded_semaphore {
   /// already free.
   void release() {
     if (m_sem.available() >= m_bound)
-      throw std::logic_error("corio::bounded_semaphore::release: more releases than acquires");
+      detail::throw_logic_error("corio::bounded_semaphore::release: more releases than acquires");
     m_sem.release();
   }
   /// Free permits now.

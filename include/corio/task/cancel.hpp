@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "corio/detail/awaitable_traits.hpp"
+#include "corio/errors.hpp"
 #include "corio/task/task.hpp"
 #include "corio/time/sleep.hpp"
 

@@ -2,10 +2,10 @@
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
+#include "corio/detail/throw.hpp"
 #include "corio/task/task.hpp"
 
 namespace corio {
@@ -72,7 +72,7 @@ class join_handle {
   /// that produced a value throws `std::logic_error` (an error is rethrown
   /// every time, and a `void` or reference result can be taken again).
   T result() {
-    if (!done()) throw std::logic_error("corio::join_handle::result: task not finished");
+    if (!done()) detail::throw_logic_error("corio::join_handle::result: task not finished");
     return take(m_promise);
   }
 
@@ -99,7 +99,7 @@ class join_handle {
     if constexpr (!std::is_void_v<T> && !std::is_reference_v<T>) {
       constexpr std::uint32_t taken_or_failed = detail::tf_value_taken | detail::tf_has_error;
       if ((p->m_flags & taken_or_failed) == detail::tf_value_taken) {
-        throw std::logic_error(
+        detail::throw_logic_error(
             "corio::join_handle: the task's value was already taken by an earlier co_await or "
             "result(); take it once (or share it), or wait() without taking it");
       }
@@ -159,7 +159,7 @@ namespace detail {
 template <class T>
 join_handle<T> spawn_into(task_owner& owner, loop_core& loop, task<T> t, const char* name) {
   auto h = t.release();
-  if (!h) throw std::invalid_argument("corio::spawn: empty task");
+  if (!h) detail::throw_invalid_argument("corio::spawn: empty task");
   task_promise<T>& p = h.promise();
   p.m_flags |= tf_root | tf_handle;
   p.m_owner = &owner;

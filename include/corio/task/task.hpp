@@ -8,8 +8,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "corio/cancelled_error.hpp"
 #include "corio/detail/frame_pool.hpp"
-#include "corio/errors.hpp"
 #include "corio/loop/detail/loop_core.hpp"
 
 namespace corio {

@@ -13,7 +13,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 
 #include "corio/detail/intrusive_list.hpp"
 #include "corio/loop/detail/task_base.hpp"
@@ -121,8 +120,15 @@ class loop_core : public task_owner {
   }
 
   /// Sends a report (debug mode's findings, dumps) to the loop's report
-  /// sink (loop_options::report), or stderr.
-  void report(const std::string& message) const;
+  /// sink (loop_options::report), or stderr. `message` is a std::string,
+  /// a std::string_view or a C string: this header does not include
+  /// <string>, which costs a file including task.hpp 28,000 lines.
+  template <class String>
+  void report(const String& message) const {
+    report_text(message.data(), message.size());
+  }
+  void report(const char* message) const { report_text(message, __builtin_strlen(message)); }
+  void report_text(const char* data, std::size_t size) const;
 
   /// Whether the installed hooks asked for event `e`.
   [[nodiscard]] bool hooked(hook_event e) const noexcept { return (m_hook_events & e) != 0; }
@@ -180,7 +186,11 @@ class loop_core : public task_owner {
 
 /// Sends `message` to the current loop's report sink, or to stderr outside a
 /// loop; never throws (a report must not turn into a failure).
-void report_current(const std::string& message) noexcept;
+void report_current_text(const char* data, std::size_t size) noexcept;
+template <class String>
+void report_current(const String& message) noexcept {
+  report_current_text(message.data(), message.size());
+}
 
 /// Called by corio's blocking APIs: in debug mode, a call on a loop's
 /// thread is reported (it stops every task of that loop until it returns).

@@ -20,7 +20,6 @@
 // Varghese & Lauck (1987) as Tokio's time driver uses it; the code is ours.
 #pragma once
 
-#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <limits>
@@ -43,7 +42,7 @@ struct timer_node : list_node {
                                                     std::int64_t slack_ns) noexcept {
   if (when_ns <= now_ns) return when_ns;
   const std::int64_t ahead = when_ns - now_ns;
-  const std::int64_t bound = std::min(slack_ns, ahead >> 10);
+  const std::int64_t bound = slack_ns < (ahead >> 10) ? slack_ns : ahead >> 10;
   if (bound < 2048) return when_ns;
   const std::int64_t grain =
       static_cast<std::int64_t>(std::bit_floor(static_cast<std::uint64_t>(bound)));
@@ -157,7 +156,7 @@ class timer_wheel {
     if (when > limit) when = limit;
     const std::uint64_t masked = (m_elapsed ^ when) | (slots - 1);
     const int significant = 63 - std::countl_zero(masked);
-    const int level = std::min(significant / slot_bits, levels - 1);
+    const int level = significant / slot_bits < levels - 1 ? significant / slot_bits : levels - 1;
     const std::uint64_t slot = (when >> (level * slot_bits)) & (slots - 1);
     m_slots[level][slot].push_back(t);
     m_occupied[level] |= bitmap{1} << slot;
