@@ -96,12 +96,7 @@ const char* event_loop::backend_name() const noexcept {
 
 loop_stats event_loop::stats() const noexcept {
   loop_stats s;
-  s.iterations = m_counters.iterations;
-  s.resumptions = m_counters.resumptions;
-  s.polls = m_counters.polls;
-  s.timers_fired = m_counters.timers_fired;
-  s.posted_callbacks = m_counters.posted_callbacks;
-  s.live_tasks = m_counters.live_tasks;
+  static_cast<detail::loop_counters&>(s) = m_counters;
   s.pending_timers = m_timers.size();
   s.syscalls = m_backend->syscalls();
   s.read_buffer_bytes = m_backend->read_buffer_bytes();

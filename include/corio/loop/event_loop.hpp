@@ -109,13 +109,13 @@ struct loop_options {
   std::function<void(const std::string&)> report{};
 };
 
-/// Counters that are always kept (they cost an increment each).
-struct loop_stats {
-  std::uint64_t iterations = 0;
-  std::uint64_t resumptions = 0;
-  std::uint64_t polls = 0;
-  std::uint64_t timers_fired = 0;
-  std::size_t live_tasks = 0;
+/// A loop's figures. The counters of detail::loop_counters are always kept
+/// (an increment each): `iterations`, `resumptions`, `polls`,
+/// `timers_fired`, `posted_callbacks` (callbacks posted from other threads
+/// that have run) and `live_tasks`; so are the ones below up to
+/// `read_buffer_bytes`. The times need `loop_options::stats`, the last two
+/// debug mode and the watchdog.
+struct loop_stats : detail::loop_counters {
   std::size_t pending_timers = 0;
   /// System calls the loop's I/O backend made on this thread: each
   /// non-blocking attempt, epoll_wait and epoll_ctl, io_uring_enter,
@@ -125,8 +125,6 @@ struct loop_stats {
   /// io_uring, the provided buffers that multishot receives filled; at most
   /// a few per socket). Always 0 on epoll, where data waits in the kernel.
   std::size_t read_buffer_bytes = 0;
-  /// Callbacks posted from other threads (`post`) that have run.
-  std::uint64_t posted_callbacks = 0;
   /// Since the loop was made: time blocked waiting for I/O or timers, and
   /// the rest (running tasks, timers, callbacks). Kept with `stats`.
   std::chrono::nanoseconds polling{0};

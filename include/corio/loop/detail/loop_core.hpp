@@ -39,14 +39,15 @@ enum hook_event : std::uint32_t {
   hook_blocking_call = 1U << 7,   // a blocking call on the loop's thread
 };
 
-/// The counters a loop always keeps: an increment each.
+/// The counters a loop always keeps, an increment each; the first part of
+/// loop_stats.
 struct loop_counters {
-  std::uint64_t iterations = 0;
-  std::uint64_t resumptions = 0;
-  std::uint64_t polls = 0;
+  std::uint64_t iterations = 0;   ///< loop iterations (ticks)
+  std::uint64_t resumptions = 0;  ///< tasks resumed
+  std::uint64_t polls = 0;        ///< backend polls, blocking or not
   std::uint64_t timers_fired = 0;
-  std::uint64_t posted_callbacks = 0;
-  std::size_t live_tasks = 0;
+  std::uint64_t posted_callbacks = 0;  ///< callbacks posted from other threads that ran
+  std::size_t live_tasks = 0;          ///< roots spawned and not finished
 };
 
 /// See the file comment. Only `event_loop` derives from it.
