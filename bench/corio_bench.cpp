@@ -1,15 +1,16 @@
-// corio-bench: the in-process workloads of shared/bench/WORKLOADS.md.
+// corio-bench: the workloads of shared/bench/WORKLOADS.md.
 //
 //   corio-bench --workload NAME [--n N] [--port P]
 //
 // Prints exactly one JSON line per workload with the contract's fields plus
-// `cpu_s` (user + sys CPU of the measured part) and `check_ok`. The choices
+// `cpu_s` (user + sys CPU of the measured part) and `check_ok`. Everything
+// particular to a workload (its set-up, extra fields, whether it is a
+// network server) is in its row of `k_workloads`. The choices
 // where the contract is silent mirror shared/peers/py_peer.py: `seconds`
 // covers computing `check`; timers take their deadline from the clock just
 // before sleeping; spawn-batched runs ceil(n/100) tasks of 100 items.
-// `--workload all` runs every workload with its default n, one line each.
-#include <sys/resource.h>
-
+// `--workload all` runs every in-process workload with its default n, one
+// line each; a network workload runs only when named.
 #include <csignal>
 
 #include <algorithm>
@@ -18,7 +19,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,11 +28,14 @@
 #include "corio/corio.hpp"
 #include "echo_service.hpp"
 #include "http_service.hpp"
+#include "process_stats.hpp"
 #include "until_signal.hpp"
 
 namespace {
 
 using u64 = std::uint64_t;
+using corio_tools::cpu_seconds;
+using corio_tools::peak_rss_kb;
 using std::chrono::steady_clock;
 
 /// What a workload reports besides time: the check value, whether it equals
@@ -44,31 +47,19 @@ struct outcome_line {
   std::string extra;
 };
 
-double cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto tv = [](const timeval& t) {
-    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
-  };
-  return tv(ru.ru_utime) + tv(ru.ru_stime);
-}
-
-long peak_rss_kb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_maxrss;
-}
-
+/// 0 + 1 + ... + (n - 1): the check value of the summing workloads.
 u64 triangle(u64 n) {
   return n == 0 ? 0 : n * (n - 1) / 2;
 }
 
 // ---- spawn: n tasks at once, task i returns i, then await them all -------
 
+/// Task i of spawn: returns i.
 corio::task<u64> ret(u64 i) {
   co_return i;
 }
 
+/// spawn: n tasks at once, then await each.
 corio::task<outcome_line> w_spawn(u64 n) {
   std::vector<corio::join_handle<u64>> handles;
   handles.reserve(n);
@@ -82,6 +73,7 @@ corio::task<outcome_line> w_spawn(u64 n) {
 
 // ---- spawn-batched: ceil(n/100) tasks, each sums its 100 items ----------
 
+/// One batch of spawn-batched: the sum of [lo, hi).
 corio::task<u64> batch_sum(u64 lo, u64 hi) {
   u64 s = 0;
   for (u64 i = lo; i < hi; ++i)
@@ -89,6 +81,7 @@ corio::task<u64> batch_sum(u64 lo, u64 hi) {
   co_return s;
 }
 
+/// spawn-batched: one task per 100 items.
 corio::task<outcome_line> w_spawn_batched(u64 n) {
   constexpr u64 batch = 100;
   std::vector<corio::join_handle<u64>> handles;
@@ -105,6 +98,7 @@ corio::task<outcome_line> w_spawn_batched(u64 n) {
 
 // ---- pingpong: a counter passed through two queues of capacity 1 --------
 
+/// The far side of pingpong: sends back each counter it gets, plus one.
 corio::task<> ponger(corio::queue<u64>& in, corio::queue<u64>& out, u64 n) {
   for (u64 i = 0; i < n; ++i) {
     u64 c = co_await in.pop();
@@ -112,6 +106,7 @@ corio::task<> ponger(corio::queue<u64>& in, corio::queue<u64>& out, u64 n) {
   }
 }
 
+/// pingpong: n round trips through two queues of capacity 1.
 corio::task<outcome_line> w_pingpong(u64 n) {
   corio::queue<u64> a(1);
   corio::queue<u64> b(1);
@@ -127,6 +122,7 @@ corio::task<outcome_line> w_pingpong(u64 n) {
 
 // ---- timers: n sleepers with xorshift64 delays in [0, 1000) ms ----------
 
+/// The contract's delays: xorshift64 seeded 42, each x % 1000 ms.
 std::vector<u64> xorshift_delays_ms(u64 n) {
   std::vector<u64> out;
   out.reserve(n);
@@ -144,6 +140,7 @@ std::vector<u64> xorshift_delays_ms(u64 n) {
 // first steps, and timers that come due wait behind them (FIFO).
 steady_clock::time_point g_last_sleep_start{};
 
+/// One timer: sleeps `delay_ms` and records how late it woke.
 corio::task<> sleeper(u64 delay_ms, double* late_s) {
   // The deadline is taken just before sleeping, as the peers do; both reads
   // are fresh clock reads, not the loop's cached tick time.
@@ -162,6 +159,7 @@ double percentile(const std::vector<double>& sorted, double p) {
   return sorted[k];
 }
 
+/// timers: n sleepers at once, then their lateness percentiles.
 corio::task<outcome_line> w_timers(u64 n) {
   const std::vector<u64> delays = xorshift_delays_ms(n);
   std::vector<double> lates(n, -1.0);
@@ -191,6 +189,7 @@ corio::task<outcome_line> w_timers(u64 n) {
 
 // ---- stream / collect: an async generator of 0..n-1 ---------------------
 
+/// The producer of stream and collect: yields 0..n-1.
 corio::async_generator<u64> produce(u64 n) {
   for (u64 i = 0; i < n; ++i)
     co_yield i;
@@ -201,6 +200,7 @@ corio::async_generator<u64> produce(u64 n) {
 // consumer and the generator resume each other once per item).
 bool g_stream_pull = false;
 
+/// stream, consumed with a `co_await next()` loop.
 corio::task<outcome_line> stream_by_next(u64 n) {
   u64 sum = 0;
   auto gen = produce(n);
@@ -209,6 +209,7 @@ corio::task<outcome_line> stream_by_next(u64 n) {
   co_return outcome_line{sum, sum == triangle(n), ",\"stream_style\":\"next\""};
 }
 
+/// stream, consumed with corio::for_each.
 corio::task<outcome_line> stream_by_for_each(u64 n) {
   u64 sum = 0;
   co_await corio::for_each(produce(n), [&](u64 v) { sum += v; });
@@ -221,6 +222,7 @@ corio::task<outcome_line> w_stream(u64 n) {
   return g_stream_pull ? stream_by_next(n) : stream_by_for_each(n);
 }
 
+/// collect: every item into a vector first, then the sum.
 corio::task<outcome_line> w_collect(u64 n) {
   std::vector<u64> items;  // no reserve: the guide's "before" grows as it goes
   auto gen = produce(n);
@@ -234,6 +236,7 @@ corio::task<outcome_line> w_collect(u64 n) {
 
 // ---- offload: n FNV-style CPU jobs on a pool of 2, at most 64 in flight ----
 
+/// Job i of the contract: 200 rounds of FNV-style hashing.
 u64 offload_job(u64 i) {
   u64 h = 14695981039346656037ULL;
   for (u64 r = 0; r < 200; ++r)
@@ -241,6 +244,7 @@ u64 offload_job(u64 i) {
   return h;
 }
 
+/// The check value of n jobs, computed on this thread.
 u64 offload_expected(u64 n) {
   u64 x = 0;
   for (u64 i = 0; i < n; ++i)
@@ -248,35 +252,36 @@ u64 offload_expected(u64 n) {
   return x;
 }
 
-corio::thread_pool* g_offload_pool = nullptr;  // made before the clock starts
-u64 g_offload_expected = 0;
-
-corio::task<outcome_line> w_offload(u64 n) {
+/// 64 feeders, each taking the next job and awaiting it on `pool`, until
+/// all n are done.
+corio::task<outcome_line> w_offload(corio::thread_pool& pool, u64 n, u64 expected) {
   constexpr std::size_t in_flight = 64;
   u64 next = 0;
   u64 result = 0;
   co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
     for (std::size_t k = 0; k < in_flight; ++k) {
-      g.spawn([](u64& next, u64 n, u64& result) -> corio::task<> {
+      g.spawn([](corio::thread_pool& pool, u64& next, u64 n, u64& result) -> corio::task<> {
         while (next < n) {
           const u64 i = next++;
-          result ^= co_await corio::offload(*g_offload_pool, offload_job, i);
+          result ^= co_await corio::offload(pool, offload_job, i);
         }
-      }(next, n, result));
+      }(pool, next, n, result));
     }
     co_return;
   });
-  co_return outcome_line{result, result == g_offload_expected, ",\"workers\":2,\"in_flight\":64"};
+  co_return outcome_line{result, result == expected, ",\"workers\":2,\"in_flight\":64"};
 }
 
 // ---- bounded: gather over n coroutines, each semaphore(1000) + 1 ms sleep --
 
+/// One coroutine of bounded: a permit held across a 1 ms sleep.
 corio::task<int> bounded_one(corio::semaphore& sem) {
   auto permit = co_await sem.acquire_guard();
   co_await corio::sleep(std::chrono::milliseconds(1));
   co_return 1;
 }
 
+/// bounded: a gather over all n, the semaphore keeping 1,000 in flight.
 corio::task<outcome_line> w_bounded(u64 n) {
   constexpr std::size_t limit = 1000;
   corio::semaphore sem(limit);
@@ -291,45 +296,97 @@ corio::task<outcome_line> w_bounded(u64 n) {
   co_return outcome_line{done, done == n, ",\"limit\":1000"};
 }
 
+/// The contract's "overhead_ms": the wall time beyond the ideal n/1000 ms,
+/// which needs the measured seconds and so comes after the run.
+std::string bounded_overhead(u64 n, double seconds) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, ",\"overhead_ms\":%.3f",
+                seconds * 1e3 - static_cast<double>(n) / 1000.0);
+  return buf;
+}
+
+// ---- the workload table ----------------------------------------------------
+
+/// In-process workloads measure their own run and print the contract's
+/// line; network servers serve until a signal while a load client measures
+/// them, and print a line of their own loop's figures.
+enum class workload_kind { in_process, network_server };
+
+/// The measured part of an in-process run: starts the workload's task.
+/// It owns whatever the set-up made for it, which therefore lives until
+/// the run's line is printed.
+using measured_run = std::function<corio::task<outcome_line>()>;
+
+/// The set-up of a workload that needs none: the measured part is `Run(n)`.
+template <corio::task<outcome_line> (*Run)(u64)>
+measured_run no_set_up(u64 n) {
+  return [n] { return Run(n); };
+}
+
+/// The offload workload's set-up, outside the clock: the pool (its threads
+/// started) and the expected check value.
+measured_run set_up_offload(u64 n) {
+  auto pool = std::make_shared<corio::thread_pool>(2);  // shared: std::function copies
+  const u64 expected = offload_expected(n);
+  return [pool, n, expected] { return w_offload(*pool, n, expected); };
+}
+
+/// The http server of the contract, as a network workload's `serve`.
+corio::task<> serve_hello_world(corio::tcp_listener& listener) {
+  return corio::serve_http(listener, corio_examples::hello_world);
+}
+
+/// One workload and everything run_one and main need to know about it, so
+/// that neither has to look at its name.
 struct workload {
-  const char* name;
-  u64 default_n;
-  corio::task<outcome_line> (*run)(u64);
+  const char* name = "";
+  workload_kind kind = workload_kind::in_process;
+  /// The n of a run without --n (in-process only).
+  u64 default_n = 0;
+  /// In-process: runs before the clock starts and returns the measured part.
+  measured_run (*set_up)(u64 n) = nullptr;
+  /// Optional: JSON fields (each starting with a comma) that need the
+  /// measured seconds, appended after the run's own.
+  std::string (*extra_fields)(u64 n, double seconds) = nullptr;
+  /// Network: the server, cancelled when the signal comes.
+  corio::task<> (*serve)(corio::tcp_listener& listener) = nullptr;
 };
 
+// `--workload all` runs the in-process rows in this order.
 constexpr workload k_workloads[] = {
-    {"spawn", 1'000'000, w_spawn},       {"spawn-batched", 1'000'000, w_spawn_batched},
-    {"pingpong", 1'000'000, w_pingpong}, {"timers", 100'000, w_timers},
-    {"stream", 10'000'000, w_stream},    {"collect", 10'000'000, w_collect},
-    {"bounded", 100'000, w_bounded},     {"offload", 100'000, w_offload},
+    {.name = "spawn", .default_n = 1'000'000, .set_up = no_set_up<w_spawn>},
+    {.name = "spawn-batched", .default_n = 1'000'000, .set_up = no_set_up<w_spawn_batched>},
+    {.name = "pingpong", .default_n = 1'000'000, .set_up = no_set_up<w_pingpong>},
+    {.name = "timers", .default_n = 100'000, .set_up = no_set_up<w_timers>},
+    {.name = "stream", .default_n = 10'000'000, .set_up = no_set_up<w_stream>},
+    {.name = "collect", .default_n = 10'000'000, .set_up = no_set_up<w_collect>},
+    {.name = "bounded",
+     .default_n = 100'000,
+     .set_up = no_set_up<w_bounded>,
+     .extra_fields = bounded_overhead},
+    {.name = "offload", .default_n = 100'000, .set_up = set_up_offload},
+    {.name = "echo", .kind = workload_kind::network_server, .serve = corio_examples::serve_echo},
+    {.name = "http", .kind = workload_kind::network_server, .serve = serve_hello_world},
 };
 
-// What observation the run had: "compiled-out", or stats and debug settings.
+/// What observation the run had: "compiled-out", or stats and debug settings.
 const char* observe_label(const corio::loop_options& o) {
   if (!corio::detail::observe_enabled) return "compiled-out";
   if (o.debug) return o.stats ? "stats+debug" : "debug";
   return o.stats ? "stats" : "off";
 }
 
+/// Runs an in-process workload once and prints its JSON line; 0 when its
+/// check came out right.
 int run_one(const workload& w, u64 n, const corio::loop_options& options) {
-  std::unique_ptr<corio::thread_pool> pool;
-  if (std::strcmp(w.name, "offload") == 0) {  // set-up, outside the measured part
-    pool = std::make_unique<corio::thread_pool>(2);
-    g_offload_pool = pool.get();
-    g_offload_expected = offload_expected(n);
-  }
+  const measured_run measured = w.set_up(n);  // outlives the loop, as a pool must
   corio::event_loop loop(options);
   const double cpu0 = cpu_seconds();
   const auto t0 = steady_clock::now();
-  outcome_line r = corio::run(loop, w.run(n));
+  outcome_line r = corio::run(loop, measured());
   const double seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
   const double cpu = cpu_seconds() - cpu0;
-  if (std::strcmp(w.name, "bounded") == 0) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, ",\"overhead_ms\":%.3f",
-                  seconds * 1e3 - static_cast<double>(n) / 1000.0);
-    r.extra += buf;
-  }
+  if (w.extra_fields != nullptr) r.extra += w.extra_fields(n, seconds);
   const double per_op_ns = n == 0 ? 0.0 : seconds / static_cast<double>(n) * 1e9;
   const double ops_per_s = seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
   std::printf(
@@ -344,6 +401,7 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   return r.check_ok ? 0 : 1;
 }
 
+/// Prints why the command line was refused and how to use it; exit status 2.
 int usage(const char* why) {
   std::fprintf(stderr,
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
@@ -351,35 +409,36 @@ int usage(const char* why) {
                "[--stream-style for-each|next]\n"
                "workloads:",
                why);
-  for (const workload& w : k_workloads)
-    std::fprintf(stderr, " %s", w.name);
+  // The in-process ones only, as the message always listed: the network
+  // workloads are the contract's second table.
+  for (const workload& w : k_workloads) {
+    if (w.kind == workload_kind::in_process) std::fprintf(stderr, " %s", w.name);
+  }
   std::fprintf(stderr, "\n");
   return 2;
 }
 
-// The network workloads: serve on 127.0.0.1:port until SIGTERM or SIGINT
-// (run_peers.sh stops servers with SIGTERM), then print one JSON line.
-int serve_network(std::string_view name, std::uint16_t port, const corio::loop_options& options) {
+/// Serves a network workload on 127.0.0.1:port until SIGTERM or SIGINT
+/// (run_peers.sh stops servers with SIGTERM), then prints one JSON line.
+int serve_network(const workload& w, std::uint16_t port, const corio::loop_options& options) {
   if (port == 0) return usage("--port is required for the network workloads");
   corio::signal_set stop{SIGINT, SIGTERM};  // before any thread starts
   corio::event_loop loop(options);
-  const bool http = name == "http";
-  corio::run(loop, [](bool http, std::uint16_t port, corio::signal_set& stop) -> corio::task<> {
-    auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(port));
-    co_await corio_examples::until_signal(
-        http ? corio::serve_http(listener, corio_examples::hello_world)
-             : corio_examples::serve_echo(listener),
-        stop);
-  }(http, port, stop));
+  corio::run(loop,
+             [](const workload& w, std::uint16_t port, corio::signal_set& stop) -> corio::task<> {
+               auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(port));
+               co_await corio_examples::until_signal(w.serve(listener), stop);
+             }(w, port, stop));
   std::printf(
       "{\"workload\":\"%s\",\"backend\":\"%s\",\"peak_rss_kb\":%ld,\"loop_syscalls\":%llu}\n",
-      http ? "http" : "echo", loop.backend_name(), peak_rss_kb(),
+      w.name, loop.backend_name(), peak_rss_kb(),
       static_cast<unsigned long long>(loop.stats().syscalls));
   return 0;
 }
 
 }  // namespace
 
+/// Parses the options, then runs the chosen workloads (see usage()).
 int main(int argc, char** argv) {
   std::string_view name;
   u64 n = 0;
@@ -415,14 +474,15 @@ int main(int argc, char** argv) {
     }
   }
   if (name.empty()) return usage("--workload is required");
-  if (name == "echo" || name == "http") return serve_network(name, port, options);
   int rc = 0;
   bool found = false;
   for (const workload& w : k_workloads) {
-    if (name == "all" || name == w.name) {
-      found = true;
-      rc |= run_one(w, have_n ? n : w.default_n, options);
-    }
+    // A server runs until it is stopped, so only a name chooses one.
+    const bool in_all = name == "all" && w.kind == workload_kind::in_process;
+    if (!in_all && name != w.name) continue;
+    if (w.kind == workload_kind::network_server) return serve_network(w, port, options);
+    found = true;
+    rc |= run_one(w, have_n ? n : w.default_n, options);
   }
   return found ? rc : usage("unknown workload");
 }
