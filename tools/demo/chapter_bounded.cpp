@@ -17,9 +17,7 @@ namespace {
 
 using u64 = std::uint64_t;
 using corio_demo::fmt;
-using corio_demo::in_child;
 using corio_demo::measurement;
-using corio_demo::progress;
 using corio_demo::since;
 using corio_demo::steady;
 using namespace std::chrono_literals;
@@ -73,12 +71,9 @@ measurement bounded_after() {
 void run_chapter(corio_demo::report& report) {
   report.heading("bounded concurrency: %llu requests, each holding 16 KiB for 1 ms",
                  static_cast<unsigned long long>(k_requests));
-  progress("before: gather over all of them at once");
-  const measurement a = in_child(bounded_before);
-  progress("after: corio::map_bounded(ids, request, 200)");
-  const measurement b = in_child(bounded_after);
-  report.check_same(a.result, b.result);
-  report.add_rss_row(a, b);
+  const auto [a, b] =
+      report.before_and_after("before: gather over all of them at once", bounded_before,
+                              "after: corio::map_bounded(ids, request, 200)", bounded_after);
   report.add("wall time (ms)", fmt("%.0f", a.seconds * 1e3), fmt("%.0f", b.seconds * 1e3),
              fmt("%.1fx faster", a.seconds / b.seconds));
 }

@@ -18,9 +18,7 @@ namespace {
 
 using u64 = std::uint64_t;
 using corio_demo::fmt;
-using corio_demo::in_child;
 using corio_demo::measurement;
-using corio_demo::progress;
 using corio_demo::since;
 using corio_demo::steady;
 using namespace std::chrono_literals;
@@ -111,12 +109,9 @@ void run_chapter(corio_demo::report& report) {
       "a streaming pipeline: %llu records of 4 KiB, enriched (1 ms, 64 at once) "
       "and stored in batches of 500",
       static_cast<unsigned long long>(k_pipeline_records));
-  progress("before: load all, map_bounded(enrich, 64), then store the batches");
-  const measurement a = in_child(pipeline_before);
-  progress("after: records | map(enrich) | buffered(64) | chunks(500)");
-  const measurement b = in_child(pipeline_after);
-  report.check_same(a.result, b.result);
-  report.add_rss_row(a, b);
+  const auto [a, b] = report.before_and_after(
+      "before: load all, map_bounded(enrich, 64), then store the batches", pipeline_before,
+      "after: records | map(enrich) | buffered(64) | chunks(500)", pipeline_after);
   report.add("wall time (ms)", fmt("%.0f", a.seconds * 1e3), fmt("%.0f", b.seconds * 1e3),
              fmt("%.2fx", a.seconds / b.seconds));
 }

@@ -11,9 +11,7 @@ namespace {
 
 using u64 = std::uint64_t;
 using corio_demo::fmt;
-using corio_demo::in_child;
 using corio_demo::measurement;
-using corio_demo::progress;
 using corio_demo::since;
 using corio_demo::steady;
 
@@ -67,12 +65,9 @@ measurement streaming_after() {
 /// Runs both variants in children and reports memory and time per record.
 void run_chapter(corio_demo::report& report) {
   report.heading("streaming: %llu records of 16 bytes", static_cast<unsigned long long>(k_records));
-  progress("before: collect them all into a vector, then sum");
-  const measurement a = in_child(streaming_before);
-  progress("after: sum them with for_each as the async_generator yields them");
-  const measurement b = in_child(streaming_after);
-  report.check_same(a.result, b.result);
-  report.add_rss_row(a, b);
+  const auto [a, b] = report.before_and_after(
+      "before: collect them all into a vector, then sum", streaming_before,
+      "after: sum them with for_each as the async_generator yields them", streaming_after);
   report.add("ns per record", fmt("%.1f", a.seconds / k_records * 1e9),
              fmt("%.1f", b.seconds / k_records * 1e9), fmt("%.1fx faster", a.seconds / b.seconds));
 }

@@ -88,6 +88,19 @@ void report::add(std::string measure, std::string before, std::string after, std
       {std::move(label), std::move(measure), std::move(before), std::move(after), std::move(gain)});
 }
 
+std::pair<measurement, measurement> report::before_and_after(const char* before_label,
+                                                             measurement (*before)(),
+                                                             const char* after_label,
+                                                             measurement (*after)()) {
+  progress(before_label);
+  const measurement a = in_child(before);
+  progress(after_label);
+  const measurement b = in_child(after);
+  check_same(a.result, b.result);
+  add_rss_row(a, b);
+  return {a, b};
+}
+
 void report::add_rss_row(const measurement& before, const measurement& after) {
   add("peak RSS (MiB)", fmt("%.1f", before.peak_rss_kb / 1024.0),
       fmt("%.1f", after.peak_rss_kb / 1024.0),

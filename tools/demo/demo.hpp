@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace corio_demo {
@@ -66,6 +67,14 @@ class report {
 
   /// Adds the peak-RSS row that the memory chapters (run in children) share.
   void add_rss_row(const measurement& before, const measurement& after);
+
+  /// The memory chapters' common step: runs `before` and then `after`,
+  /// each in a child (announced with its label), checks that they agree,
+  /// adds the peak-RSS row and returns both measurements.
+  std::pair<measurement, measurement> before_and_after(const char* before_label,
+                                                       measurement (*before)(),
+                                                       const char* after_label,
+                                                       measurement (*after)());
 
   /// Exits with status 1 when the before and after variants computed
   /// different results: a faster "after" that does other work proves nothing.
