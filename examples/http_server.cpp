@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     const int sig = co_await corio_examples::until_signal(
         corio::serve_http(listener, corio_examples::hello_world), stop);
     std::printf("http_server: signal %d, connections closed\n", sig);
+    std::fflush(stdout);  // before the signal set goes: nothing left to lose
     co_return 0;
   }(port, stop));
 }

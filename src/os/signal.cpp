@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
@@ -34,6 +35,14 @@ signal_set::signal_set(std::initializer_list<int> signals) {
 }
 
 signal_set::~signal_set() {
+  // Signals that arrived after the last wait() (a second SIGTERM during a
+  // graceful shutdown) are still pending: unblocked, they would take their
+  // default action and kill the process mid-flush. Read them off first.
+  if (m_fd.get() >= 0) {
+    signalfd_siginfo info{};
+    while (::read(m_fd.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    }
+  }
   m_fd.reset();
   pthread_sigmask(SIG_UNBLOCK, &m_newly_blocked, nullptr);
 }

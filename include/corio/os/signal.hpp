@@ -21,9 +21,11 @@ namespace corio {
 /// threads it starts afterwards (they inherit the mask). Make the set
 /// before starting other threads, or a process-directed signal may go to a
 /// thread that does not block it and take its default action there.
-/// Destroying the set unblocks the signals it blocked: one still pending
-/// is then delivered the usual way (for SIGTERM: the process ends), so a
-/// second Ctrl-C during a slow shutdown still stops the program.
+/// Destroying the set discards the listed signals still pending, then
+/// unblocks the ones it blocked: a second SIGTERM that arrived during a
+/// graceful shutdown must not take its default action and kill the
+/// process mid-flush. To let a second signal force a prompt exit, keep a
+/// wait() going during the shutdown (examples/until_signal.hpp does).
 ///
 /// Cancellation: a cancelled `wait()` throws cancelled_error and consumes
 /// no signal.
