@@ -132,9 +132,18 @@ http_parse_status http_request_parser::parse(std::string_view data) {
       }
       const auto e = static_cast<std::size_t>(static_cast<const char*>(nl) - data.data());
       const bool empty = e == p || (e == p + 1 && data[p] == '\r');
+      const std::size_t line_start = p;
       p = e + 1;
       if (p > m_limits.max_header_bytes) return http_parse_status::header_too_large;
       if (!empty) {
+        if (!m_started) {
+          // The request line is whole: judge it now, not when the blank
+          // line comes. A client that sends "GET /\r\n" (HTTP/0.9) and
+          // waits gets its 400 at once instead of waiting for ever.
+          std::string_view rest = data.substr(line_start, p - line_start);
+          const http_parse_status s = parse_request_line(take_line(rest));
+          if (s != http_parse_status::complete) return s;
+        }
         m_started = true;
       } else if (m_started) {
         m_head_end = p;
@@ -163,25 +172,7 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
   m_content_length = 0;
   m_request = http_request{};
 
-  // request-line = method SP request-target SP HTTP-version
-  std::string_view line = take_line(head);
-  std::size_t i = 0;
-  while (i < line.size() && is_token_char(line[i]))
-    ++i;
-  if (i == 0 || i == line.size() || line[i] != ' ') return bad_request;
-  m_request.method = line.substr(0, i);
-  const std::size_t target_start = ++i;
-  while (i < line.size() && is_target_char(line[i]))
-    ++i;
-  if (i == target_start || i == line.size() || line[i] != ' ') return bad_request;
-  m_request.target = line.substr(target_start, i - target_start);
-  const std::string_view version = line.substr(i + 1);
-  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
-  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !digit(version[5]) ||
-      version[6] != '.' || !digit(version[7]))
-    return bad_request;
-  if (version[5] != '1') return version_not_supported;
-  m_request.version_minor = version[7] - '0';
+  if (const http_parse_status s = parse_request_line(take_line(head)); s != complete) return s;
 
   bool have_length = false;
   bool have_transfer_encoding = false;
@@ -189,7 +180,7 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
   bool keep_alive_token = false;
   int hosts = 0;
   while (!head.empty()) {
-    line = take_line(head);
+    const std::string_view line = take_line(head);
     if (line.empty()) break;                                              // the end of the head
     if (line.front() == ' ' || line.front() == '\t') return bad_request;  // obs-fold
     std::size_t colon = 0;
@@ -229,6 +220,29 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
   if (m_request.version_minor >= 1 ? hosts != 1 : hosts > 1) return bad_request;
   if (m_content_length > m_limits.max_body_bytes) return body_too_large;
   m_request.keep_alive = !close && (m_request.version_minor >= 1 || keep_alive_token);
+  return complete;
+}
+
+http_parse_status http_request_parser::parse_request_line(std::string_view line) {
+  using enum http_parse_status;
+  // request-line = method SP request-target SP HTTP-version
+  std::size_t i = 0;
+  while (i < line.size() && is_token_char(line[i]))
+    ++i;
+  if (i == 0 || i == line.size() || line[i] != ' ') return bad_request;
+  m_request.method = line.substr(0, i);
+  const std::size_t target_start = ++i;
+  while (i < line.size() && is_target_char(line[i]))
+    ++i;
+  if (i == target_start || i == line.size() || line[i] != ' ') return bad_request;
+  m_request.target = line.substr(target_start, i - target_start);
+  const std::string_view version = line.substr(i + 1);
+  const auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !digit(version[5]) ||
+      version[6] != '.' || !digit(version[7]))
+    return bad_request;
+  if (version[5] != '1') return version_not_supported;
+  m_request.version_minor = version[7] - '0';
   return complete;
 }
 

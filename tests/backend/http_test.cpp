@@ -143,6 +143,21 @@ TEST_P(Http, MalformedRequestsGetAnErrorAndACloseAndTheServerGoesOn) {
   });
 }
 
+TEST_P(Http, AnHttp09RequestLineIsAnsweredWithoutWaitingForMore) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto server = corio::spawn(corio::serve_http(l, echo_request));
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    co_await send(c, "GET /\r\n");  // and nothing more: the client waits
+    std::string in;
+    const response bad = co_await read_response(c, in);
+    EXPECT_EQ(bad.head.substr(0, 26), "HTTP/1.1 400 Bad Request\r\n");
+    EXPECT_TRUE(co_await closed_by_server(c, in));
+    server.cancel();
+    EXPECT_THROW(co_await server, corio::cancelled_error);
+  });
+}
+
 TEST_P(Http, OversizedHeadsAndBodiesAreRefusedWithoutBufferingThem) {
   run_io([]() -> corio::task<> {
     corio::http_limits limits;

@@ -35,6 +35,23 @@ TEST(HttpParser, ParsesASimpleGet) {
   EXPECT_TRUE(r.body.empty());
 }
 
+TEST(HttpParser, ABadRequestLineIsJudgedAsSoonAsItIsWhole) {
+  // No blank line follows: the verdict must not wait for one.
+  EXPECT_EQ(parse_whole("GET /\r\n"), http_parse_status::bad_request);  // HTTP/0.9
+  EXPECT_EQ(parse_whole("GET /\n"), http_parse_status::bad_request);
+  EXPECT_EQ(parse_whole("\r\nGARBAGE\r\n"), http_parse_status::bad_request);
+  EXPECT_EQ(parse_whole("GET / HTTP/2.0\r\n"), http_parse_status::version_not_supported);
+  // A good request line alone is just the start of a request.
+  EXPECT_EQ(parse_whole("GET / HTTP/1.1\r\n"), http_parse_status::incomplete);
+  EXPECT_EQ(parse_whole("GET / HTTP/1.1\r\nHost: t\r\n"), http_parse_status::incomplete);
+  // Fed byte by byte, the error comes with the line's last byte.
+  http_request_parser p;
+  const std::string line = "GET /\r\n";
+  for (std::size_t n = 1; n < line.size(); ++n)
+    EXPECT_EQ(p.parse(std::string_view(line).substr(0, n)), http_parse_status::incomplete) << n;
+  EXPECT_EQ(p.parse(line), http_parse_status::bad_request);
+}
+
 TEST(HttpParser, KeepAliveFollowsVersionAndConnection) {
   struct row {
     const char* text;

@@ -89,6 +89,7 @@ class http_request_parser {
 
  private:
   http_parse_status parse_head(std::string_view head);
+  http_parse_status parse_request_line(std::string_view line);
 
   http_limits m_limits;
   http_request m_request;
