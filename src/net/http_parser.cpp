@@ -158,7 +158,11 @@ http_parse_status http_request_parser::parse(std::string_view data) {
   // until the request is complete; that is at most once per arriving chunk.
   const http_parse_status s = parse_head(data.substr(m_head_start, m_head_end - m_head_start));
   if (s != http_parse_status::complete) return s;
-  if (data.size() - m_head_end < m_content_length) return http_parse_status::incomplete;
+  if (data.size() - m_head_end < m_content_length) {
+    m_wants_continue = m_expect_continue;
+    return http_parse_status::incomplete;
+  }
+  m_wants_continue = false;
   m_request.body = data.substr(m_head_end, m_content_length);
   m_consumed = m_head_end + m_content_length;
   m_scan_from = m_head_end = m_head_start = 0;
@@ -170,6 +174,7 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
   using enum http_parse_status;
   m_headers.clear();
   m_content_length = 0;
+  m_expect_continue = false;
   m_request = http_request{};
 
   if (const http_parse_status s = parse_request_line(take_line(head)); s != complete) return s;
@@ -204,6 +209,8 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
       have_transfer_encoding = true;
     } else if (iequals(name, "host")) {
       ++hosts;
+    } else if (iequals(name, "expect")) {
+      m_expect_continue = iequals(value, "100-continue");
     } else if (iequals(name, "connection")) {
       std::string_view rest = value;
       while (!rest.empty()) {
@@ -220,6 +227,7 @@ http_parse_status http_request_parser::parse_head(std::string_view head) {
   if (m_request.version_minor >= 1 ? hosts != 1 : hosts > 1) return bad_request;
   if (m_content_length > m_limits.max_body_bytes) return body_too_large;
   m_request.keep_alive = !close && (m_request.version_minor >= 1 || keep_alive_token);
+  m_expect_continue = m_expect_continue && m_request.version_minor >= 1;
   return complete;
 }
 

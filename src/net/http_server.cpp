@@ -106,7 +106,14 @@ namespace detail {
 
 http_connection::http_connection(http_limits limits) : m_parser(limits) {}
 
+void http_connection::continue_if_asked() {
+  if (!m_parser.wants_continue() || m_continue_sent) return;
+  m_out.append("HTTP/1.1 100 Continue\r\n\r\n");
+  m_continue_sent = true;
+}
+
 void http_connection::respond(const http_response& r) {
+  m_continue_sent = false;
   const http_request& req = m_parser.request();
   append_status_line(m_out, r.status());
   m_out.append(r.header_lines());

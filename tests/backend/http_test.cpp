@@ -158,6 +158,30 @@ TEST_P(Http, AnHttp09RequestLineIsAnsweredWithoutWaitingForMore) {
   });
 }
 
+TEST_P(Http, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    auto server = corio::spawn(corio::serve_http(l, echo_request));
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    // A client that waits for 100 Continue before it sends the body, twice
+    // on one connection: the interim answer comes once per request.
+    for (int i = 0; i < 2; ++i) {
+      co_await send(c,
+                    "POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                    "Content-Length: 5\r\n\r\n");
+      std::string in;
+      const response interim = co_await read_response(c, in);
+      EXPECT_EQ(interim.head, "HTTP/1.1 100 Continue\r\n");
+      co_await send(c, "hello");
+      const response final_response = co_await read_response(c, in);
+      EXPECT_EQ(final_response.head.substr(0, 17), "HTTP/1.1 200 OK\r\n");
+      EXPECT_EQ(final_response.body, "POST /up hello");
+    }
+    server.cancel();
+    EXPECT_THROW(co_await server, corio::cancelled_error);
+  });
+}
+
 TEST_P(Http, OversizedHeadsAndBodiesAreRefusedWithoutBufferingThem) {
   run_io([]() -> corio::task<> {
     corio::http_limits limits;

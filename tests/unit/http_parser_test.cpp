@@ -52,6 +52,28 @@ TEST(HttpParser, ABadRequestLineIsJudgedAsSoonAsItIsWhole) {
   EXPECT_EQ(p.parse(line), http_parse_status::bad_request);
 }
 
+TEST(HttpParser, ExpectContinueIsWantedWhileTheBodyIsMissing) {
+  const std::string head =
+      "POST /up HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+  http_request_parser p;
+  EXPECT_EQ(p.parse(head), http_parse_status::incomplete);
+  EXPECT_TRUE(p.wants_continue());
+  EXPECT_EQ(p.parse(head + "hel"), http_parse_status::incomplete);
+  EXPECT_TRUE(p.wants_continue());
+  EXPECT_EQ(p.parse(head + "hello"), http_parse_status::complete);
+  EXPECT_FALSE(p.wants_continue()) << "the body is here";
+  EXPECT_EQ(p.request().body, "hello");
+
+  http_request_parser no_expect;
+  EXPECT_EQ(no_expect.parse("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"),
+            http_parse_status::incomplete);
+  EXPECT_FALSE(no_expect.wants_continue());
+  http_request_parser http10;  // 100 Continue is HTTP/1.1's
+  EXPECT_EQ(http10.parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+            http_parse_status::incomplete);
+  EXPECT_FALSE(http10.wants_continue());
+}
+
 TEST(HttpParser, KeepAliveFollowsVersionAndConnection) {
   struct row {
     const char* text;

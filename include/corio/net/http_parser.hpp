@@ -86,6 +86,11 @@ class http_request_parser {
   /// Bytes of the complete request (leading empty lines, head and body).
   [[nodiscard]] std::size_t consumed() const noexcept { return m_consumed; }
   [[nodiscard]] const http_limits& limits() const noexcept { return m_limits; }
+  /// After parse() said `incomplete`: the head has arrived and asks for
+  /// `Expect: 100-continue` (HTTP/1.1), and its body has not all arrived.
+  /// The client may be waiting for a `100 Continue` before it sends the
+  /// body (RFC 9110 section 10.1.1).
+  [[nodiscard]] bool wants_continue() const noexcept { return m_wants_continue; }
 
  private:
   http_parse_status parse_head(std::string_view head);
@@ -95,10 +100,12 @@ class http_request_parser {
   http_request m_request;
   std::vector<http_header> m_headers;
   std::size_t m_consumed = 0;
-  std::size_t m_scan_from = 0;   // where the search for the head's end resumes
-  std::size_t m_head_start = 0;  // after leading empty lines
-  std::size_t m_head_end = 0;    // 0 until the head's end is found
-  bool m_started = false;        // the request line has begun
+  std::size_t m_scan_from = 0;     // where the search for the head's end resumes
+  std::size_t m_head_start = 0;    // after leading empty lines
+  std::size_t m_head_end = 0;      // 0 until the head's end is found
+  bool m_started = false;          // the request line has begun
+  bool m_expect_continue = false;  // the head parsed last has Expect: 100-continue
+  bool m_wants_continue = false;
   std::size_t m_content_length = 0;
 };
 

@@ -71,6 +71,10 @@ class http_connection {
   /// Connection: close.
   void respond_error(int status);
 
+  /// Queues `100 Continue` when the request being received asked for it
+  /// and waits for it before sending its body (once per request).
+  void continue_if_asked();
+
   [[nodiscard]] std::string_view output() const noexcept { return m_out; }
   void output_sent() noexcept { m_out.clear(); }
   /// Where the next read goes: at least a few KiB, the buffer compacted or
@@ -82,6 +86,7 @@ class http_connection {
   http_request_parser m_parser;
   input_buffer m_in;
   std::string m_out;
+  bool m_continue_sent = false;  // for the request being received
 };
 
 /// After an error response: stop sending, read and drop what the client
@@ -97,7 +102,9 @@ task<> linger_close(tcp_stream& s);
 /// responses, those of pipelined requests together in one write. Ends when
 /// the client closes, asks to (Connection: close, HTTP/1.0), or sends a
 /// malformed request (answered with 400, 413, 431, 501 or 505, then
-/// closed). A handler exception is answered with 500, the connection
+/// closed). A request with `Expect: 100-continue` whose body has not
+/// arrived gets `100 Continue` first, so a client that waits for it sends
+/// the body. A handler exception is answered with 500, the connection
 /// closes, and the exception propagates out of this task. Network errors
 /// (reset, broken pipe) end it quietly.
 ///
@@ -156,6 +163,7 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_limits lim
         break;
       }
     }
+    if (open) conn.continue_if_asked();
     if (!conn.output().empty()) {
       (void)co_await s.write_all(conn.output().data(), conn.output().size(), ec);
       if (ec) break;
