@@ -13,13 +13,9 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
 
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::measurement;
-using corio_demo::since;
-using corio_demo::steady;
 using namespace std::chrono_literals;
 
 constexpr u64 k_requests = 20'000;
@@ -36,39 +32,35 @@ corio::task<u64> request(u64 id) {
 
 /// Before: every request started at once by gather.
 measurement bounded_before() {
-  auto t0 = steady::now();
-  measurement m;
-  m.result = corio::run([]() -> corio::task<u64> {
-    std::vector<corio::task<u64>> all;
-    for (u64 i = 0; i < k_requests; ++i)
-      all.push_back(request(i));
-    u64 s = 0;
-    for (u64 v : co_await corio::gather(std::move(all)))
-      s += v;
-    co_return s;
-  }());
-  m.seconds = since(t0);
-  return m;
+  return timed([] {
+    return corio::run([]() -> corio::task<u64> {
+      std::vector<corio::task<u64>> all;
+      for (u64 i = 0; i < k_requests; ++i)
+        all.push_back(request(i));
+      u64 s = 0;
+      for (u64 v : co_await corio::gather(std::move(all)))
+        s += v;
+      co_return s;
+    }());
+  });
 }
 
 /// After: at most k_limit requests alive at a time.
 measurement bounded_after() {
-  auto t0 = steady::now();
-  measurement m;
-  m.result = corio::run([]() -> corio::task<u64> {
-    std::vector<u64> ids(k_requests);
-    std::iota(ids.begin(), ids.end(), u64{0});
-    u64 s = 0;
-    for (u64 v : co_await corio::map_bounded(ids, request, k_limit))
-      s += v;
-    co_return s;
-  }());
-  m.seconds = since(t0);
-  return m;
+  return timed([] {
+    return corio::run([]() -> corio::task<u64> {
+      std::vector<u64> ids(k_requests);
+      std::iota(ids.begin(), ids.end(), u64{0});
+      u64 s = 0;
+      for (u64 v : co_await corio::map_bounded(ids, request, k_limit))
+        s += v;
+      co_return s;
+    }());
+  });
 }
 
 /// Runs both variants in children and reports memory and time.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading("bounded concurrency: %llu requests, each holding 16 KiB for 1 ms",
                  static_cast<unsigned long long>(k_requests));
   const auto [a, b] =
@@ -78,6 +70,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.1fx faster", a.seconds / b.seconds));
 }
 
-const corio_demo::registrar k_registered{{"bounded concurrency", 200, run_chapter}};
+const registrar k_registered{{"bounded concurrency", 200, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

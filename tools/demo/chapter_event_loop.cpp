@@ -18,15 +18,9 @@
 #include "echo_service.hpp"
 #include "process_stats.hpp"
 
+namespace corio_demo {
 namespace {
 
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::in_child;
-using corio_demo::measurement;
-using corio_demo::progress;
-using corio_demo::since;
-using corio_demo::steady;
 using corio_tools::thread_cpu_seconds;
 
 constexpr int k_echo_conns = 50;
@@ -104,7 +98,7 @@ measurement echo_on(corio::io_backend_kind backend) {
 
 /// Runs the server on epoll, then on io_uring (each in a child), and
 /// reports CPU, system calls and throughput per message.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading("the event loop: echo, %d connections x %d round trips of %zu bytes", k_echo_conns,
                  k_echo_rounds, k_echo_size);
   progress("before: the server on epoll (readiness: try, park, epoll_wait, retry)");
@@ -136,6 +130,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.2fx", a.seconds / b.seconds));
 }
 
-const corio_demo::registrar k_registered{{"event loop", 500, run_chapter}};
+const registrar k_registered{{"event loop", 500, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

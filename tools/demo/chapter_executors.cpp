@@ -15,14 +15,9 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
 
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::measurement;
-using corio_demo::progress;
-using corio_demo::since;
-using corio_demo::steady;
 using namespace std::chrono_literals;
 
 constexpr int k_cpu_jobs = 120;
@@ -95,7 +90,7 @@ measurement cpu_work(bool offloaded) {
 
 /// Runs the jobs on the loop, then offloaded, and reports the ticker's
 /// lateness and the job throughput.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading("executors: %d CPU jobs of ~1.5 ms with a 1 ms ticker on the loop", k_cpu_jobs);
   progress("before: gather of 120 tasks that hash on the loop");
   const measurement a = cpu_work(false);
@@ -121,6 +116,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.0f", k_cpu_jobs / b.seconds), fmt("%.2fx", a.seconds / b.seconds));
 }
 
-const corio_demo::registrar k_registered{{"executors", 600, run_chapter}};
+const registrar k_registered{{"executors", 600, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

@@ -11,13 +11,8 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
-
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::progress;
-using corio_demo::since;
-using corio_demo::steady;
 
 constexpr int k_rounds = 300;
 constexpr std::size_t k_items = 1000;
@@ -58,7 +53,7 @@ corio::task<u64> granularity_after(std::vector<u64>& items) {
 }
 
 /// Times both variants per item and reports the ratio.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading("task granularity: %zu tiny tasks per round vs 10 batches of 100", k_items);
   std::vector<u64> items(k_items);
   std::iota(items.begin(), items.end(), u64{0});
@@ -75,6 +70,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.1fx faster", before / after));
 }
 
-const corio_demo::registrar k_registered{{"task granularity", 100, run_chapter}};
+const registrar k_registered{{"task granularity", 100, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

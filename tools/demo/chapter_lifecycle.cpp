@@ -11,12 +11,9 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
 
-using corio_demo::fmt;
-using corio_demo::progress;
-using corio_demo::since;
-using corio_demo::steady;
 using namespace std::chrono_literals;
 
 /// A long job that the failure makes pointless; counts its cancellation.
@@ -41,7 +38,7 @@ corio::task<> failing() {
 
 /// Runs the spawn-and-forget version, then the task_group one, and reports
 /// what each left behind.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading("lifecycle: 8 workers, one sibling fails after 5 ms");
   std::size_t leaked_tasks = 0;
   std::size_t leaked_timers = 0;
@@ -106,6 +103,7 @@ void run_chapter(corio_demo::report& report) {
   report.add("cleanups run", "-", std::to_string(cleanups), "defer() ran");
 }
 
-const corio_demo::registrar k_registered{{"lifecycle", 400, run_chapter}};
+const registrar k_registered{{"lifecycle", 400, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

@@ -16,14 +16,9 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
 
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::measurement;
-using corio_demo::progress;
-using corio_demo::since;
-using corio_demo::steady;
 using namespace std::chrono_literals;
 
 constexpr u64 k_monitored_requests = 200;
@@ -109,7 +104,7 @@ void print_indented(const std::string& text) {
 
 /// Runs the blocking version, then the offloaded one, printing what debug
 /// mode and the profiler show for each.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading(
       "monitoring: %llu requests, 20 at a time; every 50th calls a blocking "
       "legacy client (120 ms)",
@@ -135,6 +130,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.2fx", a.m.seconds / b.m.seconds));
 }
 
-const corio_demo::registrar k_registered{{"monitoring", 800, run_chapter}};
+const registrar k_registered{{"monitoring", 800, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

@@ -14,13 +14,9 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
 
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::measurement;
-using corio_demo::since;
-using corio_demo::steady;
 using namespace std::chrono_literals;
 
 constexpr u64 k_pipeline_records = 20'000;
@@ -69,42 +65,38 @@ corio::task<u64> store(const enriched_record* first, std::size_t n) {
 
 /// Before: every stage runs over the whole data set before the next.
 measurement pipeline_before() {
-  const auto t0 = steady::now();
-  measurement m;
-  m.result = corio::run([]() -> corio::task<u64> {
-    std::vector<raw_record> all;
-    auto src = load_records(k_pipeline_records);
-    while (auto r = co_await src.next())
-      all.push_back(std::move(*r));
-    const std::vector<enriched_record> done = co_await corio::map_bounded(
-        all, [](const raw_record& r) { return enrich(r); }, 64);
-    u64 s = 0;
-    for (std::size_t i = 0; i < done.size(); i += 500)
-      s += co_await store(done.data() + i, std::min<std::size_t>(500, done.size() - i));
-    co_return s;
-  }());
-  m.seconds = since(t0);
-  return m;
+  return timed([] {
+    return corio::run([]() -> corio::task<u64> {
+      std::vector<raw_record> all;
+      auto src = load_records(k_pipeline_records);
+      while (auto r = co_await src.next())
+        all.push_back(std::move(*r));
+      const std::vector<enriched_record> done = co_await corio::map_bounded(
+          all, [](const raw_record& r) { return enrich(r); }, 64);
+      u64 s = 0;
+      for (std::size_t i = 0; i < done.size(); i += 500)
+        s += co_await store(done.data() + i, std::min<std::size_t>(500, done.size() - i));
+      co_return s;
+    }());
+  });
 }
 
 /// After: the stages as one pipeline of generators.
 measurement pipeline_after() {
-  const auto t0 = steady::now();
-  measurement m;
-  m.result = corio::run([]() -> corio::task<u64> {
-    auto batches = load_records(k_pipeline_records) | corio::map(enrich) | corio::buffered(64) |
-                   corio::chunks(500);
-    u64 s = 0;
-    while (auto b = co_await batches.next())
-      s += co_await store(b->data(), b->size());
-    co_return s;
-  }());
-  m.seconds = since(t0);
-  return m;
+  return timed([] {
+    return corio::run([]() -> corio::task<u64> {
+      auto batches = load_records(k_pipeline_records) | corio::map(enrich) | corio::buffered(64) |
+                     corio::chunks(500);
+      u64 s = 0;
+      while (auto b = co_await batches.next())
+        s += co_await store(b->data(), b->size());
+      co_return s;
+    }());
+  });
 }
 
 /// Runs both variants in children and reports memory and time.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading(
       "a streaming pipeline: %llu records of 4 KiB, enriched (1 ms, 64 at once) "
       "and stored in batches of 500",
@@ -116,6 +108,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.2fx", a.seconds / b.seconds));
 }
 
-const corio_demo::registrar k_registered{{"pipeline", 700, run_chapter}};
+const registrar k_registered{{"pipeline", 700, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

@@ -7,13 +7,8 @@
 #include "corio/corio.hpp"
 #include "demo.hpp"
 
+namespace corio_demo {
 namespace {
-
-using u64 = std::uint64_t;
-using corio_demo::fmt;
-using corio_demo::measurement;
-using corio_demo::since;
-using corio_demo::steady;
 
 constexpr u64 k_records = 5'000'000;
 
@@ -33,37 +28,33 @@ corio::async_generator<record> records(u64 n) {
 
 /// Before: collect every record into a vector, then sum.
 measurement streaming_before() {
-  auto t0 = steady::now();
-  measurement m;
-  m.result = corio::run([]() -> corio::task<u64> {
-    std::vector<record> all;
-    auto gen = records(k_records);
-    while (auto r = co_await gen.next())
-      all.push_back(*r);
-    u64 s = 0;
-    for (const record& r : all)
-      s += r.value;
-    co_return s;
-  }());
-  m.seconds = since(t0);
-  return m;
+  return timed([] {
+    return corio::run([]() -> corio::task<u64> {
+      std::vector<record> all;
+      auto gen = records(k_records);
+      while (auto r = co_await gen.next())
+        all.push_back(*r);
+      u64 s = 0;
+      for (const record& r : all)
+        s += r.value;
+      co_return s;
+    }());
+  });
 }
 
 /// After: sum each record as the generator yields it.
 measurement streaming_after() {
-  auto t0 = steady::now();
-  measurement m;
-  m.result = corio::run([]() -> corio::task<u64> {
-    u64 s = 0;
-    co_await corio::for_each(records(k_records), [&](const record& r) { s += r.value; });
-    co_return s;
-  }());
-  m.seconds = since(t0);
-  return m;
+  return timed([] {
+    return corio::run([]() -> corio::task<u64> {
+      u64 s = 0;
+      co_await corio::for_each(records(k_records), [&](const record& r) { s += r.value; });
+      co_return s;
+    }());
+  });
 }
 
 /// Runs both variants in children and reports memory and time per record.
-void run_chapter(corio_demo::report& report) {
+void run_chapter(report& report) {
   report.heading("streaming: %llu records of 16 bytes", static_cast<unsigned long long>(k_records));
   const auto [a, b] = report.before_and_after(
       "before: collect them all into a vector, then sum", streaming_before,
@@ -72,6 +63,7 @@ void run_chapter(corio_demo::report& report) {
              fmt("%.1f", b.seconds / k_records * 1e9), fmt("%.1fx faster", a.seconds / b.seconds));
 }
 
-const corio_demo::registrar k_registered{{"streaming", 300, run_chapter}};
+const registrar k_registered{{"streaming", 300, run_chapter}};
 
 }  // namespace
+}  // namespace corio_demo

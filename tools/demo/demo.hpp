@@ -33,6 +33,17 @@ struct measurement {
 /// Seconds from `t0` until now.
 double since(steady::time_point t0);
 
+/// Times `run()` (one variant, typically a whole corio::run) and keeps the
+/// result it returns.
+template <class F>
+measurement timed(F run) {
+  const auto t0 = steady::now();
+  measurement m;
+  m.result = run();
+  m.seconds = since(t0);
+  return m;
+}
+
 /// Runs `fn` in a forked child and brings its measurement back through a
 /// pipe, with the child's own peak RSS filled in.
 measurement in_child(const std::function<measurement()>& fn);
