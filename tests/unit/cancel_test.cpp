@@ -215,3 +215,81 @@ TEST(Run, DeadlockIsReportedNotHung) {
                    {.virtual_clock = true}),
                std::runtime_error);
 }
+
+// A scope's deadline moves as a server's does before each read: later
+// costs no timer operation, earlier re-arms, `never` disarms, and a
+// deadline that passed while the task was busy is withdrawn by a move.
+namespace {
+
+std::int64_t ns_from_now(std::chrono::nanoseconds d) {
+  return corio::detail::current_loop().now_ns() + d.count();
+}
+
+// Sleeps `d` under the scope: true when the scope's deadline ended it.
+corio::task<bool> sleep_under(corio::detail::scope_guard& scope, std::chrono::nanoseconds d) {
+  bool timed_out = false;
+  try {
+    co_await corio::sleep(d);
+  } catch (const corio::cancelled_error&) {
+    if (!scope.timed_out()) throw;
+    timed_out = true;
+  }
+  if (timed_out) scope.clear_timeout();
+  co_return timed_out;
+}
+
+}  // namespace
+
+TEST(Cancel, AMovedDeadlineCancelsAtItsLatestValue) {
+  run_virtual([]() -> corio::task<> {
+    const auto start = corio::now();
+    corio::detail::scope_guard scope(ns_from_now(10s), true);
+    EXPECT_EQ(corio::event_loop::current()->stats().pending_timers, 1U);
+    // Later: only recorded; the timer fires at 10 s and re-arms at 30 s.
+    scope.set_deadline(ns_from_now(30s));
+    EXPECT_EQ(corio::event_loop::current()->stats().pending_timers, 1U);
+    EXPECT_TRUE(co_await sleep_under(scope, 1h));
+    EXPECT_GE(corio::now() - start, 30s);
+    EXPECT_LT(corio::now() - start, 31s);
+    // Earlier than the timer armed: re-armed at once.
+    scope.set_deadline(ns_from_now(1h));
+    scope.set_deadline(ns_from_now(2s));
+    const auto second = corio::now();
+    EXPECT_TRUE(co_await sleep_under(scope, 1h));
+    EXPECT_GE(corio::now() - second, 2s);
+    EXPECT_LT(corio::now() - second, 3s);
+    // Never: the sleep runs out first.
+    scope.set_deadline(corio::detail::scope_guard::never);
+    EXPECT_FALSE(co_await sleep_under(scope, 5s));
+  });
+}
+
+TEST(Cancel, ADeadlinePastWhileBusyIsWithdrawnWhenMovedAhead) {
+  run_virtual([]() -> corio::task<> {
+    corio::detail::scope_guard scope(ns_from_now(1s), true);
+    // The deadline passes while the task is shielded: the timer fires and
+    // leaves the request pending.
+    co_await corio::shield(corio::sleep(2s));
+    scope.set_deadline(ns_from_now(10s));
+    EXPECT_FALSE(co_await sleep_under(scope, 5s)) << "a withdrawn deadline cancelled the sleep";
+    // A deadline already past is delivered at the next suspension.
+    scope.set_deadline(ns_from_now(-1s));
+    EXPECT_TRUE(co_await sleep_under(scope, 5s));
+    scope.set_deadline(corio::detail::scope_guard::never);
+  });
+}
+
+TEST(Cancel, AMovedDeadlineNeverHidesACancellationFromOutside) {
+  run_virtual([]() -> corio::task<> {
+    auto h = corio::spawn([]() -> corio::task<> {
+      corio::detail::scope_guard scope(ns_from_now(1s), true);
+      for (;;) {
+        scope.set_deadline(ns_from_now(1s));
+        (void)co_await sleep_under(scope, 1h);
+      }
+    }());
+    co_await corio::sleep(5500ms);  // five timeouts handled, then a cancel
+    h.cancel();
+    EXPECT_THROW(co_await h, corio::cancelled_error);
+  });
+}

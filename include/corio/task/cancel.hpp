@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <optional>
 
 #include "corio/detail/awaitable_traits.hpp"
@@ -15,32 +17,54 @@ namespace detail {
 
 /// Pushes a cancel scope onto the running root for the lifetime of the
 /// object; with a deadline, arms a timer that requests cancellation of the
-/// scope. Strictly nested (a coroutine frame owns it).
+/// scope when the loop's clock reaches it. Strictly nested (a coroutine
+/// frame owns it).
+///
+/// The deadline can move, as Trio's `CancelScope.deadline` does: a server
+/// moves one scope's deadline before every read instead of opening a
+/// timeout per read. Moving it later costs a store (the armed timer, when
+/// it fires early, re-arms itself at the deadline then in force); only
+/// moving it earlier than the armed timer touches the timer wheel.
 class scope_guard : public cancel_scope, timer_node {
  public:
+  /// The deadline that never comes.
+  static constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
+
   explicit scope_guard(bool shield) noexcept : m_task(&current_task()) {
     m_shield = shield;
     m_parent = m_task->m_scope;
     m_task->m_scope = this;
+    m_fire = &on_timer;
   }
   scope_guard(std::int64_t deadline_ns, bool /*deadline*/) noexcept : scope_guard(false) {
-    if (deadline_ns <= current_loop().now_ns()) {
-      m_pending = true;  // delivered at the first suspension
-      return;
-    }
-    m_when_ns = deadline_ns;
-    m_fire = [](timer_node& t) noexcept {
-      auto& self = static_cast<scope_guard&>(t);
-      self.m_pending = true;
-      self.m_task->abort_wait_if_cancelled();
-    };
-    current_loop().add_timer(*this);
+    set_deadline(deadline_ns);
   }
   scope_guard(const scope_guard&) = delete;
   scope_guard& operator=(const scope_guard&) = delete;
   ~scope_guard() {
     current_loop().timers().cancel(*this);
     m_task->m_scope = m_parent;
+  }
+
+  [[nodiscard]] std::int64_t deadline() const noexcept { return m_deadline_ns; }
+
+  /// Moves the deadline (`never` disarms it). Called by the task that owns
+  /// the scope, so never while it waits: a deadline that passed but was not
+  /// yet delivered is withdrawn when the new one lies ahead, and a deadline
+  /// already past is delivered at the next suspension.
+  void set_deadline(std::int64_t deadline_ns) noexcept {
+    m_deadline_ns = deadline_ns;
+    const std::int64_t now = current_loop().now_ns();
+    if (deadline_ns <= now) {
+      current_loop().timers().cancel(*this);
+      m_pending = true;
+      return;
+    }
+    m_pending = false;
+    if (deadline_ns == never || (linked() && m_when_ns <= deadline_ns)) return;
+    current_loop().timers().cancel(*this);
+    m_when_ns = deadline_ns;
+    current_loop().add_timer(*this);
   }
 
   /// True when this scope's own deadline caused the cancellation thrown.
@@ -60,14 +84,44 @@ class scope_guard : public cancel_scope, timer_node {
     return (m_task->m_flags & (tf_cancel_requested | tf_cancel_pending)) != 0;
   }
 
+  /// True when the cancellation being handled is this scope's deadline and
+  /// nothing else: the catch block may turn it into a timeout.
+  [[nodiscard]] bool timed_out() const noexcept { return caused() && !outer_cancellation(); }
+
+  /// After a timeout was handled, lets the scope time out again (with the
+  /// next deadline set).
+  void clear_timeout() noexcept { m_delivered = false; }
+
   /// Requests cancellation of this scope (task_group: a child failed).
   void cancel() noexcept {
     m_pending = true;
     m_task->abort_wait_if_cancelled();
   }
 
+ protected:
+  /// Asked when the deadline has passed, before the scope is cancelled:
+  /// returns the deadline in force now, which defers the cancellation when
+  /// it lies ahead (a watch that decides by something other than time, such
+  /// as a socket's progress). Only the timer calls it.
+  std::int64_t (*m_recheck)(scope_guard&) noexcept = nullptr;
+
  private:
+  static void on_timer(timer_node& t) noexcept {
+    auto& self = static_cast<scope_guard&>(t);
+    loop_core& loop = current_loop();
+    if (self.m_deadline_ns <= loop.now_ns() && self.m_recheck != nullptr)
+      self.m_deadline_ns = self.m_recheck(self);
+    if (self.m_deadline_ns <= loop.now_ns()) {
+      self.m_pending = true;
+      self.m_task->abort_wait_if_cancelled();
+    } else if (self.m_deadline_ns != never) {
+      self.m_when_ns = self.m_deadline_ns;  // fired early: the deadline moved
+      loop.add_timer(self);
+    }
+  }
+
   task_base* m_task;
+  std::int64_t m_deadline_ns = never;
 };
 
 template <class A>
