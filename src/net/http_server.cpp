@@ -104,7 +104,36 @@ void http_response::add_header(std::string_view name, std::string_view value) {
 
 namespace detail {
 
-http_connection::http_connection(http_limits limits) : m_parser(limits) {}
+namespace {
+
+std::int64_t ns_of(std::chrono::nanoseconds d) noexcept {
+  return d == std::chrono::nanoseconds::max() ? scope_guard::never : saturating_ns(d);
+}
+
+}  // namespace
+
+http_connection::http_connection(const http_options& options, server_stats* stats)
+    : m_parser(options.limits),
+      m_stats(stats),
+      m_header_ns(ns_of(options.header_timeout)),
+      m_body_ns(ns_of(options.body_timeout)),
+      m_idle_ns(ns_of(options.keep_alive_timeout)),
+      m_write_ns(ns_of(options.write_timeout)),
+      m_max_output(std::max<std::size_t>(options.max_output_bytes, 1)),
+      m_request_start(current_loop().now_ns()) {}
+
+http_connection::~http_connection() {
+  if (m_stats != nullptr) m_stats->buffer_bytes -= m_accounted;
+}
+
+void http_connection::account() noexcept {
+  if (m_stats == nullptr) return;
+  const std::size_t held = m_in.capacity() + m_out.capacity();
+  if (held == m_accounted) return;
+  m_stats->buffer_bytes = m_stats->buffer_bytes - m_accounted + held;
+  m_accounted = held;
+  if (held > m_stats->peak_connection_buffer_bytes) m_stats->peak_connection_buffer_bytes = held;
+}
 
 void http_connection::continue_if_asked() {
   if (!m_parser.wants_continue() || m_continue_sent) return;
@@ -129,11 +158,56 @@ void http_connection::respond(const http_response& r) {
   // HEAD gets the headers a GET would, and no body (RFC 9110 9.3.2).
   if (req.method != "HEAD") m_out.append(r.body());
   m_in.consume(m_parser.consumed());
+  // The next request, if its bytes are here, starts now.
+  m_started = !m_in.empty();
+  m_request_start = current_loop().now_ns();
+  m_body_start = -1;
 }
 
 void http_connection::respond_error(int status) {
   append_status_line(m_out, status);
   m_out.append("Content-Length: 0\r\nConnection: close\r\n\r\n");
+}
+
+bool http_connection::respond_timeout() {
+  if (m_stats != nullptr) ++(m_started ? m_stats->timed_out : m_stats->idle_closed);
+  // A connection's first request counts from the accept: one that sent
+  // nothing at all is closed without a word, as an idle one is.
+  if (!m_started || m_in.empty()) return false;
+  respond_error(408);
+  return true;
+}
+
+void http_connection::write_timed_out() noexcept {
+  if (m_stats != nullptr) ++m_stats->timed_out;
+}
+
+std::int64_t http_connection::write_deadline() const noexcept {
+  return saturating_add(current_loop().now_ns(), m_write_ns);
+}
+
+std::int64_t http_connection::before_read() {
+  const std::int64_t now = current_loop().now_ns();
+  account();
+  if (!m_started && m_in.empty()) {
+    // Idle between requests: give back what a large request or a burst of
+    // pipelined ones grew, and wait at most keep_alive_timeout.
+    if (m_in.capacity() > keep_bytes) m_in.release();
+    if (m_out.capacity() > keep_bytes) std::string().swap(m_out);
+    account();
+    return saturating_add(now, m_idle_ns);
+  }
+  if (!m_parser.head_complete()) return saturating_add(m_request_start, m_header_ns);
+  if (m_body_start < 0) m_body_start = now;
+  return saturating_add(m_body_start, m_body_ns);
+}
+
+void http_connection::received(std::size_t n) noexcept {
+  m_in.received(n);
+  if (!m_started) {
+    m_started = true;
+    m_request_start = current_loop().now_ns();
+  }
 }
 
 std::span<char> http_connection::read_space() {

@@ -184,9 +184,9 @@ TEST_P(Http, ExpectContinueIsAnsweredBeforeTheBodyIsSent) {
 
 TEST_P(Http, OversizedHeadsAndBodiesAreRefusedWithoutBufferingThem) {
   run_io([]() -> corio::task<> {
-    corio::http_limits limits;
-    limits.max_header_bytes = 1024;
-    limits.max_body_bytes = 100;
+    corio::http_options limits;
+    limits.limits.max_header_bytes = 1024;
+    limits.limits.max_body_bytes = 100;
     {
       auto [l, c, s] = co_await connect_pair();
       auto conn = corio::spawn(corio::serve_http_connection(std::move(s), echo_request, limits));

@@ -91,6 +91,9 @@ class http_request_parser {
   /// The client may be waiting for a `100 Continue` before it sends the
   /// body (RFC 9110 section 10.1.1).
   [[nodiscard]] bool wants_continue() const noexcept { return m_wants_continue; }
+  /// After parse() said `incomplete`: the request's head has all arrived
+  /// and its body has not.
+  [[nodiscard]] bool head_complete() const noexcept { return m_head_end != 0; }
 
  private:
   http_parse_status parse_head(std::string_view head);

@@ -1,14 +1,128 @@
-// serve: the accept loop every stream server shares.
+// serve: the accept loop every stream server shares, with its connection
+// cap, idle timeout and statistics.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <utility>
 
 #include "corio/flow/detail/child_scope.hpp"
 #include "corio/net/tcp_listener.hpp"
+#include "corio/task/cancel.hpp"
 #include "corio/time/sleep.hpp"
 
 namespace corio {
+
+/// What a server (`serve`, `serve_http`) has done and holds now. Pass one
+/// in the options to read it while the server runs; the server only writes
+/// it from its own loop.
+struct server_stats {
+  std::size_t connections = 0;       ///< open now
+  std::size_t peak_connections = 0;  ///< the most open at once
+  std::uint64_t accepted = 0;        ///< connections accepted in all
+  /// Times the server stopped accepting because `max_connections` were
+  /// open (new connections waited in the listen backlog meanwhile).
+  std::uint64_t at_capacity = 0;
+  /// Connections closed by a deadline: a request head or body too slow, a
+  /// client that stopped reading, or (serve) no traffic for idle_timeout.
+  std::uint64_t timed_out = 0;
+  /// HTTP keep-alive connections closed after keep_alive_timeout idle.
+  std::uint64_t idle_closed = 0;
+  /// Bytes of buffer the connections hold now (HTTP: input and output
+  /// buffers), and the most one connection ever held: the memory a client
+  /// can make the server keep.
+  std::size_t buffer_bytes = 0;
+  std::size_t peak_connection_buffer_bytes = 0;
+};
+
+/// Limits of a stream server (see serve).
+struct serve_options {
+  /// Connections served at once; 0 means the descriptor limit
+  /// (RLIMIT_NOFILE) less 64, so that `accept` does not run out of
+  /// descriptors first. At the cap the server stops accepting: new
+  /// connections wait in the listen backlog until one closes.
+  std::size_t max_connections = 0;
+  /// A connection on which no byte moved either way for this long (the
+  /// kernel's count of bytes received and acknowledged) is cancelled: a
+  /// dead peer, or one that stopped reading while the server writes.
+  /// nanoseconds::max() turns it off.
+  std::chrono::nanoseconds idle_timeout = std::chrono::minutes(5);
+  /// Filled in while the server runs, when not null.
+  server_stats* stats = nullptr;
+};
+
+namespace detail {
+
+/// `max_connections` as serve applies it (0 resolved from RLIMIT_NOFILE).
+[[nodiscard]] std::size_t connection_cap(std::size_t max_connections) noexcept;
+
+/// Bytes received plus bytes the peer acknowledged on a TCP socket: moves
+/// whenever the connection makes progress either way (0 on error).
+[[nodiscard]] std::uint64_t tcp_bytes_moved(int fd) noexcept;
+
+/// A cancel scope that ends a connection once no byte has moved for `idle`:
+/// its timer, when due, asks the kernel whether the socket progressed and
+/// defers itself if it did, so the reads and writes pay nothing.
+class tcp_idle_watch : public scope_guard {
+ public:
+  tcp_idle_watch(int fd, std::int64_t idle_ns) noexcept
+      : scope_guard(false), m_fd(fd), m_idle_ns(idle_ns) {
+    m_recheck = [](scope_guard& g) noexcept {
+      auto& self = static_cast<tcp_idle_watch&>(g);
+      const std::uint64_t moved = tcp_bytes_moved(self.m_fd);
+      if (moved == self.m_moved) return self.deadline();
+      self.m_moved = moved;
+      return saturating_add(current_loop().now_ns(), self.m_idle_ns);
+    };
+    set_deadline(saturating_add(current_loop().now_ns(), idle_ns));
+  }
+
+ private:
+  int m_fd;
+  std::int64_t m_idle_ns;
+  std::uint64_t m_moved = 0;  // a new connection has moved nothing: no syscall to learn it
+};
+
+/// serve's bookkeeping: the statistics and the cap the accept loop checks.
+struct serve_state {
+  server_stats own;
+  server_stats* stats;
+  std::size_t cap;
+
+  explicit serve_state(const serve_options& o) noexcept
+      : stats(o.stats != nullptr ? o.stats : &own), cap(connection_cap(o.max_connections)) {}
+
+  void attach(child_scope& connections) noexcept {
+    connections.m_user = this;
+    connections.m_on_child_done = [](child_scope& s, task_base&) noexcept {
+      --static_cast<serve_state*>(s.m_user)->stats->connections;
+    };
+  }
+  static bool below_cap(const child_scope& s) noexcept {
+    return s.active() < static_cast<const serve_state*>(s.m_user)->cap;
+  }
+  void accepted() noexcept {
+    ++stats->accepted;
+    if (++stats->connections > stats->peak_connections)
+      stats->peak_connections = stats->connections;
+  }
+};
+
+/// Runs one connection's task under its idle watch; a watch that fired
+/// ends the connection quietly.
+inline task<> watch_idle(task<> connection, int fd, std::int64_t idle_ns, server_stats& stats) {
+  tcp_idle_watch watch(fd, idle_ns);
+  try {
+    co_await std::move(connection);
+  } catch (const cancelled_error&) {
+    if (!watch.timed_out()) throw;
+    ++stats.timed_out;
+  }
+}
+
+}  // namespace detail
 
 /// Accepts connections on `listener` for ever and runs
 /// `on_connection(tcp_stream)` (which returns a `task<>`) for each as a
@@ -19,19 +133,37 @@ namespace corio {
 /// then throws `cancelled_error`. A connection task that fails ends that
 /// connection only; its exception is reported as an unretrieved task
 /// failure, and the server goes on. Running out of descriptors does not
-/// stop it either (see tcp_listener::accept).
+/// stop it either (see tcp_listener::accept), and `options` bounds how many
+/// connections it serves at once and how long one may sit idle.
 ///
 /// \code
 ///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8000));
-///   co_await corio::serve(l, [](corio::tcp_stream s) { return echo(std::move(s)); });
+///   co_await corio::serve(l, [](corio::tcp_stream s) { return echo(std::move(s)); },
+///                         {.idle_timeout = std::chrono::seconds(60)});
 /// \endcode
 template <class F>
-task<> serve(tcp_listener& listener, F on_connection) {
+task<> serve(tcp_listener& listener, F on_connection, serve_options options = {}) {
   detail::child_scope connections(/*fail_fast=*/false, /*collect=*/false);
+  detail::serve_state state(options);
+  state.attach(connections);
+  const bool watch = options.idle_timeout != std::chrono::nanoseconds::max();
+  const std::int64_t idle_ns = detail::saturating_ns(options.idle_timeout);
   std::exception_ptr stopped;
   try {
     for (unsigned accepted = 1;; ++accepted) {
-      connections.spawn(on_connection(co_await listener.accept()));
+      if (!detail::serve_state::below_cap(connections)) {
+        ++state.stats->at_capacity;
+        co_await connections.wait_until(&detail::serve_state::below_cap);
+      }
+      tcp_stream s = co_await listener.accept();
+      state.accepted();
+      if (watch) {
+        const int fd = s.native_handle();
+        connections.spawn(
+            detail::watch_idle(on_connection(std::move(s)), fd, idle_ns, *state.stats));
+      } else {
+        connections.spawn(on_connection(std::move(s)));
+      }
       // A burst of queued connections is accepted without suspending: let
       // the loop run the new connections (and everything else) between
       // batches, and keep the stack flat where the compiler does not turn

@@ -14,8 +14,9 @@ std::span<char> input_buffer::read_space(std::size_t min_read, std::size_t max_c
     m_begin = 0;
   }
   if (m_capacity - m_end < min_read && m_capacity < max_capacity) {
-    const std::size_t grown =
-        std::min(max_capacity, std::max({m_end + min_read, m_capacity * 2, min_read * 4}));
+    // The first block is one read's worth: a server holds one per idle
+    // connection, and most requests fit in it.
+    const std::size_t grown = std::min(max_capacity, std::max(m_end + min_read, m_capacity * 2));
     auto data = std::make_unique_for_overwrite<char[]>(grown);
     if (m_end > 0) std::memcpy(data.get(), m_data.get(), m_end);
     m_data = std::move(data);

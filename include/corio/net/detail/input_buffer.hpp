@@ -20,6 +20,14 @@ class input_buffer {
   }
   [[nodiscard]] std::size_t size() const noexcept { return m_end - m_begin; }
   [[nodiscard]] bool empty() const noexcept { return m_end == m_begin; }
+  /// Bytes of storage held.
+  [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
+  /// Gives the storage back (only when empty); the next read allocates.
+  void release() noexcept {
+    if (!empty()) return;
+    m_data.reset();
+    m_capacity = m_begin = m_end = 0;
+  }
   void consume(std::size_t n) noexcept {
     m_begin += n;
     if (m_begin == m_end) m_begin = m_end = 0;
