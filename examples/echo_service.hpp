@@ -13,7 +13,9 @@ namespace corio_examples {
 inline corio::task<> echo_connection(corio::tcp_stream stream) {
   corio::tcp_stream s = std::move(stream);  // closed as the task ends
   constexpr std::size_t buffer_size = 64 * 1024;
-  const auto buf = std::make_unique<char[]>(buffer_size);
+  // For overwrite: a zero-filled buffer is resident in full for as long as
+  // the connection lives, even when its messages are small.
+  const auto buf = std::make_unique_for_overwrite<char[]>(buffer_size);
   std::error_code ec;  // a reset or broken connection ends this client only
   for (;;) {
     const std::size_t n = co_await s.read_some(buf.get(), buffer_size, ec);
