@@ -34,6 +34,7 @@ struct options {
   std::size_t hold = 10000;
   std::size_t short_connections = 100000;
   std::size_t concurrency = 64;
+  std::size_t attack = 0;  // --attack N: slowloris connections instead of rounds
   std::uint16_t port = 0;  // --port P --pid N: a server already running
   pid_t pid = 0;
 };
@@ -139,6 +140,88 @@ corio::task<> short_round(const corio::socket_address& to, const options& o, pid
   report(pid, round, (std::to_string(done) + " short connections").c_str(), took);
 }
 
+// The slowloris scenario (--attack N): N connections each send
+// part of a request head, then one byte every 5 s, for 40 s; meanwhile one
+// keep-alive client that connected first asks once a second, and 7 new
+// clients connect at 1 s and each wait up to the end for an answer.
+// Prints how many of each were served and when.
+using steady = std::chrono::steady_clock;
+constexpr double k_attack_seconds = 40;
+
+double since(steady::time_point start) {
+  return std::chrono::duration<double>(steady::now() - start).count();
+}
+
+std::chrono::duration<double> left(steady::time_point start) {
+  return std::chrono::duration<double>(k_attack_seconds - since(start));
+}
+
+corio::task<> attacker(corio::socket_address to, steady::time_point start, std::size_t& opened) {
+  std::error_code ec;
+  corio::tcp_stream c;
+  try {  // a full backlog drops SYNs: connect could retry for minutes
+    c = co_await corio::timeout(left(start), corio::tcp_stream::connect(to));
+  } catch (const std::exception&) {
+    co_return;
+  }
+  ++opened;
+  const std::string head = "GET / HTTP/1.1\r\nHost: soak\r\n";
+  (void)co_await c.write_all(head.data(), head.size(), ec);
+  while (!ec && since(start) < k_attack_seconds - 5) {
+    co_await corio::sleep(5s);
+    (void)co_await c.write_some("X", 1, ec);
+  }
+}
+
+corio::task<> existing_client(corio::tcp_stream& c, steady::time_point start, std::size_t& ok,
+                              std::size_t& asked) {
+  while (since(start) < k_attack_seconds - 2) {
+    co_await corio::sleep(1s);
+    ++asked;
+    try {
+      co_await corio::timeout(2s, exchange(c, true, true));
+      ++ok;
+    } catch (const std::exception&) {
+      co_return;
+    }
+  }
+}
+
+corio::task<> new_client(corio::socket_address to, steady::time_point start,
+                         std::vector<double>& served_at) {
+  try {
+    auto c = co_await corio::timeout(left(start), corio::tcp_stream::connect(to));
+    co_await corio::timeout(left(start), exchange(c, true, false));
+    served_at.push_back(since(start));
+  } catch (const std::exception&) {
+  }
+}
+
+corio::task<> slowloris(corio::socket_address to, const options& o, pid_t pid) {
+  const steady::time_point start = steady::now();
+  auto existing = co_await corio::tcp_stream::connect(to);
+  co_await exchange(existing, true, true);
+  std::size_t opened = 0, existing_ok = 0, existing_asked = 0;
+  std::vector<double> served_at;
+  {
+    co_await corio::with_task_group([&](corio::task_group& g) -> corio::task<> {
+      for (std::size_t i = 0; i < o.attack; ++i)
+        g.spawn(attacker(to, start, opened));
+      g.spawn(existing_client(existing, start, existing_ok, existing_asked));
+      co_await corio::sleep(1s);
+      report(pid, 0, ("slowloris: " + std::to_string(opened) + " open").c_str(), since(start));
+      for (int i = 0; i < 7; ++i)
+        g.spawn(new_client(to, start, served_at));
+    });
+  }
+  std::string when;
+  for (double t : served_at)
+    when += " " + std::to_string(t).substr(0, 4);
+  std::printf("new clients served: %zu of 7, at (s):%s\n", served_at.size(), when.c_str());
+  std::printf("existing keep-alive client: %zu of %zu answered\n", existing_ok, existing_asked);
+  report(pid, 0, "after the attack", since(start));
+}
+
 corio::task<int> soak_running(options o) {
   const corio::socket_address to = corio::socket_address::loopback(o.port);
   report(o.pid, 0, "started", 0);
@@ -165,7 +248,8 @@ corio::task<int> soak(options o) {
   const corio::socket_address to = corio::socket_address::loopback(port);
   std::printf("%s", line.c_str());
   report(server.pid(), 0, "started", 0);
-  for (int r = 1; r <= o.rounds; ++r) {
+  if (o.attack > 0) co_await slowloris(to, o, server.pid());
+  for (int r = 1; o.attack == 0 && r <= o.rounds; ++r) {
     co_await hold_round(to, o, server.pid(), r);
     co_await short_round(to, o, server.pid(), r);
   }
@@ -190,6 +274,8 @@ int main(int argc, char** argv) {
       o.port = static_cast<std::uint16_t>(std::atoi(v));
     } else if (k == "--pid") {
       o.pid = std::atoi(v);
+    } else if (k == "--attack") {
+      o.attack = std::strtoul(v, nullptr, 10);
     } else if (k == "--rounds") {
       o.rounds = std::atoi(v);
     } else if (k == "--hold") {

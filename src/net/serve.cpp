@@ -11,9 +11,11 @@ namespace corio::detail {
 
 std::size_t connection_cap(std::size_t max_connections) noexcept {
   if (max_connections != 0) return max_connections;
-  // Descriptors the server needs besides its connections: the listener, the
-  // loop's own, files and logs the handlers open.
-  constexpr rlim_t reserve = 64;
+  // Descriptors the server needs besides its connections: up to 64 that
+  // io_uring's multishot accept takes from the backlog before the server
+  // asks (uring_backend's accept queue), the listener, the loop's own,
+  // files and logs the handlers open.
+  constexpr rlim_t reserve = 128;
   rlimit fds{};
   if (::getrlimit(RLIMIT_NOFILE, &fds) != 0 || fds.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
   return fds.rlim_cur > reserve * 2 ? static_cast<std::size_t>(fds.rlim_cur - reserve)

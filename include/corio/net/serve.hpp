@@ -40,9 +40,10 @@ struct server_stats {
 /// Limits of a stream server (see serve).
 struct serve_options {
   /// Connections served at once; 0 means the descriptor limit
-  /// (RLIMIT_NOFILE) less 64, so that `accept` does not run out of
+  /// (RLIMIT_NOFILE) less 128, so that the kernel does not run out of
   /// descriptors first. At the cap the server stops accepting: new
-  /// connections wait in the listen backlog until one closes.
+  /// connections wait in the listen backlog (on io_uring, up to 64 of them
+  /// accepted already, in the listener's queue) until one closes.
   std::size_t max_connections = 0;
   /// A connection on which no byte moved either way for this long (the
   /// kernel's count of bytes received and acknowledged) is cancelled: a
