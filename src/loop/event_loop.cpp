@@ -213,7 +213,7 @@ std::int64_t event_loop::wait_for_timer_ns(std::int64_t deadline_ns) const noexc
 }
 
 bool event_loop::idle_forever() const noexcept {
-  return !has_ready() && m_timers.size() == 0 &&
+  return !has_ready() && m_tick_end.empty() && m_timers.size() == 0 &&
          m_inbox.load(std::memory_order_acquire) == nullptr &&
          m_external.load(std::memory_order_acquire) == 0 && m_backend->io_pending() == 0;
 }
@@ -255,8 +255,9 @@ void event_loop::tick() {
   // 3. Callbacks from other threads.
   if (m_inbox.load(std::memory_order_relaxed) != nullptr) run_posted();
 
-  // 4. I/O.
-  if (!has_ready()) {
+  // 4. I/O. (Tick-end work registered by a tick-end callback counts as
+  // ready: it must not wait behind a blocking poll.)
+  if (!has_ready() && m_tick_end.empty()) {
     const std::int64_t next = m_timers.next_deadline_ns();
     const bool outside_work = m_backend->io_pending() != 0 ||
                               m_external.load(std::memory_order_acquire) != 0 ||
@@ -280,6 +281,15 @@ void event_loop::tick() {
   // 5. Ready tasks, FIFO, bounded by the budget.
   if (m_shuffle) shuffle_ready();
   m_counters.resumptions += hooked(detail::hook_resume) ? run_ready<true>() : run_ready<false>();
+
+  // 6. Work gathered during the tick goes out together. A callback that
+  // registers again runs at the end of the next tick.
+  if (!m_tick_end.empty()) [[unlikely]] {
+    detail::intrusive_list<detail::tick_end_node> due;
+    due.splice_back(m_tick_end);
+    while (detail::tick_end_node* n = due.pop_front())
+      n->m_fire(*n);
+  }
 }
 
 template <bool Hooked>

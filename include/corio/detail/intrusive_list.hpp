@@ -41,6 +41,7 @@ class intrusive_list {
   void push_front(T& item) noexcept { insert_before(*m_head.m_next, item); }
 
   [[nodiscard]] T& front() noexcept { return static_cast<T&>(*m_head.m_next); }
+  [[nodiscard]] T& back() noexcept { return static_cast<T&>(*m_head.m_prev); }
 
   /// Removes and returns the first element, or nullptr when empty.
   T* pop_front() noexcept {

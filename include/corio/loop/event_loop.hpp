@@ -15,6 +15,9 @@
 //      timers and I/O are looked at again soon under load; the step also
 //      ends when a task that yielded (`yield_now`) comes up again, so a
 //      yield always lets due timers fire before the yielder goes on.
+//   6. run the tick-end callbacks registered during the tick
+//      (`loop_core::at_tick_end`): a batcher sends the keys that every task
+//      of the tick asked for as one batch.
 #pragma once
 
 #include <atomic>

@@ -50,6 +50,14 @@ struct loop_counters {
   std::size_t live_tasks = 0;          ///< roots spawned and not finished
 };
 
+/// A callback that runs once at the end of the current tick, after the
+/// ready queue has drained and before the loop polls again: where work that
+/// many tasks asked for in one tick is sent out together (a batcher's
+/// batch, a client's pipelined writes).
+struct tick_end_node : list_node {
+  void (*m_fire)(tick_end_node&) noexcept = nullptr;
+};
+
 /// See the file comment. Only `event_loop` derives from it.
 class loop_core : public task_owner {
  public:
@@ -101,6 +109,12 @@ class loop_core : public task_owner {
     return static_cast<std::uint32_t>((m_now_ns - m_start_ns) >> 20);
   }
   [[nodiscard]] std::int64_t ns_since_start() const noexcept { return m_now_ns - m_start_ns; }
+
+  /// Runs `n.m_fire(n)` once at the end of this tick (a no-op when `n` is
+  /// already registered). Unlink `n` to withdraw it.
+  void at_tick_end(tick_end_node& n) noexcept {
+    if (!n.linked()) m_tick_end.push_back(n);
+  }
 
   /// The I/O backend (src/io/backend.hpp).
   [[nodiscard]] backend& io() noexcept { return *m_io; }
@@ -175,6 +189,7 @@ class loop_core : public task_owner {
   backend* m_io = nullptr;
   timer_wheel m_timers;
   intrusive_list<task_owner> m_scopes;
+  intrusive_list<tick_end_node> m_tick_end;
   loop_counters m_counters;
 };
 
