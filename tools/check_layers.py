@@ -9,7 +9,7 @@ headers of its own layer and of lower ones only:
   2 task         corio/task/, corio/time/; src/task/
   3 concurrency  corio/sync/, corio/flow/, corio/exec/; src/sync/, src/flow/, src/exec/
   4 io           corio/net/, corio/os/; src/net/, src/os/
-  5 observe      corio/observe/; src/observe/
+  5 observe      corio/observe/, corio/pool/; src/observe/, src/pool/
   6 entry        corio/run.hpp, corio/corio.hpp
 
 Usage: check_layers.py [repository root]. Prints each upward include and
@@ -38,6 +38,7 @@ PUBLIC = {
     "corio/net/": 4,
     "corio/os/": 4,
     "corio/observe/": 5,
+    "corio/pool/": 5,
     "corio/run.hpp": 6,
     "corio/corio.hpp": 6,
 }
@@ -53,6 +54,7 @@ PRIVATE = {
     "net/": 4,
     "os/": 4,
     "observe/": 5,
+    "pool/": 5,
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^>"]+)[>"]', re.MULTILINE)

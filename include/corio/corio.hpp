@@ -30,6 +30,8 @@
 #include "corio/os/process.hpp"
 #include "corio/os/process_pool.hpp"
 #include "corio/os/signal.hpp"
+#include "corio/pool/batcher.hpp"
+#include "corio/pool/pool.hpp"
 #include "corio/run.hpp"
 #include "corio/sync/channel.hpp"
 #include "corio/sync/condition_variable.hpp"

@@ -15,6 +15,8 @@ namespace corio {
 class timeout_error : public std::runtime_error {
  public:
   timeout_error() : std::runtime_error("corio: operation timed out") {}
+  /// A timeout that says what waited, and for how long (a pool's acquire).
+  explicit timeout_error(const std::string& what) : std::runtime_error(what) {}
 };
 
 /// Thrown by a push to a closed `queue`, and by a pop from a closed queue

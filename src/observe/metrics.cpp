@@ -203,6 +203,52 @@ const figure<thread_pool_stats> pool_figures[] = {
      [](const thread_pool_stats& s) -> std::uint64_t { return s.rejected; }, false},
 };
 
+const figure<pool_stats> connection_pool_figures[] = {
+    {"corio_connection_pool_size", "gauge", "Open connections (idle, lent, or being checked).",
+     "size", [](const pool_stats& s) -> std::uint64_t { return s.size; }, false},
+    {"corio_connection_pool_idle", "gauge", "Idle connections.", "idle",
+     [](const pool_stats& s) -> std::uint64_t { return s.idle; }, false},
+    {"corio_connection_pool_in_use", "gauge", "Connections lent now.", "in_use",
+     [](const pool_stats& s) -> std::uint64_t { return s.in_use; }, false},
+    {"corio_connection_pool_creating", "gauge", "Connections being opened.", "creating",
+     [](const pool_stats& s) -> std::uint64_t { return s.creating; }, false},
+    {"corio_connection_pool_waiters", "gauge", "Tasks waiting for a connection.", "waiters",
+     [](const pool_stats& s) -> std::uint64_t { return s.waiters; }, false},
+    {"corio_connection_pool_max_size", "gauge", "The most connections allowed.", "max_size",
+     [](const pool_stats& s) -> std::uint64_t { return s.max_size; }, false},
+    {"corio_connection_pool_acquires_total", "counter", "Leases handed out.", "acquires",
+     [](const pool_stats& s) -> std::uint64_t { return s.acquires; }, false},
+    {"corio_connection_pool_waits_total", "counter", "Acquires that had to wait.", "waits",
+     [](const pool_stats& s) -> std::uint64_t { return s.waits; }, false},
+    {"corio_connection_pool_timeouts_total", "counter", "Acquires that timed out.", "timeouts",
+     [](const pool_stats& s) -> std::uint64_t { return s.timeouts; }, false},
+    {"corio_connection_pool_creations_total", "counter", "Connections opened.", "creations",
+     [](const pool_stats& s) -> std::uint64_t { return s.creations; }, false},
+    {"corio_connection_pool_creation_failures_total", "counter", "Failed attempts to open one.",
+     "creation_failures", [](const pool_stats& s) -> std::uint64_t { return s.creation_failures; },
+     false},
+    {"corio_connection_pool_validation_failures_total", "counter",
+     "Connections a health check rejected.", "validation_failures",
+     [](const pool_stats& s) -> std::uint64_t { return s.validation_failures; }, false},
+    {"corio_connection_pool_leaks_reported_total", "counter",
+     "Leases reported for being held past leak_threshold.", "leaks_reported",
+     [](const pool_stats& s) -> std::uint64_t { return s.leaks_reported; }, false},
+};
+
+// The eviction causes, as label values and JSON keys.
+struct eviction_cause {
+  const char* name;
+  std::uint64_t pool_stats::evictions_t::*count;
+};
+const eviction_cause eviction_causes[] = {
+    {"broken", &pool_stats::evictions_t::broken},
+    {"lifetime", &pool_stats::evictions_t::lifetime},
+    {"idle", &pool_stats::evictions_t::idle},
+    {"validation", &pool_stats::evictions_t::validation},
+    {"closed", &pool_stats::evictions_t::closed},
+    {"resized", &pool_stats::evictions_t::resized},
+};
+
 // {"key":value,...} from a figure table; `extra` goes before the brace.
 template <class Stats, std::size_t N>
 std::string figures_json(const figure<Stats> (&figures)[N], const Stats& s,
@@ -241,6 +287,10 @@ void metrics_registry::add_profiler(const profiler& p, std::string label) {
 
 void metrics_registry::add_pool(const thread_pool& pool, std::string label) {
   m_pools.emplace_back(std::move(label), &pool);
+}
+
+void metrics_registry::add_pool(const detail::pool_core& pool, std::string label) {
+  m_connection_pools.emplace_back(std::move(label), &pool);
 }
 
 std::string metrics_registry::prometheus() const {
@@ -283,6 +333,24 @@ std::string metrics_registry::prometheus() const {
       pools.emplace_back("pool=\"" + label_value(label) + "\"", p->stats());
     write_families(w, pool_figures, pools);
   }
+
+  if (!m_connection_pools.empty()) {
+    std::vector<std::pair<std::string, pool_stats>> pools;
+    for (const auto& [label, p] : m_connection_pools)
+      pools.emplace_back("pool=\"" + label_value(label) + "\"", p->stats());
+    write_families(w, connection_pool_figures, pools);
+    w.family("corio_connection_pool_evictions_total", "counter", "Connections closed, by cause.");
+    for (const auto& [labels, st] : pools) {
+      for (const eviction_cause& c : eviction_causes)
+        w.sample("corio_connection_pool_evictions_total", labels + ",cause=\"" + c.name + "\"",
+                 std::to_string(st.evictions.*c.count));
+    }
+    w.family("corio_connection_pool_wait_seconds", "histogram",
+             "How long acquires that had to wait waited.");
+    for (std::size_t i = 0; i < pools.size(); ++i)
+      w.histogram("corio_connection_pool_wait_seconds", pools[i].first,
+                  m_connection_pools[i].second->wait_times());
+  }
   return w.take();
 }
 
@@ -305,6 +373,20 @@ std::string metrics_registry::json() const {
     if (i != 0) j += ',';
     j += detail::json_string(m_pools[i].first) + ':' +
          figures_json(pool_figures, m_pools[i].second->stats());
+  }
+  j += "},\"connection_pools\":{";
+  for (std::size_t i = 0; i < m_connection_pools.size(); ++i) {
+    if (i != 0) j += ',';
+    const detail::pool_core& p = *m_connection_pools[i].second;
+    const pool_stats st = p.stats();
+    std::string extra = ",\"evictions\":{";
+    for (const eviction_cause& c : eviction_causes) {
+      if (extra.back() != '{') extra += ',';
+      extra += std::string("\"") + c.name + "\":" + std::to_string(st.evictions.*c.count);
+    }
+    extra += "},\"wait\":" + detail::histogram_json(p.wait_times(), st.timeouts);
+    j += detail::json_string(m_connection_pools[i].first) + ':' +
+         figures_json(connection_pool_figures, st, extra);
   }
   j += "}}";
   return j;

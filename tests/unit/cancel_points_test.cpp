@@ -24,8 +24,10 @@
 #include <array>
 #include <chrono>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "corio/corio.hpp"
@@ -747,6 +749,149 @@ struct timeout_shield_scenario : scenario_base {
 
 }  // namespace
 
+// ---- pool: one connection, held by the driver whenever the victim asks.
+
+class counted_conn {
+ public:
+  explicit counted_conn(int* live) : m_live(live) { ++*m_live; }
+  counted_conn(counted_conn&& o) noexcept : m_live(std::exchange(o.m_live, nullptr)) {}
+  counted_conn(const counted_conn&) = delete;
+  counted_conn& operator=(const counted_conn&) = delete;
+  counted_conn& operator=(counted_conn&&) = delete;
+  ~counted_conn() {
+    if (m_live != nullptr) --*m_live;
+  }
+
+ private:
+  int* m_live;
+};
+
+corio::task<counted_conn> open_counted(int* live) {
+  co_await corio::sleep(1ms);
+  co_return counted_conn(live);
+}
+
+struct pool_scenario : scenario_base {
+  static constexpr int points = 3;
+  static constexpr bool can_wake = true;
+  int live = 0;
+  corio::pool<counted_conn> pool{make_hooks(&live), make_options()};
+  corio::pool_lease<counted_conn> driver;
+  corio::event driver_ready;
+  int victim_got = 0, bystander_got = 0;
+  corio::join_handle<> bystander, setup;
+
+  static corio::pool_hooks<counted_conn> make_hooks(int* live) {
+    corio::pool_hooks<counted_conn> h;
+    h.create = [live] { return open_counted(live); };
+    return h;
+  }
+  static corio::pool_options make_options() {
+    corio::pool_options o;
+    o.max_size = 1;
+    return o;
+  }
+  static corio::task<> take_driver(pool_scenario& s) {
+    s.driver = co_await s.pool.acquire();
+    s.driver_ready.set();
+  }
+  static corio::task<> borrow_once(pool_scenario& s) {
+    auto lease = co_await s.pool.acquire();
+    ++s.bystander_got;
+  }
+
+  pool_scenario() { setup = corio::spawn(take_driver(*this)); }
+  corio::task<> victim() {
+    co_await driver_ready.wait();
+    for (int i = 0; i < points; ++i) {
+      p.at = i;
+      auto lease = co_await pool.acquire();
+      ++victim_got;
+    }  // each lease goes back to the driver, queued behind the victim
+  }
+  corio::task<> give(int) {
+    driver.release();  // to the victim, the oldest waiter
+    co_return;
+  }
+  corio::task<> after_give(int) { driver = co_await pool.acquire(); }
+  corio::task<> before_cancel(int) {
+    bystander = corio::spawn(borrow_once(*this));
+    co_await corio::yield_now();
+    EXPECT_EQ(pool.stats().waiters, 2U);
+  }
+  void on_cancel(int, when w) {
+    if (w == when::parked) EXPECT_EQ(pool.stats().waiters, 1U);  // the victim left the queue
+  }
+  corio::task<> check(int k, when w) {
+    EXPECT_EQ(victim_got, k);
+    co_await let_run();
+    // The connection handed to the victim went on to the bystander.
+    EXPECT_EQ(bystander_got, w == when::woken ? 1 : 0);
+    driver.release();
+    co_await bystander;
+    EXPECT_EQ(bystander_got, 1);
+    const corio::pool_stats st = pool.stats();
+    EXPECT_EQ(st.size, 1U);  // no connection lost or made up
+    EXPECT_EQ(st.idle, 1U);
+    EXPECT_EQ(st.in_use, 0U);
+    EXPECT_EQ(st.waiters, 0U);
+    EXPECT_EQ(st.creations, 1U);
+    co_await pool.close();
+    EXPECT_EQ(live, 0);
+  }
+};
+
+// ---- batcher: load i waits for batch i, which waits for gate i.
+
+struct batcher_scenario : scenario_base {
+  static constexpr int points = 3;
+  static constexpr bool can_wake = true;
+  std::array<corio::event, points> gate;
+  int calls = 0;
+  corio::batcher<int, int> batches{corio::batcher<int, int>::batch_function(
+      [this](std::span<const int> keys) { return fetch(this, keys); })};
+  int victim_got = 0;
+  int bystander_value = -1;
+  corio::join_handle<> bystander;
+
+  static corio::task<std::vector<int>> fetch(batcher_scenario* s, std::span<const int> keys) {
+    ++s->calls;
+    co_await s->gate[static_cast<std::size_t>(keys[0])].wait();
+    std::vector<int> out(keys.begin(), keys.end());
+    for (int& v : out)
+      v *= 10;
+    co_return out;
+  }
+  static corio::task<> load_into(batcher_scenario& s, int key) {
+    s.bystander_value = co_await s.batches.load(key);
+  }
+
+  corio::task<> victim() {
+    for (int i = 0; i < points; ++i) {
+      p.at = i;
+      EXPECT_EQ(co_await batches.load(i), 10 * i);
+      ++victim_got;
+    }
+  }
+  corio::task<> give(int i) {
+    gate[static_cast<std::size_t>(i)].set();
+    co_await corio::yield_now();  // the batch runs and wakes its loads
+  }
+  corio::task<> before_cancel(int k) {
+    bystander = corio::spawn(load_into(*this, k));  // the same key
+    co_await corio::yield_now();
+  }
+  corio::task<> check(int k, when) {
+    EXPECT_EQ(victim_got, k);
+    gate[static_cast<std::size_t>(k)].set();
+    co_await bystander;
+    // The batch was not cancelled with the victim: the other load of the
+    // key got its value.
+    EXPECT_EQ(bystander_value, 10 * k);
+    EXPECT_GE(calls, k + 1);
+  }
+};
+
 TEST(CancelPoints, Semaphore) {
   sweep<semaphore_scenario>("semaphore");
 }
@@ -785,6 +930,12 @@ TEST(CancelPoints, AsyncGenerator) {
 }
 TEST(CancelPoints, ForEach) {
   sweep<for_each_scenario>("for_each");
+}
+TEST(CancelPoints, PoolAcquire) {
+  sweep<pool_scenario>("pool acquire");
+}
+TEST(CancelPoints, BatcherLoad) {
+  sweep<batcher_scenario>("batcher load");
 }
 TEST(CancelPoints, TimeoutAndShield) {
   sweep<timeout_shield_scenario>("timeout/shield");

@@ -9,6 +9,7 @@
 #include "corio/loop/event_loop.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/observe/profiler.hpp"
+#include "corio/pool/pool.hpp"
 #include "corio/task/task.hpp"
 
 namespace corio {
@@ -37,7 +38,10 @@ namespace corio {
 /// running seconds; `corio_loop_timer_lag_seconds` histogram),
 /// `corio_profile_seconds{profiler,name}` histograms with
 /// `corio_profile_errors_total`, and `corio_pool_*` (threads, queued,
-/// running, peak queued; completed and rejected counters).
+/// running, peak queued; completed and rejected counters) for thread
+/// pools, `corio_connection_pool_*` for connection pools (size, idle, in
+/// use, creating, waiters; acquires, waits, timeouts, creations, failures,
+/// leaks; evictions by cause; a wait-time histogram).
 ///
 /// \code
 ///   corio::metrics_registry metrics;
@@ -51,17 +55,21 @@ class metrics_registry {
   void add_loop(event_loop& loop, std::string label = "main");
   void add_profiler(const profiler& p, std::string label = "default");
   void add_pool(const thread_pool& pool, std::string label);
+  /// A connection pool (any `pool<T>`).
+  void add_pool(const detail::pool_core& pool, std::string label);
 
   /// Prometheus text exposition format, version 0.0.4.
   [[nodiscard]] std::string prometheus() const;
   /// {"loops": {label: {...}}, "profilers": {label: {name: {...}}},
-  ///  "pools": {label: {...}}}; durations in nanoseconds.
+  ///  "pools": {label: {...}}, "connection_pools": {label: {...}}};
+  ///  durations in nanoseconds.
   [[nodiscard]] std::string json() const;
 
  private:
   std::vector<std::pair<std::string, event_loop*>> m_loops;
   std::vector<std::pair<std::string, const profiler*>> m_profilers;
   std::vector<std::pair<std::string, const thread_pool*>> m_pools;
+  std::vector<std::pair<std::string, const detail::pool_core*>> m_connection_pools;
 };
 
 /// Serves `metrics` over HTTP on `listener` until cancelled: `GET /metrics`
