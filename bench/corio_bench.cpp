@@ -305,6 +305,53 @@ std::string bounded_overhead(u64 n, double seconds) {
   return buf;
 }
 
+// ---- pool: 1,000 tasks share 10 connections: acquire, yield, release -----
+
+/// The pool workload's connection: creating one costs a 100 us sleep.
+struct bench_conn {
+  u64 uses = 0;
+};
+
+corio::task<bench_conn> bench_connect() {
+  co_await corio::sleep(std::chrono::microseconds(100));
+  co_return bench_conn{};
+}
+
+/// One of the 1,000 tasks: `rounds` times acquire, yield once, release.
+corio::task<> pool_user(corio::pool<bench_conn>& pool, u64 rounds) {
+  for (u64 i = 0; i < rounds; ++i) {
+    auto lease = co_await pool.acquire();
+    ++lease->uses;
+    co_await corio::yield_now();
+  }
+}
+
+/// pool: corio::pool<T> with its defaults but max_size 10.
+corio::task<outcome_line> w_pool(u64 n) {
+  constexpr u64 tasks = 1000;
+  constexpr std::size_t size = 10;
+  const u64 rounds = n / tasks;
+  corio::pool_hooks<bench_conn> hooks;
+  hooks.create = bench_connect;
+  corio::pool_options options;
+  options.name = "bench";
+  options.max_size = size;
+  corio::pool<bench_conn> pool(std::move(hooks), options);
+  std::vector<corio::task<>> users;
+  users.reserve(tasks);
+  for (u64 i = 0; i < tasks; ++i)
+    users.push_back(pool_user(pool, rounds));
+  co_await corio::gather(std::move(users));
+  const corio::pool_stats stats = pool.stats();
+  co_await pool.close();
+  char extra[128];
+  std::snprintf(
+      extra, sizeof extra, ",\"tasks\":%llu,\"pool_size\":%zu,\"rounds\":%llu,\"created\":%llu",
+      static_cast<unsigned long long>(tasks), size, static_cast<unsigned long long>(rounds),
+      static_cast<unsigned long long>(stats.creations));
+  co_return outcome_line{stats.acquires, stats.acquires == rounds * tasks, extra};
+}
+
 // ---- the workload table ----------------------------------------------------
 
 /// In-process workloads measure their own run and print the contract's
@@ -365,6 +412,7 @@ constexpr workload k_workloads[] = {
      .set_up = no_set_up<w_bounded>,
      .extra_fields = bounded_overhead},
     {.name = "offload", .default_n = 100'000, .set_up = set_up_offload},
+    {.name = "pool", .default_n = 1'000'000, .set_up = no_set_up<w_pool>},
     {.name = "echo", .kind = workload_kind::network_server, .serve = corio_examples::serve_echo},
     {.name = "http", .kind = workload_kind::network_server, .serve = serve_hello_world},
 };
