@@ -19,6 +19,14 @@ class timeout_error : public std::runtime_error {
   explicit timeout_error(const std::string& what) : std::runtime_error(what) {}
 };
 
+/// Thrown by a client (or by user code) when the connection it used can no
+/// longer be trusted: a protocol error, a dropped socket. `with(pool, fn)`
+/// discards the connection when `fn` throws it, instead of returning it.
+class connection_broken : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// Thrown by a push to a closed `queue`, and by a pop from a closed queue
 /// once it is empty.
 class queue_closed : public std::runtime_error {

@@ -98,21 +98,13 @@ void pool_core::ensure_started() noexcept {
 }
 
 pool_stats pool_core::stats() const noexcept {
-  pool_stats s;
+  pool_stats s = m_counts;
   s.size = m_size;
   s.idle = m_idle_count;
   s.in_use = m_in_use_count;
   s.creating = m_creating;
   s.waiters = m_waiter_count;
   s.max_size = m_options.max_size;
-  s.acquires = m_acquires;
-  s.waits = m_waits;
-  s.timeouts = m_timeouts;
-  s.creations = m_creations;
-  s.creation_failures = m_creation_failures;
-  s.validation_failures = m_validation_failures;
-  s.leaks_reported = m_leaks_reported;
-  s.evictions = m_evictions;
   return s;
 }
 
@@ -128,7 +120,7 @@ bool pool_core::park_waiter(acquire_waiter& w, std::coroutine_handle<> h) noexce
   w.m_deadline_ns = saturating_add(now, ns_of(m_options.acquire_timeout));
   m_waiters.push_back(w);
   ++m_waiter_count;
-  ++m_waits;
+  ++m_counts.waits;
   // At capacity with nothing idle (the common case under contention) there
   // is nothing to serve or create.
   if (!m_idle.empty() || m_size + m_creating < m_options.max_size) serve();
@@ -148,12 +140,12 @@ void pool_core::make_idle(pool_slot& s) noexcept {
 
 void pool_core::release_ready(pool_slot& s) noexcept {
   if (m_closed) {
-    evict(s, m_evictions.closed);
+    evict(s, m_counts.evictions.closed);
   } else if (s.m_expires_ns <= m_loop->now_ns()) {
-    evict(s, m_evictions.lifetime);
+    evict(s, m_counts.evictions.lifetime);
     refill();
   } else if (m_size > m_options.max_size) {
-    evict(s, m_evictions.resized);
+    evict(s, m_counts.evictions.resized);
   } else if (s.m_check && m_has_validate) {
     ++m_busy;
     start_validate(s);
@@ -176,20 +168,20 @@ void pool_core::job_ended_early(connection_job::kind k, pool_slot* s) noexcept {
     return;
   }
   --m_busy;  // a check or reset, cancelled: the connection is not trusted
-  if (s != nullptr) evict(*s, m_closed ? m_evictions.closed : m_evictions.broken);
+  if (s != nullptr) evict(*s, m_closed ? m_counts.evictions.closed : m_counts.evictions.broken);
   refill();
 }
 
 void pool_core::give_back_slow(pool_slot& s, bool broken) noexcept {
   if (broken) {
-    evict(s, m_evictions.broken);
+    evict(s, m_counts.evictions.broken);
     refill();
   } else if (m_closed) {
-    evict(s, m_evictions.closed);
+    evict(s, m_counts.evictions.closed);
   } else if (m_size > m_options.max_size) {
-    evict(s, m_evictions.resized);
+    evict(s, m_counts.evictions.resized);
   } else if (s.m_expires_ns <= m_loop->now_ns()) {
-    evict(s, m_evictions.lifetime);
+    evict(s, m_counts.evictions.lifetime);
     refill();
   } else if (m_has_reset) {
     ++m_busy;
@@ -214,7 +206,7 @@ void pool_core::serve() noexcept {
     s.unlink();
     --m_idle_count;
     if (s.m_expires_ns <= now) {
-      evict(s, m_evictions.lifetime);
+      evict(s, m_counts.evictions.lifetime);
     } else if (m_has_validate &&
                (s.m_check || now - s.m_idle_since_ns > m_validate_after_idle_ns)) {
       ++m_busy;
@@ -257,7 +249,7 @@ std::int64_t pool_core::lifetime_for_new() noexcept {
 void pool_core::created(pool_slot& s) noexcept {
   --m_creating;
   ++m_size;
-  ++m_creations;
+  ++m_counts.creations;
   m_failures_in_row = 0;
   m_last_creation_error = nullptr;
   s.m_pool = this;
@@ -269,7 +261,7 @@ void pool_core::created(pool_slot& s) noexcept {
 std::optional<std::chrono::nanoseconds> pool_core::creation_failed(
     const std::exception_ptr& e) noexcept {
   --m_creating;
-  ++m_creation_failures;
+  ++m_counts.creation_failures;
   ++m_failures_in_row;
   m_last_creation_error = e;
   if (acquire_waiter* w = m_waiters.pop_front()) {  // the oldest waiter hears why
@@ -295,12 +287,12 @@ void pool_core::creation_abandoned() noexcept {
 void pool_core::validated(pool_slot& s, bool ok) noexcept {
   --m_busy;
   if (m_closed) {
-    evict(s, m_evictions.closed);
+    evict(s, m_counts.evictions.closed);
     return;
   }
   if (!ok) {
-    ++m_validation_failures;
-    evict(s, m_evictions.validation);
+    ++m_counts.validation_failures;
+    evict(s, m_counts.evictions.validation);
     refill();
     return;
   }
@@ -312,7 +304,7 @@ void pool_core::validated(pool_slot& s, bool ok) noexcept {
 void pool_core::reset_done(pool_slot& s, bool ok) noexcept {
   --m_busy;
   if (!ok && !m_closed) {
-    evict(s, m_evictions.broken);
+    evict(s, m_counts.evictions.broken);
     refill();
     return;
   }
@@ -331,7 +323,7 @@ void pool_core::on_deadline(timer_node& t) noexcept {
   while (!p.m_waiters.empty() && p.m_waiters.front().m_deadline_ns <= now) {
     acquire_waiter* w = p.m_waiters.pop_front();
     --p.m_waiter_count;
-    ++p.m_timeouts;
+    ++p.m_counts.timeouts;
     try {
       w->m_error = std::make_exception_ptr(timeout_error(p.timeout_message()));
     } catch (...) {
@@ -368,11 +360,11 @@ void pool_core::housekeep() noexcept {
   m_idle.for_each([&](pool_slot& s) {
     if (s.m_expires_ns <= now) {
       --m_idle_count;
-      evict(s, m_evictions.lifetime);
+      evict(s, m_counts.evictions.lifetime);
     } else if (idle_limit > 0 && now - s.m_idle_since_ns >= idle_limit &&
                m_idle_count > m_options.min_idle) {
       --m_idle_count;
-      evict(s, m_evictions.idle);
+      evict(s, m_counts.evictions.idle);
     }
   });
   const std::int64_t leak = ns_of(m_options.leak_threshold);
@@ -386,7 +378,7 @@ void pool_core::housekeep() noexcept {
 
 void pool_core::report_leak(pool_slot& s, std::int64_t now) noexcept {
   s.m_leak_reported = true;
-  ++m_leaks_reported;
+  ++m_counts.leaks_reported;
   try {
     bool alive = false;
     m_loop->for_each_root([&](task_base& t) {
@@ -429,7 +421,7 @@ task<> pool_core::close_core(std::chrono::nanoseconds grace) {
     fail_waiters_closed();
     m_idle.for_each([this](pool_slot& s) {
       --m_idle_count;
-      evict(s, m_evictions.closed);
+      evict(s, m_counts.evictions.closed);
     });
     // Creations and checks are cancelled (their links settle the counts and
     // close what they held); resets and closes finish.
@@ -459,7 +451,7 @@ void pool_core::resize_core(std::size_t max_size) noexcept {
   m_idle.for_each([this](pool_slot& s) {
     if (m_size > m_options.max_size) {
       --m_idle_count;
-      evict(s, m_evictions.resized);
+      evict(s, m_counts.evictions.resized);
     }
   });
   serve();

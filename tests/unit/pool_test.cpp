@@ -120,22 +120,24 @@ TEST(Pool, NeverMoreThanMaxSizeAndWaitersAreServedInOrder) {
   fake_db db;
   run_virtual([&]() -> corio::task<> {
     corio::pool<fake_conn> p(hooks(db), options(3));
-    std::vector<int> order;
-    auto user = [](corio::pool<fake_conn>& pl, std::vector<int>& out, int i) -> corio::task<> {
+    // The sanitizer runs shuffle the order in which same-tick tasks start, so
+    // the order to keep is the order in which they asked.
+    std::vector<int> asked;
+    std::vector<int> served;
+    auto user = [](corio::pool<fake_conn>& pl, std::vector<int>& in, std::vector<int>& out,
+                   int i) -> corio::task<> {
+      in.push_back(i);
       auto lease = co_await pl.acquire();
       out.push_back(i);
       co_await corio::sleep(10ms);
     };
     std::vector<corio::task<>> users;
     for (int i = 0; i < 12; ++i)
-      users.push_back(user(p, order, i));
+      users.push_back(user(p, asked, served, i));
     co_await corio::gather(std::move(users));
     EXPECT_EQ(db.created, 3);
     EXPECT_EQ(p.stats().size, 3U);
-    EXPECT_EQ(order.size(), 12U);
-    if ((order.size()) != (12U)) co_return;
-    for (int i = 0; i < 12; ++i)
-      EXPECT_EQ(order[static_cast<std::size_t>(i)], i) << "waiters must be served FIFO";
+    EXPECT_EQ(served, asked) << "waiters must be served FIFO";
     EXPECT_GE(p.stats().waits, 9U);
     EXPECT_EQ(p.wait_times().count(), p.stats().waits);
     co_await p.close();

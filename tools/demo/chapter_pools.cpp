@@ -98,15 +98,35 @@ struct pool_run {
   u64 completed = 0;
 };
 
-corio::task<> guide_client(guide_pool& pool, int client, corio::latency_histogram& latency,
-                           u64& completed) {
+/// What one run of the clients shares: the fake database and the figures.
+struct trial {
+  fake_database db;
+  corio::latency_histogram latency;
+  u64 completed = 0;
+  [[nodiscard]] double p99_ms() const {
+    return std::chrono::duration<double, std::milli>(latency.quantile(0.99)).count();
+  }
+};
+
+corio::loop_options on_virtual_clock() {
+  corio::loop_options o;
+  o.virtual_clock = true;
+  return o;
+}
+
+/// Operation k of client `client`.
+u64 operation_id(int client, int k) {
+  return static_cast<u64>(client) * k_ops_per_client + static_cast<u64>(k);
+}
+
+corio::task<> guide_client(guide_pool& pool, int client, trial& t) {
   for (int k = 0; k < k_ops_per_client; ++k) {
     const auto t0 = corio::now();
     db_conn c = co_await pool.acquire();
     bool failed = false;
     try {
-      co_await c.run(static_cast<u64>(client) * k_ops_per_client + static_cast<u64>(k));
-      ++completed;
+      co_await c.run(operation_id(client, k));
+      ++t.completed;
     } catch (const std::runtime_error&) {
       failed = true;  // the guide's context manager: the permit comes back, the connection does not
     }
@@ -115,75 +135,60 @@ corio::task<> guide_client(guide_pool& pool, int client, corio::latency_histogra
     } else {
       pool.release(std::move(c));
     }
-    latency.record(corio::now() - t0);
+    t.latency.record(corio::now() - t0);
   }
 }
 
-corio::task<> corio_client(corio::pool<db_conn>& pool, int client,
-                           corio::latency_histogram& latency, u64& completed) {
+corio::task<> corio_client(corio::pool<db_conn>& pool, int client, trial& t) {
   for (int k = 0; k < k_ops_per_client; ++k) {
     const auto t0 = corio::now();
     try {
-      co_await corio::with(pool, [&](db_conn& c) {
-        return c.run(static_cast<u64>(client) * k_ops_per_client + static_cast<u64>(k));
-      });
-      ++completed;
+      co_await corio::with(pool, [&](db_conn& c) { return c.run(operation_id(client, k)); });
+      ++t.completed;
     } catch (const std::runtime_error&) {  // the lease went back all the same
     }
-    latency.record(corio::now() - t0);
+    t.latency.record(corio::now() - t0);
   }
 }
 
+/// All the clients at once, on `pool`.
+template <class Pool>
+corio::task<> run_clients(Pool& pool, trial& t, corio::task<> (*client)(Pool&, int, trial&)) {
+  std::vector<corio::task<>> clients;
+  clients.reserve(k_clients);
+  for (int i = 0; i < k_clients; ++i)
+    clients.push_back(client(pool, i, t));
+  co_await corio::gather(std::move(clients));
+}
+
 pool_run run_guide_pool() {
-  fake_database db;
-  corio::latency_histogram latency;
-  u64 completed = 0;
-  corio::loop_options o;
-  o.virtual_clock = true;
-  corio::event_loop loop(o);
-  std::size_t idle_at_end = 0;
-  corio::run(loop,
-             [](fake_database& db, corio::latency_histogram& latency, u64& completed,
-                std::size_t& idle_at_end) -> corio::task<> {
-               guide_pool pool(&db);
-               std::vector<corio::task<>> clients;
-               clients.reserve(k_clients);
-               for (int i = 0; i < k_clients; ++i)
-                 clients.push_back(guide_client(pool, i, latency, completed));
-               co_await corio::gather(std::move(clients));
-               idle_at_end = pool.idle();
-             }(db, latency, completed, idle_at_end));
+  trial t;
+  corio::event_loop loop(on_virtual_clock());
+  const std::size_t idle_at_end = corio::run(loop, [](trial& t) -> corio::task<std::size_t> {
+    guide_pool pool(&t.db);
+    co_await run_clients(pool, t, guide_client);
+    co_return pool.idle();
+  }(t));
   // Connections that were made and never came back to the idle list.
-  return {db.connections_made, db.connections_made - static_cast<int>(idle_at_end),
-          std::chrono::duration<double, std::milli>(latency.quantile(0.99)).count(), completed};
+  return {t.db.connections_made, t.db.connections_made - static_cast<int>(idle_at_end), t.p99_ms(),
+          t.completed};
 }
 
 pool_run run_corio_pool() {
-  fake_database db;
-  corio::latency_histogram latency;
-  u64 completed = 0;
-  corio::loop_options o;
-  o.virtual_clock = true;
-  corio::event_loop loop(o);
-  corio::run(
-      loop,
-      [](fake_database& db, corio::latency_histogram& latency, u64& completed) -> corio::task<> {
-        corio::pool_hooks<db_conn> hooks;
-        hooks.create = [&db] { return connect(&db); };
-        corio::pool_options options;
-        options.name = "fake-db";
-        options.max_size = k_pool_size;
-        corio::pool<db_conn> pool(std::move(hooks), options);
-        std::vector<corio::task<>> clients;
-        clients.reserve(k_clients);
-        for (int i = 0; i < k_clients; ++i)
-          clients.push_back(corio_client(pool, i, latency, completed));
-        co_await corio::gather(std::move(clients));
-        co_await pool.close();
-      }(db, latency, completed));
+  trial t;
+  corio::event_loop loop(on_virtual_clock());
+  corio::run(loop, [](trial& t) -> corio::task<> {
+    corio::pool_hooks<db_conn> hooks;
+    hooks.create = [&t] { return connect(&t.db); };
+    corio::pool_options options;
+    options.name = "fake-db";
+    options.max_size = k_pool_size;
+    corio::pool<db_conn> pool(std::move(hooks), options);
+    co_await run_clients(pool, t, corio_client);
+    co_await pool.close();
+  }(t));
   // After close() every connection must be gone: any still alive leaked.
-  return {db.connections_made, db.connections_alive,
-          std::chrono::duration<double, std::milli>(latency.quantile(0.99)).count(), completed};
+  return {t.db.connections_made, t.db.connections_alive, t.p99_ms(), t.completed};
 }
 
 // ---- batching ----------------------------------------------------------
@@ -221,9 +226,7 @@ corio::task<u64> lookup_batched(corio::batcher<int, std::string>& users, int i) 
 /// The store calls and the sum of name lengths (both variants must agree).
 std::pair<int, u64> run_lookups(bool batched) {
   store_calls s;
-  corio::loop_options o;
-  o.virtual_clock = true;
-  corio::event_loop loop(o);
+  corio::event_loop loop(on_virtual_clock());
   const u64 total = corio::run(loop, [](store_calls& s, bool batched) -> corio::task<u64> {
     corio::batcher_options bo;
     bo.max_batch = 100;

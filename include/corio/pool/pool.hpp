@@ -16,6 +16,7 @@
 
 #include "corio/detail/awaitable_traits.hpp"
 #include "corio/detail/throw.hpp"
+#include "corio/errors.hpp"
 #include "corio/flow/detail/child_scope.hpp"
 #include "corio/observe/histogram.hpp"
 #include "corio/pool/detail/job_owner.hpp"
@@ -31,14 +32,6 @@ class pool_closed : public std::runtime_error {
  public:
   explicit pool_closed(const std::string& pool_name)
       : std::runtime_error("corio::pool '" + pool_name + "' is closed") {}
-};
-
-/// Thrown by a client (or by user code) when the connection it used can no
-/// longer be trusted: a protocol error, a dropped socket. `with(pool, fn)`
-/// discards the connection when `fn` throws it, instead of returning it.
-class connection_broken : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
 };
 
 /// A pool's settings. The defaults follow HikariCP's and deadpool's:
@@ -306,12 +299,12 @@ class pool_core : public job_owner {
     s.m_leak_reported = false;
     m_in_use.push_back(s);
     ++m_in_use_count;
-    ++m_acquires;
+    ++m_counts.acquires;
   }
   void unlend(pool_slot& s) noexcept {
     s.unlink();
     --m_in_use_count;
-    --m_acquires;
+    --m_counts.acquires;
     release_ready(s);
   }
   void make_idle(pool_slot& s) noexcept;
@@ -350,14 +343,7 @@ class pool_core : public job_owner {
   std::size_t m_busy = 0;  // owned by a validate or reset job
   std::size_t m_waiter_count = 0;
   std::int64_t m_validate_after_idle_ns = 0;
-  std::uint64_t m_acquires = 0;
-  std::uint64_t m_waits = 0;
-  std::uint64_t m_timeouts = 0;
-  std::uint64_t m_creations = 0;
-  std::uint64_t m_creation_failures = 0;
-  std::uint64_t m_validation_failures = 0;
-  std::uint64_t m_leaks_reported = 0;
-  pool_stats::evictions_t m_evictions;
+  pool_stats m_counts;  // the counters; stats() adds the gauges
   std::uint32_t m_failures_in_row = 0;
   std::uint64_t m_jitter_state = 0x9e3779b97f4a7c15ULL;
   std::exception_ptr m_last_creation_error;
