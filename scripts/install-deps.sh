@@ -9,6 +9,7 @@ packages=(
   clang libclang-rt-14-dev clang-format clang-tidy
   util-linux time python3
   liburing-dev
+  redis-server libhiredis-dev
 )
 
 missing=()

@@ -10,7 +10,8 @@ headers of its own layer and of lower ones only:
   3 concurrency  corio/sync/, corio/flow/, corio/exec/; src/sync/, src/flow/, src/exec/
   4 io           corio/net/, corio/os/; src/net/, src/os/
   5 observe      corio/observe/, corio/pool/; src/observe/, src/pool/
-  6 entry        corio/run.hpp, corio/corio.hpp
+  6 clients      corio/redis/; src/redis/
+  7 entry        corio/run.hpp, corio/corio.hpp
 
 Usage: check_layers.py [repository root]. Prints each upward include and
 exits 1 if there is any, or if a file is in no layer. `--self-test` checks
@@ -20,7 +21,7 @@ import pathlib
 import re
 import sys
 
-LAYERS = ["base", "loop", "task", "concurrency", "io", "observe", "entry"]
+LAYERS = ["base", "loop", "task", "concurrency", "io", "observe", "clients", "entry"]
 
 # Path prefixes, relative to include/ (public headers) or to src/ (private
 # headers and sources); the longest matching prefix wins.
@@ -39,8 +40,9 @@ PUBLIC = {
     "corio/os/": 4,
     "corio/observe/": 5,
     "corio/pool/": 5,
-    "corio/run.hpp": 6,
-    "corio/corio.hpp": 6,
+    "corio/redis/": 6,
+    "corio/run.hpp": 7,
+    "corio/corio.hpp": 7,
 }
 PRIVATE = {
     "errors.cpp": 0,
@@ -55,6 +57,7 @@ PRIVATE = {
     "os/": 4,
     "observe/": 5,
     "pool/": 5,
+    "redis/": 6,
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^>"]+)[>"]', re.MULTILINE)

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "corio/net/http_parser.hpp"
+#include "replay_main.hpp"
 
 namespace {
 
@@ -90,65 +91,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 }
 
 #ifndef CORIO_LIBFUZZER
-// Replays every file under the given paths, then `mutations` deterministic
-// mutations of them (byte flips, inserted CR/LF/':'/' ', cuts, splices).
 int main(int argc, char** argv) {
-  std::vector<std::string> seeds;
-  long mutations = 200000;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--mutations") == 0 && i + 1 < argc) {
-      mutations = std::strtol(argv[++i], nullptr, 10);
-      continue;
-    }
-    const std::filesystem::path p(argv[i]);
-    std::vector<std::filesystem::path> files;
-    if (std::filesystem::is_directory(p)) {
-      for (const auto& e : std::filesystem::directory_iterator(p))
-        files.push_back(e.path());
-    } else {
-      files.push_back(p);
-    }
-    for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-  }
-  if (seeds.empty()) {
-    std::fprintf(stderr, "usage: %s [--mutations N] CORPUS...\n", argv[0]);
-    return 2;
-  }
-  for (const std::string& s : seeds)
-    one_input(s);
-  std::mt19937 rng(12345);
-  const char specials[] = "\r\n: \t\x00\x7f,0123456789";
-  for (long m = 0; m < mutations; ++m) {
-    std::string s = seeds[rng() % seeds.size()];
-    const int edits = 1 + static_cast<int>(rng() % 4);
-    for (int e = 0; e < edits; ++e) {
-      const std::size_t at = s.empty() ? 0 : rng() % (s.size() + 1);
-      switch (rng() % 5) {
-        case 0:
-          if (at < s.size()) s[at] = static_cast<char>(rng());
-          break;
-        case 1:
-          s.insert(at, 1, specials[rng() % (sizeof specials - 1)]);
-          break;
-        case 2:
-          s.resize(at);
-          break;
-        case 3: {
-          const std::string& other = seeds[rng() % seeds.size()];
-          s.insert(at, other.substr(rng() % (other.size() + 1)));
-          break;
-        }
-        default:
-          if (at < s.size()) s.erase(at, 1 + rng() % 8);
-          break;
-      }
-    }
-    one_input(s);
-  }
-  std::printf("http_parser_fuzz: %zu seeds and %ld mutations checked\n", seeds.size(), mutations);
-  return 0;
+  static constexpr char specials[] = "\r\n: \t\x00\x7f,0123456789";
+  return corio_fuzz::replay_main(argc, argv, "http_parser_fuzz", one_input,
+                                 std::string_view(specials, sizeof specials - 1));
 }
 #endif

@@ -2,7 +2,8 @@
 # Builds a fuzz target with clang's libFuzzer (+ ASan/UBSan) and runs it for
 # a bounded time; new inputs go to a scratch directory, never into the tree.
 #   run_libfuzzer.sh SRC_DIR BUILD_DIR [SECONDS] [TARGET]
-# TARGET: http_parser (default; seeded from tests/fuzz/http_corpus) or
+# TARGET: http_parser (default; seeded from tests/fuzz/http_corpus), resp
+# (seeded from tests/fuzz/resp_corpus) or
 # buffered_reader (compiles the layers the reader needs with clang too: a
 # coroutine frame from gcc's libcorio.a is not laid out as clang's).
 set -euo pipefail
@@ -19,6 +20,12 @@ case "$target" in
       -o "$out/http_parser_fuzz"
     "$out/http_parser_fuzz" -max_total_time="$seconds" -max_len=2048 -timeout=10 \
       -print_final_stats=1 "$out/corpus-$target" "$src/tests/fuzz/http_corpus"
+    ;;
+  resp)
+    clang++ "${flags[@]}" "$src/tests/fuzz/resp_fuzz.cpp" "$src/src/redis/resp.cpp" \
+      -o "$out/resp_fuzz"
+    "$out/resp_fuzz" -max_total_time="$seconds" -max_len=1024 -timeout=10 \
+      -print_final_stats=1 "$out/corpus-$target" "$src/tests/fuzz/resp_corpus"
     ;;
   buffered_reader)
     # clang 14's -fsanitize=function cannot compile coroutines ("Cannot

@@ -1,0 +1,125 @@
+// redis::reply: one reply of a Redis server (RESP2 or RESP3), and the
+// errors a Redis client throws.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "corio/errors.hpp"
+
+namespace corio::redis {
+
+/// An error reply of the server (`-ERR ...`, `!...`), thrown by a command:
+/// `what()` is the server's message. The connection stays usable.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The server sent bytes that are not RESP, or passed a limit (a bulk
+/// string too long, nesting too deep). The connection is closed: every
+/// command on it fails with this error. A `connection_broken`, so a pool
+/// discards such a connection.
+class protocol_error : public connection_broken {
+ public:
+  using connection_broken::connection_broken;
+};
+
+/// A reply read as a type it is not (`integer()` of a bulk string).
+class reply_type_error : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+/// One reply: nil, a scalar, or an aggregate of replies. RESP3's map and
+/// attribute are kept flat (key, value, key, value...); a verbatim string
+/// keeps its three-letter format apart from its text.
+///
+/// \code
+///   redis::reply r = co_await conn.command("HGETALL", "user:1");
+///   for (std::size_t i = 0; i + 1 < r.size(); i += 2)
+///     std::cout << r[i].str() << " = " << r[i + 1].str() << '\n';
+/// \endcode
+class reply {
+ public:
+  enum class kind : std::uint8_t {
+    nil,
+    simple_string,
+    error,
+    integer,
+    number,  ///< RESP3 double
+    boolean,
+    bulk_string,
+    verbatim_string,
+    big_number,
+    array,
+    map,
+    set,
+    push,
+  };
+
+  reply() noexcept = default;
+  explicit reply(kind k) noexcept : m_kind(k) {}
+  reply(kind k, std::string s) noexcept : m_kind(k), m_str(std::move(s)) {}
+  static reply from_integer(std::int64_t v) noexcept {
+    reply r(kind::integer);
+    r.m_int = v;
+    return r;
+  }
+  static reply from_number(double v) noexcept {
+    reply r(kind::number);
+    r.m_double = v;
+    return r;
+  }
+  static reply from_boolean(bool v) noexcept {
+    reply r(kind::boolean);
+    r.m_int = v ? 1 : 0;
+    return r;
+  }
+
+  [[nodiscard]] kind type() const noexcept { return m_kind; }
+  [[nodiscard]] bool is_nil() const noexcept { return m_kind == kind::nil; }
+  [[nodiscard]] bool is_error() const noexcept { return m_kind == kind::error; }
+  [[nodiscard]] bool is_aggregate() const noexcept {
+    return m_kind == kind::array || m_kind == kind::map || m_kind == kind::set ||
+           m_kind == kind::push;
+  }
+  /// The text of a string, error, verbatim string or big number.
+  [[nodiscard]] std::string_view str() const;
+  /// Moves the text out (as str()).
+  [[nodiscard]] std::string take_str();
+  /// A verbatim string's format ("txt", "mkd").
+  [[nodiscard]] std::string_view format() const noexcept { return {m_format, 3}; }
+  [[nodiscard]] std::int64_t integer() const;
+  [[nodiscard]] double number() const;
+  [[nodiscard]] bool boolean() const;
+  /// The elements of an aggregate (a map's are key, value, key, value...).
+  [[nodiscard]] const std::vector<reply>& elements() const;
+  [[nodiscard]] std::vector<reply>& elements();
+  [[nodiscard]] std::size_t size() const noexcept { return m_elements.size(); }
+  [[nodiscard]] const reply& operator[](std::size_t i) const { return elements().at(i); }
+
+  /// The reply as text, for messages and tests: "nil", "123", "\"abc\"",
+  /// "[1, 2]", "{\"k\": \"v\"}", "(error) ERR ...".
+  [[nodiscard]] std::string describe() const;
+
+  /// "integer", "bulk string", ...
+  static const char* kind_name(kind k) noexcept;
+
+ private:
+  friend class resp_reader;
+  [[noreturn]] void wrong_type(const char* wanted) const;
+
+  kind m_kind = kind::nil;
+  char m_format[3] = {'t', 'x', 't'};
+  std::int64_t m_int = 0;
+  double m_double = 0;
+  std::string m_str;
+  std::vector<reply> m_elements;
+};
+
+}  // namespace corio::redis
