@@ -45,6 +45,10 @@ struct outcome_line {
   u64 check = 0;
   bool check_ok = false;
   std::string extra;
+  /// Set by a workload that times itself (its set-up is not measured):
+  /// wall and CPU seconds of its measured part.
+  double seconds = -1;
+  double cpu_s = -1;
 };
 
 /// 0 + 1 + ... + (n - 1): the check value of the summing workloads.
@@ -352,12 +356,122 @@ corio::task<outcome_line> w_pool(u64 n) {
   co_return outcome_line{stats.acquires, stats.acquires == rounds * tasks, extra};
 }
 
+// ---- redis-get, redis-pipeline: a client of a real Redis ------------------
+
+/// --redis: HOST:PORT, or a Unix socket path.
+std::string g_redis = "127.0.0.1:6379";
+
+corio::redis::connection_options redis_options() {
+  corio::redis::connection_options o;
+  if (!g_redis.empty() && g_redis.front() == '/') {
+    o.unix_socket = g_redis;
+  } else if (g_redis.rfind("unix://", 0) == 0) {
+    o.unix_socket = g_redis.substr(7);
+  } else {
+    const auto colon = g_redis.rfind(':');
+    o.host = g_redis.substr(0, colon);
+    o.port = static_cast<std::uint16_t>(std::strtoul(g_redis.c_str() + colon + 1, nullptr, 10));
+  }
+  return o;
+}
+
+constexpr u64 k_redis_keys = 1000;
+
+/// The contract's data: a 64-byte value under each of k0..k999.
+corio::task<> redis_set_up(corio::redis::connection& c) {
+  const std::string value(64, 'v');
+  std::vector<std::vector<std::string>> sets;
+  sets.reserve(k_redis_keys);
+  for (u64 i = 0; i < k_redis_keys; ++i)
+    sets.push_back({"SET", "k" + std::to_string(i), value});
+  co_await c.send_all(sets);
+}
+
+/// Key `k{(task * 7919 + j) % 1000}` into `buf`.
+std::string_view redis_key(char (&buf)[24], u64 task, u64 j) {
+  const int len = std::snprintf(buf, sizeof buf, "k%llu",
+                                static_cast<unsigned long long>((task * 7919 + j) % k_redis_keys));
+  return {buf, static_cast<std::size_t>(len)};
+}
+
+/// One of the 100 tasks of redis-get: n/100 GETs on the shared connection.
+corio::task<u64> redis_user(corio::redis::connection& c, u64 task, u64 per) {
+  u64 hits = 0;
+  char buf[24];
+  for (u64 j = 0; j < per; ++j) {
+    const corio::redis::reply r = co_await c.command("GET", redis_key(buf, task, j));
+    if (!r.is_nil()) ++hits;
+  }
+  co_return hits;
+}
+
+std::string redis_extra(const corio::redis::connection& c,
+                        const corio::redis::connection_stats& s0) {
+  const corio::redis::connection_stats s = c.stats();
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                ",\"client\":\"corio::redis::connection (one, multiplexed)\",\"connections\":1,"
+                "\"protocol\":%d,\"writes\":%llu,\"reads\":%llu",
+                c.protocol(), static_cast<unsigned long long>(s.writes - s0.writes),
+                static_cast<unsigned long long>(s.reads - s0.reads));
+  return buf;
+}
+
+/// redis-get: 100 tasks share one connection (automatic pipelining).
+corio::task<outcome_line> w_redis_get(u64 n) {
+  constexpr u64 tasks = 100;
+  auto c = co_await corio::redis::connection::connect(redis_options());
+  co_await redis_set_up(c);
+  const u64 per = n / tasks;
+  const auto s0 = c.stats();
+  const double cpu0 = cpu_seconds();
+  const auto t0 = steady_clock::now();
+  std::vector<corio::task<u64>> users;
+  users.reserve(tasks);
+  for (u64 t = 0; t < tasks; ++t)
+    users.push_back(redis_user(c, t, per));
+  u64 hits = 0;
+  for (const u64 h : co_await corio::gather(std::move(users)))
+    hits += h;
+  outcome_line o{hits, hits == per * tasks, redis_extra(c, s0)};
+  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
+  o.cpu_s = cpu_seconds() - cpu0;
+  co_return o;
+}
+
+/// redis-pipeline: one connection, n GETs in explicit pipelines of 100.
+corio::task<outcome_line> w_redis_pipeline(u64 n) {
+  constexpr u64 depth = 100;
+  auto c = co_await corio::redis::connection::connect(redis_options());
+  co_await redis_set_up(c);
+  const auto s0 = c.stats();
+  const double cpu0 = cpu_seconds();
+  const auto t0 = steady_clock::now();
+  u64 hits = 0;
+  std::vector<std::vector<std::string>> batch(depth, std::vector<std::string>(2));
+  char buf[24];
+  for (u64 done = 0; done < n; done += depth) {
+    for (u64 i = 0; i < depth; ++i) {
+      batch[i][0] = "GET";
+      batch[i][1] = redis_key(buf, 0, done + i);
+    }
+    for (const corio::redis::reply& r : co_await c.send_all(batch))
+      hits += r.is_nil() ? 0 : 1;
+  }
+  const u64 sent = (n + depth - 1) / depth * depth;
+  outcome_line o{hits, hits == sent, redis_extra(c, s0) + ",\"depth\":100"};
+  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
+  o.cpu_s = cpu_seconds() - cpu0;
+  co_return o;
+}
+
 // ---- the workload table ----------------------------------------------------
 
 /// In-process workloads measure their own run and print the contract's
 /// line; network servers serve until a signal while a load client measures
-/// them, and print a line of their own loop's figures.
-enum class workload_kind { in_process, network_server };
+/// them, and print a line of their own loop's figures; clients of a real
+/// server (--redis) run like in-process ones, but only when named.
+enum class workload_kind { in_process, network_server, server_client };
 
 /// The measured part of an in-process run: starts the workload's task.
 /// It owns whatever the set-up made for it, which therefore lives until
@@ -413,6 +527,14 @@ constexpr workload k_workloads[] = {
      .extra_fields = bounded_overhead},
     {.name = "offload", .default_n = 100'000, .set_up = set_up_offload},
     {.name = "pool", .default_n = 1'000'000, .set_up = no_set_up<w_pool>},
+    {.name = "redis-get",
+     .kind = workload_kind::server_client,
+     .default_n = 1'000'000,
+     .set_up = no_set_up<w_redis_get>},
+    {.name = "redis-pipeline",
+     .kind = workload_kind::server_client,
+     .default_n = 1'000'000,
+     .set_up = no_set_up<w_redis_pipeline>},
     {.name = "echo", .kind = workload_kind::network_server, .serve = corio_examples::serve_echo},
     {.name = "http", .kind = workload_kind::network_server, .serve = serve_hello_world},
 };
@@ -432,8 +554,9 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   const double cpu0 = cpu_seconds();
   const auto t0 = steady_clock::now();
   outcome_line r = corio::run(loop, measured());
-  const double seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
-  const double cpu = cpu_seconds() - cpu0;
+  const double seconds =
+      r.seconds >= 0 ? r.seconds : std::chrono::duration<double>(steady_clock::now() - t0).count();
+  const double cpu = r.cpu_s >= 0 ? r.cpu_s : cpu_seconds() - cpu0;
   if (w.extra_fields != nullptr) r.extra += w.extra_fields(n, seconds);
   const double per_op_ns = n == 0 ? 0.0 : seconds / static_cast<double>(n) * 1e9;
   const double ops_per_s = seconds > 0 ? static_cast<double>(n) / seconds : 0.0;
@@ -454,7 +577,7 @@ int usage(const char* why) {
   std::fprintf(stderr,
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
-               "[--stream-style for-each|next]\n"
+               "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -517,6 +640,8 @@ int main(int argc, char** argv) {
       g_stream_pull = style == "next";
     } else if (a == "--port") {
       port = static_cast<std::uint16_t>(std::strtoul(v, nullptr, 10));
+    } else if (a == "--redis") {
+      g_redis = v;
     } else {
       return usage(("unknown option " + std::string(a)).c_str());
     }

@@ -1,0 +1,219 @@
+// redis::connection: one connection to a Redis server, shared by many
+// tasks, every command of a loop tick sent in one write.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "corio/loop/detail/loop_core.hpp"
+#include "corio/pool/pool.hpp"
+#include "corio/redis/resp.hpp"
+#include "corio/task/task.hpp"
+
+namespace corio::redis {
+
+/// Where and how to connect.
+struct connection_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 6379;
+  /// A Unix socket path; when set, used instead of host and port.
+  std::string unix_socket;
+  /// ACL user (Redis 6+) and password: AUTH, or HELLO's AUTH.
+  std::string username;
+  std::string password;
+  /// SELECT this database after connecting (0: the default one).
+  int database = 0;
+  /// CLIENT SETNAME (shows in CLIENT LIST).
+  std::string client_name;
+  /// Speak RESP3 (HELLO 3), falling back to RESP2 when the server does not
+  /// know HELLO (before Redis 6).
+  bool resp3 = true;
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(10);
+  /// After the connection was lost (the server restarted), the next command
+  /// connects again instead of failing.
+  bool reconnect = false;
+  resp_limits limits;
+};
+
+/// What a connection did.
+struct connection_stats {
+  std::uint64_t commands = 0;         ///< commands sent
+  std::uint64_t writes = 0;           ///< write system calls (several commands each)
+  std::uint64_t reads = 0;            ///< read system calls
+  std::uint64_t dropped_replies = 0;  ///< replies of cancelled commands, read and dropped
+  std::uint64_t reconnects = 0;
+};
+
+/// The connection was lost, or could not be made: every command pending on
+/// it fails with this. A `connection_broken`, so a pool discards it.
+class connection_error : public connection_broken {
+ public:
+  using connection_broken::connection_broken;
+};
+
+namespace detail {
+
+class connection_state;
+
+/// Where a reply goes: one command's waiter, or one slot of a batch.
+class reply_sink {
+ public:
+  virtual void deliver(std::uint32_t index, reply&& r) noexcept = 0;
+  virtual void fail(const std::exception_ptr& e) noexcept = 0;
+
+ protected:
+  ~reply_sink() = default;
+};
+
+/// A command sent or queued: its reply goes to `sink` (nullptr once its
+/// waiter was cancelled: the reply is read and dropped).
+struct pending_reply {
+  reply_sink* sink = nullptr;
+  std::uint32_t index = 0;
+};
+
+/// The wait for one command's reply (connection::command's awaitable).
+class reply_waiter : public corio::detail::waiter, public reply_sink {
+ public:
+  explicit reply_waiter(connection_state* st) noexcept : m_state(st) {}
+  reply_waiter(const reply_waiter&) = delete;
+  reply_waiter& operator=(const reply_waiter&) = delete;
+  static constexpr bool await_ready() noexcept { return false; }
+  void on_abort() noexcept;
+  void deliver(std::uint32_t index, reply&& r) noexcept override;
+  void fail(const std::exception_ptr& e) noexcept override;
+
+ protected:
+  ~reply_waiter() = default;
+  /// Queues the command and parks; throws when the connection is unusable.
+  bool suspend(std::coroutine_handle<> h, std::span<const std::string_view> args);
+  /// The reply; throws redis::error for an error reply.
+  reply resume();
+
+ private:
+  connection_state* m_state;
+  pending_reply* m_slot = nullptr;
+  std::optional<reply> m_reply;
+  std::exception_ptr m_error;
+};
+
+/// connection::command's awaitable: the arguments, kept until it is
+/// awaited (in the same expression: the strings are not copied).
+template <std::size_t N>
+class command_awaiter final : public reply_waiter {
+ public:
+  template <class... Args>
+  explicit command_awaiter(connection_state* st, const Args&... args)
+      : reply_waiter(st), m_args{command_arg(args)...} {}
+  bool await_suspend(std::coroutine_handle<> h) {
+    std::string_view views[N];
+    for (std::size_t i = 0; i < N; ++i)
+      views[i] = m_args[i].view();
+    return suspend(h, std::span<const std::string_view>(views, N));
+  }
+  reply await_resume() { return resume(); }
+
+ private:
+  command_arg m_args[N];
+};
+
+}  // namespace detail
+
+/// One connection to a Redis server, multiplexed: any number of tasks of
+/// its loop issue commands on it at once, every command issued in one loop
+/// tick goes out in one write (automatic pipelining, as ioredis does), and
+/// replies are matched to commands in order. Blocking commands (BLPOP) and
+/// transactions (MULTI/EXEC, WATCH) need a connection of their own: take
+/// one from a `pool<redis::connection>`.
+///
+/// A command's error reply is thrown as `redis::error` and the connection
+/// stays usable. A lost connection fails every pending command with
+/// `connection_error`; with `reconnect` set, the next command connects
+/// again.
+///
+/// Cancellation: a cancelled command's reply is read and dropped; the other
+/// commands are not affected. Bound a command with `corio::timeout`.
+///
+/// \code
+///   auto redis = co_await corio::redis::connection::connect({.port = 6379});
+///   co_await redis.set("greeting", "hello");
+///   std::optional<std::string> v = co_await redis.get("greeting");
+///   corio::redis::reply r = co_await redis.command("HINCRBY", "counts", "visits", 1);
+/// \endcode
+class connection {
+ public:
+  connection() noexcept;
+  connection(connection&&) noexcept;
+  connection& operator=(connection&&) noexcept;
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+  /// Commands still pending fail with `connection_error`.
+  ~connection();
+
+  /// Connects, and says hello (HELLO 3 or RESP2, AUTH, SELECT, SETNAME).
+  static task<connection> connect(connection_options options);
+
+  /// Sends a command (strings, string views, byte spans, numbers) and
+  /// waits for its reply; an error reply throws `redis::error`. Await it in
+  /// the expression that makes it: the arguments are not copied until the
+  /// command is queued. Nothing is allocated per command.
+  template <class... Args>
+  [[nodiscard]] detail::command_awaiter<sizeof...(Args)> command(const Args&... args) {
+    return detail::command_awaiter<sizeof...(Args)>(m_state.get(), args...);
+  }
+  /// The same with the arguments in a range.
+  task<reply> send(std::vector<std::string> args);
+
+  /// Sends all `commands` in one write and returns their replies in order;
+  /// an error reply is returned as one (`reply::is_error()`), not thrown.
+  task<std::vector<reply>> send_all(const std::vector<std::vector<std::string>>& commands);
+
+  // Typed helpers for the common commands.
+  task<std::optional<std::string>> get(std::string_view key);
+  /// SET with an expiry in seconds (0: none); true when it was set.
+  task<bool> set(std::string_view key, std::string_view value,
+                 std::chrono::seconds expire = std::chrono::seconds(0));
+  task<std::vector<std::optional<std::string>>> mget(std::span<const std::string> keys);
+  task<std::int64_t> del(std::string_view key);
+  task<std::int64_t> incr(std::string_view key);
+  task<bool> expire(std::string_view key, std::chrono::seconds ttl);
+  task<std::optional<std::string>> hget(std::string_view key, std::string_view field);
+  task<std::int64_t> hset(std::string_view key, std::string_view field, std::string_view value);
+  task<std::int64_t> lpush(std::string_view key, std::string_view value);
+  task<std::optional<std::string>> rpop(std::string_view key);
+  task<std::int64_t> publish(std::string_view channel, std::string_view message);
+
+  /// 3 after HELLO 3, else 2.
+  [[nodiscard]] int protocol() const noexcept;
+  /// True after the connection was lost (and before a reconnect).
+  [[nodiscard]] bool broken() const noexcept;
+  [[nodiscard]] connection_stats stats() const noexcept;
+  /// Closes now: pending commands fail with `connection_error`.
+  void close() noexcept;
+
+ private:
+  explicit connection(std::unique_ptr<detail::connection_state> s) noexcept;
+  std::unique_ptr<detail::connection_state> m_state;
+};
+
+/// Hooks for a `pool<redis::connection>`, the home of connections that one
+/// task needs to itself (BLPOP, MULTI/EXEC, WATCH): each is opened with
+/// `options`, checked with PING after idling, and closed when it broke.
+///
+/// \code
+///   corio::pool<corio::redis::connection> blocking(corio::redis::pool_hooks(opts),
+///                                                  {.name = "redis-blocking"});
+///   auto c = co_await blocking.acquire();
+///   auto job = co_await c->command("BLPOP", "jobs", 5);
+/// \endcode
+corio::pool_hooks<connection> pool_hooks(connection_options options);
+
+}  // namespace corio::redis
