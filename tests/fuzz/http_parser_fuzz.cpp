@@ -85,15 +85,9 @@ void one_input(std::string_view data) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  one_input(std::string_view(reinterpret_cast<const char*>(data), size));
-  return 0;
-}
+namespace {
+// The bytes that the replay's mutations insert.
+constexpr char k_specials[] = "\r\n: \t\x00\x7f,0123456789";
+}  // namespace
 
-#ifndef CORIO_LIBFUZZER
-int main(int argc, char** argv) {
-  static constexpr char specials[] = "\r\n: \t\x00\x7f,0123456789";
-  return corio_fuzz::replay_main(argc, argv, "http_parser_fuzz", one_input,
-                                 std::string_view(specials, sizeof specials - 1));
-}
-#endif
+CORIO_FUZZ_TARGET("http_parser_fuzz", one_input, k_specials)

@@ -5,6 +5,8 @@
 // checks on the same inputs every time.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -80,3 +82,23 @@ inline int replay_main(int argc, char** argv, const char* name, void (*one_input
 }
 
 }  // namespace corio_fuzz
+
+/// The entry points of a fuzz target: libFuzzer's, and (without
+/// CORIO_LIBFUZZER) the replay main with the format's `specials`.
+#ifdef CORIO_LIBFUZZER
+#define CORIO_FUZZ_TARGET(name, one_input, specials)                                  \
+  extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) { \
+    one_input(std::string_view(reinterpret_cast<const char*>(data), size));           \
+    return 0;                                                                         \
+  }
+#else
+#define CORIO_FUZZ_TARGET(name, one_input, specials)                                  \
+  extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) { \
+    one_input(std::string_view(reinterpret_cast<const char*>(data), size));           \
+    return 0;                                                                         \
+  }                                                                                   \
+  int main(int argc, char** argv) {                                                   \
+    return corio_fuzz::replay_main(argc, argv, name, one_input,                       \
+                                   std::string_view(specials, sizeof(specials) - 1)); \
+  }
+#endif
