@@ -27,7 +27,8 @@ corio::task<db_conn> open_connection() {
 corio::task<std::vector<std::string>> names_for(std::span<const int> ids) {
   co_await corio::sleep(1ms);  // one query for the whole tick
   std::vector<std::string> out;
-  for (int id : ids) out.push_back("user" + std::to_string(id));
+  for (int id : ids)
+    out.push_back("user" + std::to_string(id));
   co_return out;
 }
 
@@ -43,9 +44,11 @@ corio::task<int> amain() {
   corio::batcher<int, std::string> users{
       corio::batcher<int, std::string>::batch_function(names_for)};
   std::vector<corio::task<int>> requests;
-  for (int i = 0; i < 100; ++i) requests.push_back(handle(db, users, i));
+  for (int i = 0; i < 100; ++i)
+    requests.push_back(handle(db, users, i));
   int total = 0;
-  for (int r : co_await corio::gather(std::move(requests))) total += r;
+  for (int r : co_await corio::gather(std::move(requests)))
+    total += r;
   const corio::pool_stats s = db.stats();
   std::printf("total %d; %zu connections opened, %llu acquires, %llu waited; %llu batch calls\n",
               total, s.size, static_cast<unsigned long long>(s.acquires),
@@ -55,4 +58,6 @@ corio::task<int> amain() {
   co_return (total == 9900 + 500 && s.creations == 5 && s.acquires == 100) ? 0 : 1;
 }
 
-int main() { return corio::run(amain()); }
+int main() {
+  return corio::run(amain());
+}

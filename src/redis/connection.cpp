@@ -77,6 +77,7 @@ class connection_state final : public corio::detail::job_owner {
     for (const pending_reply& p : failed) {
       if (p.sink != nullptr) p.sink->fail(e);
     }
+    wake_message_waiter();
   }
 
   connection_options m_options;
@@ -92,6 +93,22 @@ class connection_state final : public corio::detail::job_owner {
   int m_protocol = 2;
   std::exception_ptr m_error;
   connection_stats m_stats;
+  // A subscription's connection: every reply is a message or a
+  // confirmation, none answers a queued command.
+  bool m_subscription = false;
+  std::deque<reply> m_messages;
+  corio::detail::waiter* m_message_waiter = nullptr;
+  static constexpr std::size_t max_unread_messages = 65536;
+
+  /// Queues a command whose answers come as messages (SUBSCRIBE).
+  void enqueue_unanswered(std::span<const std::string_view> args) {
+    redis::detail::append_command(m_out, args);
+    ++m_stats.commands;
+    if (!m_broken) m_loop->at_tick_end(m_flush);
+  }
+  void wake_message_waiter() noexcept {
+    if (corio::detail::waiter* w = std::exchange(m_message_waiter, nullptr)) w->wake();
+  }
 
  private:
   struct tick_hook : corio::detail::tick_end_node {
@@ -211,7 +228,22 @@ class connection_state final : public corio::detail::job_owner {
   }
 
   void dispatch(reply&& r) noexcept {
-    if (r.type() == reply::kind::push) return;  // out of band (pub/sub): not a command's reply
+    if (m_subscription) {
+      if (m_messages.size() >= max_unread_messages) {
+        lose(std::make_exception_ptr(
+            connection_error("corio::redis: a subscriber fell more than 65536 messages behind")));
+        return;
+      }
+      try {
+        m_messages.push_back(std::move(r));
+      } catch (...) {
+        lose(std::current_exception());
+        return;
+      }
+      wake_message_waiter();
+      return;
+    }
+    if (r.type() == reply::kind::push) return;  // out of band (client tracking): not a reply
     if (m_pending.empty()) {
       lose(std::make_exception_ptr(
           protocol_error("corio::redis: a reply nobody asked for: " + r.describe())));
@@ -521,6 +553,75 @@ bool connection::broken() const noexcept {
 
 connection_stats connection::stats() const noexcept {
   return m_state ? m_state->m_stats : connection_stats{};
+}
+
+namespace {
+
+// Waits until a message is queued or the connection is lost.
+struct message_awaiter : corio::detail::waiter {
+  detail::connection_state* m_state;
+  [[nodiscard]] bool await_ready() const noexcept {
+    return !m_state->m_messages.empty() || m_state->m_broken;
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    if (!corio::detail::park(*this, h, "redis message")) return false;
+    m_state->m_message_waiter = this;
+    return true;
+  }
+  void on_abort() noexcept { m_state->m_message_waiter = nullptr; }
+  void await_resume() { finish(); }
+};
+
+// "message"/"pmessage" arrays (RESP2) or pushes (RESP3); the rest
+// (confirmations, pongs) are not messages.
+bool to_message(reply& r, message& m) {
+  if (!r.is_aggregate() || r.size() < 3) return false;
+  std::vector<reply>& e = r.elements();
+  const std::string_view kind = e[0].type() == reply::kind::nil ? "" : e[0].str();
+  if (kind == "message" && e.size() == 3) {
+    m.channel = e[1].take_str();
+    m.payload = e[2].take_str();
+    m.pattern.clear();
+    return true;
+  }
+  if (kind == "pmessage" && e.size() == 4) {
+    m.pattern = e[1].take_str();
+    m.channel = e[2].take_str();
+    m.payload = e[3].take_str();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+async_generator<message> connection::subscribe_on(connection_options options,
+                                                  std::vector<std::string> channels,
+                                                  bool patterns) {
+  options.reconnect = false;  // a lost subscription ends the stream
+  connection sub = co_await connection::connect(std::move(options));
+  detail::connection_state& st = *sub.m_state;
+  st.m_subscription = true;
+  std::vector<std::string_view> args;
+  args.reserve(channels.size() + 1);
+  args.emplace_back(patterns ? "PSUBSCRIBE" : "SUBSCRIBE");
+  args.insert(args.end(), channels.begin(), channels.end());
+  st.enqueue_unanswered(args);
+  message m;
+  for (;;) {
+    co_await message_awaiter{{}, &st};
+    while (!st.m_messages.empty()) {
+      reply r = std::move(st.m_messages.front());
+      st.m_messages.pop_front();
+      if (to_message(r, m)) co_yield m;
+    }
+    if (st.m_broken) std::rethrow_exception(st.m_error);
+  }
+}
+
+async_generator<message> connection::subscribe(std::vector<std::string> channels, bool patterns) {
+  if (!m_state) throw connection_error("corio::redis: not connected");
+  return subscribe_on(m_state->m_options, std::move(channels), patterns);
 }
 
 namespace {

@@ -820,7 +820,9 @@ struct pool_scenario : scenario_base {
     EXPECT_EQ(pool.stats().waiters, 2U);
   }
   void on_cancel(int, when w) {
-    if (w == when::parked) EXPECT_EQ(pool.stats().waiters, 1U);  // the victim left the queue
+    if (w == when::parked) {
+      EXPECT_EQ(pool.stats().waiters, 1U);  // the victim left the queue
+    }
   }
   corio::task<> check(int k, when w) {
     EXPECT_EQ(victim_got, k);

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "corio/corio.hpp"
-#include "support/redis_server.hpp"
+#include "redis_server.hpp"
 
 using namespace std::chrono_literals;
 namespace redis = corio::redis;
@@ -19,13 +19,13 @@ namespace {
 
 redis::connection_options tcp_options() {
   redis::connection_options o;
-  o.port = corio_test::redis_server::shared().port();
+  o.port = corio_tools::redis_server::shared().port();
   return o;
 }
 
 redis::connection_options unix_options() {
   redis::connection_options o;
-  o.unix_socket = corio_test::redis_server::shared().socket_path();
+  o.unix_socket = corio_tools::redis_server::shared().socket_path();
   return o;
 }
 
@@ -206,7 +206,7 @@ TEST(RedisConnection, ReconnectsAfterARestartWhenAsked) {
     o.reconnect = true;
     auto c = co_await redis::connection::connect(o);
     co_await c.set("conn:r", "before");
-    corio_test::redis_server::shared().restart();  // no persistence: the data is gone
+    corio_tools::redis_server::shared().restart();  // no persistence: the data is gone
     // The first command after the restart sees the dead connection (or is
     // sent into it): it fails; the next one connects again.
     try {
@@ -216,6 +216,92 @@ TEST(RedisConnection, ReconnectsAfterARestartWhenAsked) {
     EXPECT_EQ(co_await c.get("conn:r"), std::nullopt);
     EXPECT_EQ(c.stats().reconnects, 1U);
     EXPECT_FALSE(c.broken());
+  }());
+}
+
+corio::task<std::vector<redis::message>> listen(redis::connection& c, std::string channel,
+                                                bool patterns, std::size_t count) {
+  std::vector<std::string> channels = {std::move(channel)};
+  auto stream = c.subscribe(std::move(channels), patterns);
+  std::vector<redis::message> got;
+  while (got.size() < count) {
+    auto m = co_await stream.next();
+    if (!m) break;
+    got.push_back(std::move(*m));
+  }
+  co_return got;  // the stream ends here: its connection closes
+}
+
+// Subscribers of `channel` (PUBSUB NUMSUB), or of patterns (NUMPAT).
+corio::task<std::int64_t> subscribers(redis::connection& c, const std::string& channel) {
+  if (channel.empty()) co_return (co_await c.command("PUBSUB", "NUMPAT")).integer();
+  co_return (co_await c.command("PUBSUB", "NUMSUB", channel))[1].integer();
+}
+
+// Waits (bounded) until `channel` has `n` subscribers.
+corio::task<bool> until_subscribers(redis::connection& c, const std::string& channel,
+                                    std::int64_t n) {
+  for (int i = 0; i < 2000; ++i) {
+    if (co_await subscribers(c, channel) == n) co_return true;
+    co_await corio::sleep(1ms);
+  }
+  co_return false;
+}
+
+TEST(RedisConnection, SubscribeYieldsMessagesAndUnsubscribesWhenTheStreamEnds) {
+  corio::run([]() -> corio::task<> {
+    auto c = co_await redis::connection::connect(tcp_options());
+    auto listener = corio::spawn(listen(c, "conn:news", false, 3));
+    EXPECT_TRUE(co_await until_subscribers(c, "conn:news", 1));
+    const std::vector<std::string> texts = {"one", "two", "three"};
+    for (const std::string& text : texts)
+      EXPECT_EQ(co_await c.publish("conn:news", text), 1);
+    const auto got = co_await listener;
+    EXPECT_EQ(got.size(), 3U);
+    if (got.size() != 3U) co_return;
+    EXPECT_EQ(got[0].payload, "one");
+    EXPECT_EQ(got[2].payload, "three");
+    EXPECT_EQ(got[1].channel, "conn:news");
+    EXPECT_TRUE(co_await until_subscribers(c, "conn:news", 0)) << "the stream's end unsubscribed";
+
+    auto patterns = corio::spawn(listen(c, "conn:sport.*", true, 1));
+    EXPECT_TRUE(co_await until_subscribers(c, "", 1));
+    EXPECT_EQ(co_await c.publish("conn:sport.chess", "mate"), 1);
+    const auto matched = co_await patterns;
+    EXPECT_EQ(matched.size(), 1U);
+    if (matched.empty()) co_return;
+    EXPECT_EQ(matched[0].pattern, "conn:sport.*");
+    EXPECT_EQ(matched[0].channel, "conn:sport.chess");
+    EXPECT_EQ(matched[0].payload, "mate");
+  }());
+}
+
+using get_batcher = corio::batcher<std::string, std::optional<std::string>>;
+
+corio::task<std::optional<std::string>> cached_get(get_batcher& gets, int i) {
+  co_return co_await gets.load("conn:b" + std::to_string(i % 50));
+}
+
+TEST(RedisConnection, ABatcherTurnsConcurrentGetsIntoMgets) {
+  corio::run([]() -> corio::task<> {
+    auto c = co_await redis::connection::connect(tcp_options());
+    std::vector<std::vector<std::string>> sets;
+    for (int i = 0; i < 50; ++i)
+      sets.push_back({"SET", "conn:b" + std::to_string(i), "v" + std::to_string(i)});
+    co_await c.send_all(sets);
+    get_batcher gets{get_batcher::batch_function(
+        [&c](std::span<const std::string> keys) { return c.mget(keys); })};
+    const auto before = c.stats().commands;
+    std::vector<corio::task<std::optional<std::string>>> loads;
+    for (int i = 0; i < 200; ++i)
+      loads.push_back(cached_get(gets, i));
+    const auto values = co_await corio::gather(std::move(loads));
+    for (int i = 0; i < 200; ++i)
+      EXPECT_EQ(values[static_cast<std::size_t>(i)], "v" + std::to_string(i % 50));
+    // 200 GETs of 50 keys: one MGET of the 50 per tick that loaded them.
+    EXPECT_EQ(c.stats().commands - before, gets.stats().batches);
+    EXPECT_LE(gets.stats().batches, 2U);
+    EXPECT_LE(gets.stats().keys, 50U * gets.stats().batches) << "each key once per batch";
   }());
 }
 

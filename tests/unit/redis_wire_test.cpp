@@ -9,7 +9,7 @@
 
 #include "corio/corio.hpp"
 #include "corio/redis/resp.hpp"
-#include "support/redis_server.hpp"
+#include "redis_server.hpp"
 
 namespace {
 
@@ -43,7 +43,7 @@ corio::task<std::vector<reply>> round_trips(corio::socket_address at,
 }
 
 TEST(RedisWire, Resp2RepliesOverTcp) {
-  auto& server = corio_test::redis_server::shared();
+  auto& server = corio_tools::redis_server::shared();
   const auto r = corio::run(round_trips(corio::socket_address::loopback(server.port()),
                                         {{"PING"},
                                          {"SET", "wire:k", std::string(100000, 'x')},
@@ -69,7 +69,7 @@ TEST(RedisWire, Resp2RepliesOverTcp) {
 }
 
 TEST(RedisWire, Resp3RepliesOverTheUnixSocket) {
-  auto& server = corio_test::redis_server::shared();
+  auto& server = corio_tools::redis_server::shared();
   const auto r = corio::run(round_trips(corio::socket_address::unix_path(server.socket_path()),
                                         {{"HELLO", "3"},
                                          {"DEL", "wire:h", "wire:s", "wire:z"},

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "corio/flow/async_generator.hpp"
 #include "corio/loop/detail/loop_core.hpp"
 #include "corio/pool/pool.hpp"
 #include "corio/redis/resp.hpp"
@@ -50,6 +51,14 @@ struct connection_stats {
   std::uint64_t reads = 0;            ///< read system calls
   std::uint64_t dropped_replies = 0;  ///< replies of cancelled commands, read and dropped
   std::uint64_t reconnects = 0;
+};
+
+/// A message of a subscription (`connection::subscribe`).
+struct message {
+  std::string channel;
+  std::string payload;
+  /// The pattern that matched, for a pattern subscription (PSUBSCRIBE).
+  std::string pattern;
 };
 
 /// The connection was lost, or could not be made: every command pending on
@@ -191,6 +200,19 @@ class connection {
   task<std::optional<std::string>> rpop(std::string_view key);
   task<std::int64_t> publish(std::string_view channel, std::string_view message);
 
+  /// Subscribes to `channels` (or, with `patterns`, to channel patterns)
+  /// on a connection of its own (made with this one's options) and yields
+  /// each message as it arrives. Ending the stream (destroying it, or
+  /// cancelling its consumer) closes that connection, which unsubscribes.
+  /// A subscriber that falls more than 65,536 messages behind fails with
+  /// `connection_error`, as Redis itself disconnects slow subscribers.
+  ///
+  /// \code
+  ///   auto messages = redis.subscribe({"news"});
+  ///   while (auto m = co_await messages.next()) handle(m->payload);
+  /// \endcode
+  async_generator<message> subscribe(std::vector<std::string> channels, bool patterns = false);
+
   /// 3 after HELLO 3, else 2.
   [[nodiscard]] int protocol() const noexcept;
   /// True after the connection was lost (and before a reconnect).
@@ -201,6 +223,8 @@ class connection {
 
  private:
   explicit connection(std::unique_ptr<detail::connection_state> s) noexcept;
+  static async_generator<message> subscribe_on(connection_options options,
+                                               std::vector<std::string> channels, bool patterns);
   std::unique_ptr<detail::connection_state> m_state;
 };
 

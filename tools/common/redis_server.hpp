@@ -1,4 +1,4 @@
-// A real redis-server for the tests: started once per test program on a
+// A real redis-server for the tests and the tour: started once per program on a
 // free port of 127.0.0.1 and a Unix socket in a temporary directory, with
 // persistence off; stopped, and its directory removed, when the program
 // exits. Nothing needs to run beforehand (scripts/install-deps.sh installs
@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-namespace corio_test {
+namespace corio_tools {
 
 class redis_server {
  public:
@@ -163,4 +163,4 @@ class redis_server {
   pid_t m_pid = -1;
 };
 
-}  // namespace corio_test
+}  // namespace corio_tools
