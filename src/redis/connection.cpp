@@ -497,6 +497,19 @@ task<bool> connection::set(std::string_view key, std::string_view value,
   co_return !(co_await command("SET", key, value)).is_nil();
 }
 
+task<bool> connection::set(std::string_view key, std::string_view value, set_options options) {
+  std::vector<std::string> args = {"SET", std::string(key), std::string(value)};
+  if (options.expire.count() > 0) {
+    args.emplace_back("PX");
+    args.push_back(std::to_string(options.expire.count()));
+  } else if (options.keep_ttl) {
+    args.emplace_back("KEEPTTL");
+  }
+  if (options.only_if_absent) args.emplace_back("NX");
+  if (options.only_if_present) args.emplace_back("XX");
+  co_return !(co_await send(std::move(args))).is_nil();
+}
+
 task<std::vector<std::optional<std::string>>> connection::mget(std::span<const std::string> keys) {
   std::vector<std::string> args;
   args.reserve(keys.size() + 1);

@@ -57,6 +57,62 @@ TEST(RedisConnection, CommandsAndHelpers) {
   }());
 }
 
+TEST(RedisConnection, SetOptionsAndAnExplicitPipeline) {
+  corio::run([]() -> corio::task<> {
+    auto c = co_await redis::connection::connect(tcp_options());
+    co_await c.del("conn:nx");
+    redis::set_options nx;
+    nx.only_if_absent = true;
+    nx.expire = 1500ms;
+    EXPECT_TRUE(co_await c.set("conn:nx", "first", nx));
+    EXPECT_FALSE(co_await c.set("conn:nx", "second", nx)) << "NX refuses an existing key";
+    EXPECT_EQ(co_await c.get("conn:nx"), "first");
+    const std::int64_t pttl = (co_await c.command("PTTL", "conn:nx")).integer();
+    EXPECT_GT(pttl, 0);
+    EXPECT_LE(pttl, 1500);
+    redis::set_options xx;
+    xx.only_if_present = true;
+    xx.keep_ttl = true;
+    EXPECT_TRUE(co_await c.set("conn:nx", "third", xx));
+    EXPECT_GT((co_await c.command("PTTL", "conn:nx")).integer(), 0) << "KEEPTTL kept it";
+    EXPECT_FALSE(co_await c.set("conn:absent", "x", xx)) << "XX refuses a missing key";
+
+    redis::pipeline p;
+    p.set("conn:pl", "1").incr("conn:pl").command("INCRBY", "conn:pl", 40).get("conn:pl");
+    const auto writes = c.stats().writes;
+    const auto replies = co_await p.exec(c);
+    EXPECT_EQ(replies.size(), 4U);
+    if (replies.size() != 4U) co_return;
+    EXPECT_EQ(replies[2].integer(), 42);
+    EXPECT_EQ(replies[3].str(), "42");
+    EXPECT_EQ(c.stats().writes - writes, 1U) << "one write for the pipeline";
+  }());
+}
+
+TEST(RedisConnection, AuthenticatesAsAnAclUserOnBothProtocols) {
+  corio::run([]() -> corio::task<> {
+    auto admin = co_await redis::connection::connect(tcp_options());
+    co_await admin.command("ACL", "SETUSER", "corio-tester", "on", ">s3cret", "~*", "+@all");
+    const std::vector<bool> protocols = {true, false};  // (no braced list across a co_await)
+    for (const bool resp3 : protocols) {
+      auto o = tcp_options();
+      o.resp3 = resp3;
+      o.username = "corio-tester";
+      o.password = "s3cret";
+      auto c = co_await redis::connection::connect(o);
+      EXPECT_EQ((co_await c.command("ACL", "WHOAMI")).str(), "corio-tester");
+      o.password = "wrong";
+      std::string message;
+      try {
+        co_await redis::connection::connect(o);
+      } catch (const redis::error& e) {
+        message = e.what();
+      }
+      EXPECT_NE(message.find("WRONGPASS"), std::string::npos) << message;
+    }
+  }());
+}
+
 TEST(RedisConnection, AnErrorReplyIsThrownAndTheConnectionStaysUsable) {
   corio::run([]() -> corio::task<> {
     auto c = co_await redis::connection::connect(unix_options());

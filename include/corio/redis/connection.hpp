@@ -44,6 +44,16 @@ struct connection_options {
   resp_limits limits;
 };
 
+/// SET's options: an expiry (PX, in milliseconds; 0: none, or keep the
+/// old one with `keep_ttl`), and set only if the key does not exist (NX)
+/// or only if it does (XX).
+struct set_options {
+  std::chrono::milliseconds expire{0};
+  bool keep_ttl = false;
+  bool only_if_absent = false;   ///< NX
+  bool only_if_present = false;  ///< XX
+};
+
 /// What a connection did.
 struct connection_stats {
   std::uint64_t commands = 0;         ///< commands sent
@@ -190,6 +200,8 @@ class connection {
   /// SET with an expiry in seconds (0: none); true when it was set.
   task<bool> set(std::string_view key, std::string_view value,
                  std::chrono::seconds expire = std::chrono::seconds(0));
+  /// SET with options; true when it was set (NX and XX may refuse).
+  task<bool> set(std::string_view key, std::string_view value, set_options options);
   task<std::vector<std::optional<std::string>>> mget(std::span<const std::string> keys);
   task<std::int64_t> del(std::string_view key);
   task<std::int64_t> incr(std::string_view key);
@@ -226,6 +238,39 @@ class connection {
   static async_generator<message> subscribe_on(connection_options options,
                                                std::vector<std::string> channels, bool patterns);
   std::unique_ptr<detail::connection_state> m_state;
+};
+
+/// Commands gathered to go out in one write; `exec` returns their replies
+/// in order, an error reply as one (`reply::is_error()`), not thrown.
+///
+/// \code
+///   corio::redis::pipeline p;
+///   p.get("a").set("b", "v").command("EXPIRE", "b", 60);
+///   std::vector<corio::redis::reply> replies = co_await p.exec(redis);
+/// \endcode
+class pipeline {
+ public:
+  /// Appends a command (strings, string views, byte spans, numbers).
+  template <class... Args>
+  pipeline& command(const Args&... args) {
+    std::vector<std::string>& c = m_commands.emplace_back();
+    c.reserve(sizeof...(Args));
+    (c.emplace_back(detail::command_arg(args).view()), ...);
+    return *this;
+  }
+  pipeline& get(std::string_view key) { return command("GET", key); }
+  pipeline& set(std::string_view key, std::string_view value) { return command("SET", key, value); }
+  pipeline& del(std::string_view key) { return command("DEL", key); }
+  pipeline& incr(std::string_view key) { return command("INCR", key); }
+  /// Sends every command in one write; the pipeline must outlive the await.
+  [[nodiscard]] task<std::vector<reply>> exec(connection& c) const {
+    return c.send_all(m_commands);
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return m_commands.size(); }
+  void clear() noexcept { m_commands.clear(); }
+
+ private:
+  std::vector<std::vector<std::string>> m_commands;
 };
 
 /// Hooks for a `pool<redis::connection>`, the home of connections that one
