@@ -138,14 +138,17 @@ void pool_core::make_idle(pool_slot& s) noexcept {
   ++m_idle_count;
 }
 
+std::uint64_t* pool_core::eviction_cause(const pool_slot& s) noexcept {
+  if (m_closed) return &m_counts.evictions.closed;
+  if (m_size > m_options.max_size) return &m_counts.evictions.resized;
+  if (s.m_expires_ns <= m_loop->now_ns()) return &m_counts.evictions.lifetime;
+  return nullptr;
+}
+
 void pool_core::release_ready(pool_slot& s) noexcept {
-  if (m_closed) {
-    evict(s, m_counts.evictions.closed);
-  } else if (s.m_expires_ns <= m_loop->now_ns()) {
-    evict(s, m_counts.evictions.lifetime);
-    refill();
-  } else if (m_size > m_options.max_size) {
-    evict(s, m_counts.evictions.resized);
+  if (std::uint64_t* cause = eviction_cause(s)) {
+    evict(s, *cause);
+    refill();  // a replacement, when one is wanted and allowed
   } else if (s.m_check && m_has_validate) {
     ++m_busy;
     start_validate(s);
@@ -176,18 +179,11 @@ void pool_core::give_back_slow(pool_slot& s, bool broken) noexcept {
   if (broken) {
     evict(s, m_counts.evictions.broken);
     refill();
-  } else if (m_closed) {
-    evict(s, m_counts.evictions.closed);
-  } else if (m_size > m_options.max_size) {
-    evict(s, m_counts.evictions.resized);
-  } else if (s.m_expires_ns <= m_loop->now_ns()) {
-    evict(s, m_counts.evictions.lifetime);
-    refill();
-  } else if (m_has_reset) {
+  } else if (m_has_reset && eviction_cause(s) == nullptr) {
     ++m_busy;
     start_reset(s);
   } else {
-    release_ready(s);
+    release_ready(s);  // evicted, checked or lent
   }
 }
 

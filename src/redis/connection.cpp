@@ -176,14 +176,20 @@ class connection_state final : public corio::detail::job_owner {
     }
   }
 
+  // Reads and hands each reply to its command. The reader takes bulk bytes
+  // as they come and lines only whole, so what it leaves of a read is at
+  // most a partial line: a read is parsed where it landed, and only that
+  // tail is kept (in `input`) for the next one.
   static task<> read_loop(state_link link, std::uint64_t generation, std::string input) {
     constexpr std::size_t chunk = std::size_t{64} << 10;
     std::unique_ptr<char[]> buf(new char[chunk]);
+    std::string_view data = input;
+    bool in_input = true;  // `data` views `input` (else the read buffer)
     for (;;) {
       connection_state* st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
       try {
-        if (!input.empty()) input.erase(0, st->m_reader.feed(input));
+        data.remove_prefix(st->m_reader.feed(data));
         while (auto r = st->m_reader.next())
           st->dispatch(std::move(*r));
       } catch (const protocol_error&) {
@@ -191,6 +197,11 @@ class connection_state final : public corio::detail::job_owner {
         co_return;
       }
       if (st->m_broken) co_return;  // dispatch found a reply nobody asked for
+      if (in_input) {               // keep the partial line, if any
+        input.erase(0, input.size() - data.size());
+      } else {
+        input.assign(data);
+      }
       std::error_code ec;
       const std::size_t n = co_await st->m_stream.read_some(buf.get(), chunk, ec);
       st = link.state();
@@ -202,7 +213,13 @@ class connection_state final : public corio::detail::job_owner {
                                 : std::string("corio::redis: the server closed the connection"))));
         co_return;
       }
-      input.append(buf.get(), n);
+      in_input = !input.empty();
+      if (in_input) {
+        input.append(buf.get(), n);
+        data = input;
+      } else {
+        data = std::string_view(buf.get(), n);
+      }
     }
   }
 

@@ -82,6 +82,18 @@ corio::pool_hooks<fake_conn> hooks(fake_db& db) {
   return h;
 }
 
+corio::pool_hooks<fake_conn> validating_hooks(fake_db& db) {
+  corio::pool_hooks<fake_conn> h = hooks(db);
+  h.validate = [&db](fake_conn& c) { return check(&db, c); };
+  return h;
+}
+
+// Closes the pool; then no connection of the fake database may be left.
+corio::task<> close_leaving_nothing(corio::pool<fake_conn>& p, const fake_db& db) {
+  co_await p.close();
+  EXPECT_EQ(db.live, 0) << "a connection outlived close()";
+}
+
 corio::pool_options options(std::size_t max_size) {
   corio::pool_options o;
   o.name = "db";
@@ -140,8 +152,7 @@ TEST(Pool, NeverMoreThanMaxSizeAndWaitersAreServedInOrder) {
     EXPECT_EQ(served, asked) << "waiters must be served FIFO";
     EXPECT_GE(p.stats().waits, 9U);
     EXPECT_EQ(p.wait_times().count(), p.stats().waits);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -154,9 +165,7 @@ corio::task<> fail_while_holding(corio::pool<fake_conn>& p) {
 TEST(Pool, ABorrowerThatFailedHasItsConnectionValidatedFirst) {
   fake_db db;
   run_virtual([&]() -> corio::task<> {
-    auto h = hooks(db);
-    h.validate = [&db](fake_conn& c) { return check(&db, c); };
-    corio::pool<fake_conn> p(std::move(h), options(2));
+    corio::pool<fake_conn> p(validating_hooks(db), options(2));
     EXPECT_THROW(co_await fail_while_holding(p), std::runtime_error);
     EXPECT_EQ(db.validated, 0);
     EXPECT_EQ(co_await borrow(p, 1ms), 1);  // validated, then lent
@@ -169,19 +178,16 @@ TEST(Pool, ABorrowerThatFailedHasItsConnectionValidatedFirst) {
     EXPECT_EQ(co_await borrow(p, 1ms), 2);
     EXPECT_EQ(p.stats().validation_failures, 1U);
     EXPECT_EQ(p.stats().evictions.validation, 1U);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
 TEST(Pool, ValidatesOnlyAfterIdlingLongerThanTheThreshold) {
   fake_db db;
   run_virtual([&]() -> corio::task<> {
-    auto h = hooks(db);
-    h.validate = [&db](fake_conn& c) { return check(&db, c); };
     auto o = options(2);
     o.validate_after_idle = 1s;
-    corio::pool<fake_conn> p(std::move(h), o);
+    corio::pool<fake_conn> p(validating_hooks(db), o);
     co_await borrow(p, 1ms);
     co_await corio::sleep(500ms);
     co_await borrow(p, 1ms);
@@ -213,8 +219,7 @@ TEST(Pool, DiscardAndHasBrokenCloseTheConnection) {
     EXPECT_EQ(p.stats().evictions.broken, 2U);
     co_await corio::sleep(10ms);  // the close jobs run
     EXPECT_EQ(db.closed, 2);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -235,8 +240,7 @@ TEST(Pool, WithDiscardsOnConnectionBroken) {
     EXPECT_THROW(co_await corio::with(p, throw_broken), corio::connection_broken);
     EXPECT_EQ(co_await corio::with(p, use_conn), 2);
     EXPECT_EQ(p.stats().evictions.broken, 1U);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -280,8 +284,7 @@ TEST(Pool, AFailedCreationReachesTheWaiterAndIsRetriedWithBackOff) {
     EXPECT_GE(corio::now() - start, 1ms + 10ms + 1ms);
     EXPECT_EQ(p.stats().creation_failures, 1U);
     EXPECT_EQ(p.stats().creations, 1U);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -318,8 +321,7 @@ TEST(Pool, TimeoutNamesTheLastCreationError) {
     }
     EXPECT_NE(message.find("connection refused"), std::string::npos) << message;
     EXPECT_THROW(co_await first, std::runtime_error);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -345,8 +347,7 @@ TEST(Pool, ACancelledWaiterDuringASlowCreationLeaksNothing) {
     EXPECT_EQ(lease->id(), 1);
     lease.release();
     EXPECT_EQ(db.created, 1);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -368,8 +369,7 @@ TEST(Pool, AWaiterCancelledAfterBeingHandedAConnectionPassesItOn) {
     EXPECT_EQ(co_await bystander, 1);
     EXPECT_EQ(p.stats().in_use, 0U);
     EXPECT_EQ(p.stats().acquires, 2U);  // the victim's does not count
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -385,8 +385,7 @@ TEST(Pool, MaxLifetimeReplacesOldConnectionsOnReturn) {
     }
     EXPECT_EQ(p.stats().evictions.lifetime, 1U);
     EXPECT_EQ(co_await borrow(p, 1ms), 2);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -410,8 +409,7 @@ TEST(Pool, IdleConnectionsAreClosedButMinIdleIsKept) {
     EXPECT_EQ(p.stats().size, 1U);
     EXPECT_EQ(p.stats().idle, 1U);
     EXPECT_EQ(p.stats().evictions.idle, 3U);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -431,8 +429,7 @@ TEST(Pool, ResetRunsOnReturnAndAFailedResetClosesTheConnection) {
     db.reset_throws = false;
     EXPECT_EQ(p.stats().evictions.broken, 1U);
     EXPECT_EQ(co_await borrow(p, 1ms), 2);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 
@@ -537,8 +534,7 @@ TEST(Pool, ResizeShrinksAndGrows) {
       users.push_back(borrow(p, 5ms));
     co_await corio::gather(std::move(users));
     EXPECT_EQ(p.stats().size, 2U);
-    co_await p.close();
-    EXPECT_EQ(db.live, 0);
+    co_await close_leaving_nothing(p, db);
   });
 }
 

@@ -113,6 +113,14 @@ TEST(RedisConnection, AuthenticatesAsAnAclUserOnBothProtocols) {
   }());
 }
 
+TEST(RedisConnection, TheConnectTimeoutBoundsConnectAndHello) {
+  corio::run([]() -> corio::task<> {
+    auto o = tcp_options();
+    o.connect_timeout = 0ns;  // passed at the first wait: connect or HELLO's reply
+    EXPECT_THROW(co_await redis::connection::connect(o), corio::timeout_error);
+  }());
+}
+
 TEST(RedisConnection, AnErrorReplyIsThrownAndTheConnectionStaysUsable) {
   corio::run([]() -> corio::task<> {
     auto c = co_await redis::connection::connect(unix_options());

@@ -312,6 +312,9 @@ class pool_core : public job_owner {
   void release_ready(pool_slot& s) noexcept;
   bool park_waiter(acquire_waiter& w, std::coroutine_handle<> h) noexcept;
   void give_back_slow(pool_slot& s, bool broken) noexcept;
+  /// Why `s` must be closed rather than lent (closed pool, over max_size,
+  /// past its lifetime): the eviction counter to bump, or nullptr.
+  std::uint64_t* eviction_cause(const pool_slot& s) noexcept;
   void evict(pool_slot& s, std::uint64_t& cause) noexcept;
   /// Serves waiters from the idle list and starts the creations that the
   /// waiters and min_idle need.
