@@ -174,14 +174,24 @@ void resp_reader::fail(const std::string& what) {
   throw protocol_error("corio::redis: protocol error: " + what);
 }
 
-reply& resp_reader::place(reply&& r) {
+// A new node of kind `k` where the next element goes: the next reply, or
+// the next element of the aggregate being read.
+reply& resp_reader::place(reply::kind k) {
   if (m_stack.empty()) {
-    m_root.emplace(std::move(r));
-    return *m_root;
+    m_partial = true;
+    return m_done.emplace_back(k);
   }
-  std::vector<reply>& siblings = m_stack.back().node->m_elements;
-  siblings.push_back(std::move(r));
-  return siblings.back();
+  return m_stack.back().node->m_elements.emplace_back(k);
+}
+
+// Removes the node placed last (a RESP3 attribute, read and dropped).
+void resp_reader::drop_placed() noexcept {
+  if (m_stack.empty()) {
+    m_done.pop_back();
+    m_partial = false;
+  } else {
+    m_stack.back().node->m_elements.pop_back();
+  }
 }
 
 // The element placed last is whole: count it in its parent, and close every
@@ -189,8 +199,7 @@ reply& resp_reader::place(reply&& r) {
 void resp_reader::complete() {
   for (;;) {
     if (m_stack.empty()) {
-      m_done.push_back(std::move(*m_root));
-      m_root.reset();
+      m_partial = false;
       m_elements = 0;
       return;
     }
@@ -199,14 +208,20 @@ void resp_reader::complete() {
     const bool attribute = top.attribute;
     m_stack.pop_back();
     if (attribute) {  // dropped: the reply it annotates comes next, in its place
-      if (m_stack.empty()) {
-        m_root.reset();
-      } else {
-        m_stack.back().node->m_elements.pop_back();
-      }
+      drop_placed();
       return;
     }
   }
+}
+
+// A bulk string's bytes are in: a verbatim one parts its format from its text.
+void resp_reader::finish_bulk(reply& node) {
+  if (node.m_kind == reply::kind::verbatim_string) {
+    if (node.m_str.size() < 4 || node.m_str[3] != ':') fail("a verbatim string without format");
+    std::memcpy(node.m_format, node.m_str.data(), 3);
+    node.m_str.erase(0, 4);
+  }
+  complete();
 }
 
 void resp_reader::count_elements(std::size_t n) {
@@ -230,14 +245,10 @@ void resp_reader::open_aggregate(reply::kind k, std::int64_t count, bool attribu
   if (n > m_limits.max_elements - m_elements) {
     fail("a reply of more than " + std::to_string(m_limits.max_elements) + " elements");
   }
-  reply& node = place(reply(k));
+  reply& node = place(k);
   if (n == 0) {
     if (attribute) {  // an empty attribute: nothing to keep
-      if (m_stack.empty()) {
-        m_root.reset();
-      } else {
-        m_stack.back().node->m_elements.pop_back();
-      }
+      drop_placed();
       return;
     }
     complete();
@@ -268,12 +279,7 @@ std::size_t resp_reader::feed(std::string_view data) {
       reply& done = *m_bulk;
       m_bulk = nullptr;
       m_bulk_crlf = false;
-      if (done.m_kind == reply::kind::verbatim_string) {
-        if (done.m_str.size() < 4 || done.m_str[3] != ':') fail("a verbatim string without format");
-        std::memcpy(done.m_format, done.m_str.data(), 3);
-        done.m_str.erase(0, 4);
-      }
-      complete();
+      finish_bulk(done);
       continue;
     }
     if (pos == data.size()) return pos;
@@ -301,38 +307,38 @@ std::size_t resp_reader::feed(std::string_view data) {
     std::int64_t n = 0;
     switch (type) {
       case '+':
-        place(reply(reply::kind::simple_string, std::string(line)));
+        place(reply::kind::simple_string).m_str.assign(line);
         complete();
         break;
       case '-':
-        place(reply(reply::kind::error, std::string(line)));
+        place(reply::kind::error).m_str.assign(line);
         complete();
         break;
       case ':':
         if (!parse_int(line, n)) fail("an integer that is not one");
-        place(reply::from_integer(n));
+        place(reply::kind::integer).m_int = n;
         complete();
         break;
       case ',': {
         double d = 0;
         if (!parse_double(line, d)) fail("a double that is not one");
-        place(reply::from_number(d));
+        place(reply::kind::number).m_double = d;
         complete();
         break;
       }
       case '#':
         if (line != "t" && line != "f") fail("a boolean that is neither t nor f");
-        place(reply::from_boolean(line == "t"));
+        place(reply::kind::boolean).m_int = line == "t" ? 1 : 0;
         complete();
         break;
       case '_':
         if (!line.empty()) fail("a null with content");
-        place(reply());
+        place(reply::kind::nil);
         complete();
         break;
       case '(':
         if (!is_big_number(line)) fail("a big number that is not one");
-        place(reply(reply::kind::big_number, std::string(line)));
+        place(reply::kind::big_number).m_str.assign(line);
         complete();
         break;
       case '$':
@@ -340,7 +346,7 @@ std::size_t resp_reader::feed(std::string_view data) {
       case '=': {
         if (!parse_int(line, n)) fail("a bulk length that is not a number");
         if (n == -1 && type == '$') {  // RESP2's null bulk string
-          place(reply());
+          place(reply::kind::nil);
           complete();
           break;
         }
@@ -351,11 +357,21 @@ std::size_t resp_reader::feed(std::string_view data) {
         const auto kind = type == '$'   ? reply::kind::bulk_string
                           : type == '!' ? reply::kind::error
                                         : reply::kind::verbatim_string;
-        reply& node = place(reply(kind));
+        const auto size = static_cast<std::size_t>(n);
+        reply& node = place(kind);
+        if (data.size() - pos >= size + 2) {  // all here (the usual case): one copy
+          if (data[pos + size] != '\r' || data[pos + size + 1] != '\n') {
+            fail("a bulk string not ended by CRLF");
+          }
+          node.m_str.assign(data.data() + pos, size);
+          pos += size + 2;
+          finish_bulk(node);
+          break;
+        }
         // As for aggregates: reserve only what is safe to take on trust.
-        node.m_str.reserve(std::min<std::size_t>(static_cast<std::size_t>(n), 1 << 20));
+        node.m_str.reserve(std::min<std::size_t>(size, 1 << 20));
         m_bulk = &node;
-        m_bulk_left = static_cast<std::size_t>(n);
+        m_bulk_left = size;
         break;
       }
       case '*':
@@ -365,7 +381,7 @@ std::size_t resp_reader::feed(std::string_view data) {
       case '|': {
         if (!parse_int(line, n)) fail("an aggregate length that is not a number");
         if (n == -1 && type == '*') {  // RESP2's null array
-          place(reply());
+          place(reply::kind::nil);
           complete();
           break;
         }
@@ -387,13 +403,30 @@ std::size_t resp_reader::feed(std::string_view data) {
 }
 
 std::optional<reply> resp_reader::next() {
-  if (m_taken == m_done.size()) return std::nullopt;
-  reply r = std::move(m_done[m_taken++]);
-  if (m_taken == m_done.size()) {
+  if (ready() == 0) return std::nullopt;
+  std::optional<reply> r(std::move(m_done[m_taken++]));
+  if (ready() == 0) recycle();
+  return r;
+}
+
+// Every completed reply is taken: forget them, keeping the one being read
+// (moved to the front: its elements stay where they are, so only pointers
+// to the reply itself need to follow it).
+void resp_reader::recycle() noexcept {
+  if (!m_partial) {
     m_done.clear();
     m_taken = 0;
+    return;
   }
-  return r;
+  reply* const old = &m_done.back();
+  reply* const front = m_done.data();
+  if (old != front) {
+    *front = std::move(*old);
+    m_done.erase(m_done.begin() + 1, m_done.end());
+    if (!m_stack.empty() && m_stack.front().node == old) m_stack.front().node = front;
+    if (m_bulk == old) m_bulk = front;
+  }
+  m_taken = 0;
 }
 
 // ---- commands ---------------------------------------------------------------

@@ -124,6 +124,31 @@ TEST(Resp, ABulkStringIsTakenAsItArrives) {
   EXPECT_EQ(x->str(), "abcdefghij");
 }
 
+// Replies are taken while the next one is half read: the half-read one
+// (an aggregate, a bulk string) moves to the front of the reader's queue and
+// goes on filling where it now is.
+TEST(Resp, AReplyHalfReadSurvivesTakingTheOnesBeforeIt) {
+  resp_reader r;
+  EXPECT_EQ(r.feed("+a\r\n+b\r\n*2\r\n$3\r\nfoo\r\n*1\r\n"), 25U);
+  EXPECT_EQ(r.ready(), 2U);
+  EXPECT_TRUE(r.in_reply());
+  EXPECT_EQ(r.next()->str(), "a");
+  EXPECT_EQ(r.next()->str(), "b");
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.feed(":7\r\n+c\r\n$6\r\nba"), 14U);
+  auto array = r.next();
+  ASSERT_TRUE(array);
+  ASSERT_EQ(array->size(), 2U);
+  EXPECT_EQ((*array)[0].str(), "foo");
+  EXPECT_EQ((*array)[1][0].integer(), 7);
+  EXPECT_EQ(r.next()->str(), "c");
+  EXPECT_FALSE(r.next());
+  EXPECT_EQ(r.feed("rbaz\r\n"), 6U);
+  EXPECT_FALSE(r.in_reply());
+  EXPECT_EQ(r.next()->str(), "barbaz");
+  EXPECT_EQ(r.ready(), 0U);
+}
+
 void expect_protocol_error(std::string_view bytes, const std::string& says, resp_limits l = {}) {
   resp_reader r(l);
   try {

@@ -116,8 +116,10 @@ class reply {
 
   kind m_kind = kind::nil;
   char m_format[3] = {'t', 'x', 't'};
-  std::int64_t m_int = 0;
-  double m_double = 0;
+  union {  // by m_kind: integer and boolean, or number
+    std::int64_t m_int = 0;
+    double m_double;
+  };
   std::string m_str;
   std::vector<reply> m_elements;
 };

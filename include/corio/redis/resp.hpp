@@ -51,9 +51,11 @@ class resp_reader {
   /// The next completed reply, or nullopt.
   std::optional<reply> next();
   /// Completed replies not yet taken.
-  [[nodiscard]] std::size_t ready() const noexcept { return m_done.size() - m_taken; }
+  [[nodiscard]] std::size_t ready() const noexcept {
+    return m_done.size() - m_taken - (m_partial ? 1 : 0);
+  }
   /// True while a reply is partly read.
-  [[nodiscard]] bool in_reply() const noexcept { return m_root.has_value(); }
+  [[nodiscard]] bool in_reply() const noexcept { return m_partial; }
 
  private:
   struct frame {
@@ -61,21 +63,26 @@ class resp_reader {
     std::size_t remaining;
     bool attribute;  // RESP3 attribute: read and dropped
   };
-  reply& place(reply&& r);
+  reply& place(reply::kind k);
+  void drop_placed() noexcept;
   void complete();
+  void finish_bulk(reply& node);
+  void recycle() noexcept;
   void open_aggregate(reply::kind k, std::int64_t count, bool attribute);
   void count_elements(std::size_t n);
   [[noreturn]] void fail(const std::string& what);
 
   resp_limits m_limits;
-  std::optional<reply> m_root;
   std::vector<frame> m_stack;
   std::size_t m_elements = 0;  // in the reply being read
   reply* m_bulk = nullptr;     // a bulk string being filled
   std::size_t m_bulk_left = 0;
   bool m_bulk_crlf = false;  // its bytes are in: the CRLF after it is due
+  // Replies are built where they are taken from: completed ones, then the
+  // one being read (when m_partial), so a reply is never moved to queue it.
   std::vector<reply> m_done;
   std::size_t m_taken = 0;
+  bool m_partial = false;
   bool m_failed = false;
 };
 
