@@ -60,6 +60,10 @@ class backend {
   /// System calls made so far (loop_stats::syscalls).
   [[nodiscard]] std::uint64_t syscalls() const noexcept { return m_syscalls; }
 
+  /// Does `op`'s call now on its non-blocking fd, whatever the backend
+  /// (perform()): for a caller that must not wait, counted with the rest.
+  std::intptr_t perform_now(io_op& op) noexcept;
+
  protected:
   std::uint64_t m_syscalls = 0;
 };

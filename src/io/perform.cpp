@@ -35,8 +35,9 @@ std::intptr_t perform_once(io_op& op) noexcept {
     case io_kind::sendmsg:
       r = ::sendmsg(op.m_fd, static_cast<const msghdr*>(op.m_buf), MSG_NOSIGNAL);
       break;
-    case io_kind::poll_in: {
-      pollfd p{op.m_fd, POLLIN, 0};
+    case io_kind::poll_in:
+    case io_kind::poll_out: {
+      pollfd p{op.m_fd, static_cast<short>(op.m_kind == io_kind::poll_in ? POLLIN : POLLOUT), 0};
       r = ::poll(&p, 1, 0);
       if (r == 0) return -EAGAIN;
       if (r > 0) r = p.revents;
@@ -80,6 +81,10 @@ std::intptr_t perform(io_op& op, std::uint64_t& syscalls) noexcept {
     r = perform_once(op);
   }
   return r;
+}
+
+std::intptr_t backend::perform_now(io_op& op) noexcept {
+  return perform(op, m_syscalls);
 }
 
 }  // namespace corio::detail

@@ -11,11 +11,13 @@
 #include <system_error>
 #include <vector>
 
+#include "corio/loop/detail/loop_core.hpp"
 #include "corio/net/detail/stream_ops.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/task/cancel.hpp"
 #include "corio/time/sleep.hpp"
+#include "io/backend.hpp"
 #include "net/detail/sockets.hpp"
 
 namespace corio {
@@ -67,6 +69,23 @@ task<std::size_t> tcp_stream::write_all(const void* buf, std::size_t len, std::e
     if (ec) break;
   }
   co_return done;
+}
+
+std::size_t tcp_stream::try_write_some(const void* buf, std::size_t len,
+                                       std::error_code& ec) noexcept {
+  ec.clear();
+  detail::io_op op;
+  op.m_kind = detail::io_kind::send;
+  op.m_fd = m_fd.get();
+  op.m_buf = const_cast<void*>(buf);
+  op.m_len = len;
+  std::uint64_t uncounted = 0;  // off a loop thread: nobody to count for
+  detail::loop_core* const loop = detail::loop_core::current();
+  const std::intptr_t r =
+      loop != nullptr ? loop->io().perform_now(op) : detail::perform(op, uncounted);
+  if (r >= 0) return static_cast<std::size_t>(r);
+  if (r != -EAGAIN) ec.assign(static_cast<int>(-r), std::system_category());
+  return 0;
 }
 
 void tcp_stream::shutdown_write() {

@@ -2,10 +2,6 @@
 // handshake, reconnection and the typed helpers.
 #include "corio/redis/connection.hpp"
 
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <cstring>
 #include <deque>
 #include <system_error>
 #include <utility>
@@ -132,19 +128,18 @@ class connection_state final : public corio::detail::job_owner {
   // job that waits for the socket.
   void flush() noexcept {
     if (m_broken || m_writing || m_out.empty()) return;
-    const ssize_t n =
-        ::send(m_stream.native_handle(), m_out.data(), m_out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    std::error_code ec;
+    const std::size_t n = m_stream.try_write_some(m_out.data(), m_out.size(), ec);
     ++m_stats.writes;
-    if (n == static_cast<ssize_t>(m_out.size())) {
+    if (n == m_out.size()) {
       m_out.clear();
       return;
     }
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      lose(std::make_exception_ptr(
-          connection_error(std::string("corio::redis: send: ") + std::strerror(errno))));
+    if (ec) {
+      lose(std::make_exception_ptr(connection_error("corio::redis: send: " + ec.message())));
       return;
     }
-    if (n > 0) m_out.erase(0, static_cast<std::size_t>(n));
+    m_out.erase(0, n);
     m_writing = true;
     try {
       spawn_job(write_loop(state_link(this), m_generation), "redis: writer");

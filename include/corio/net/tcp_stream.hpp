@@ -77,6 +77,17 @@ class tcp_stream {
                                                    std::error_code& ec) noexcept {
     return {detail::io_kind::send, m_fd.get(), const_cast<void*>(buf), len, "send", ec};
   }
+  /// Writes what the socket takes now, without waiting: the bytes written,
+  /// 0 when its buffer is full, or 0 with `ec` set on an error. For a writer
+  /// that gathers a loop tick's output and sends it in one call, waiting
+  /// (write_all) only for what did not fit. Counted in loop_stats::syscalls.
+  ///
+  /// \code
+  ///   const std::size_t n = s.try_write_some(out.data(), out.size(), ec);
+  ///   out.erase(0, n);  // the rest waits for the socket
+  /// \endcode
+  [[nodiscard]] std::size_t try_write_some(const void* buf, std::size_t len,
+                                           std::error_code& ec) noexcept;
   /// Reads exactly `len` bytes; incomplete_read_error when the stream ends.
   [[nodiscard]] task<> read_exact(void* buf, std::size_t len);
   /// Writes all `len` bytes, waiting while the peer is slow (the buffer
