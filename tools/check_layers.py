@@ -10,7 +10,7 @@ headers of its own layer and of lower ones only:
   3 concurrency  corio/sync/, corio/flow/, corio/exec/; src/sync/, src/flow/, src/exec/
   4 io           corio/net/, corio/os/; src/net/, src/os/
   5 observe      corio/observe/, corio/pool/; src/observe/, src/pool/
-  6 clients      corio/redis/; src/redis/
+  6 clients      corio/redis/, corio/pg/; src/redis/, src/pg/
   7 entry        corio/run.hpp, corio/corio.hpp
 
 Usage: check_layers.py [repository root]. Prints each upward include and
@@ -41,6 +41,7 @@ PUBLIC = {
     "corio/observe/": 5,
     "corio/pool/": 5,
     "corio/redis/": 6,
+    "corio/pg/": 6,
     "corio/run.hpp": 7,
     "corio/corio.hpp": 7,
 }
@@ -58,6 +59,7 @@ PRIVATE = {
     "observe/": 5,
     "pool/": 5,
     "redis/": 6,
+    "pg/": 6,
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^>"]+)[>"]', re.MULTILINE)

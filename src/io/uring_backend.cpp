@@ -344,6 +344,9 @@ class uring_backend final : public backend {
       case io_kind::poll_in:
         io_uring_prep_poll_add(sqe, op.m_fd, POLLIN);
         break;
+      case io_kind::poll_out:
+        io_uring_prep_poll_add(sqe, op.m_fd, POLLOUT);
+        break;
       case io_kind::recvmsg:
         io_uring_prep_recvmsg(sqe, op.m_fd, static_cast<msghdr*>(op.m_buf), 0);
         break;

@@ -7,6 +7,11 @@ namespace corio::detail {
 /// Closes `fd` after telling the current loop's backend, if any.
 void close_descriptor(int fd) noexcept;
 
+/// Tells the current loop's backend, if any, to forget `fd`: for a
+/// descriptor a library owns and closes itself (libpq's socket), before or
+/// just after it does. Pending calls on it fail with ECANCELED.
+void forget_descriptor(int fd) noexcept;
+
 class owned_fd {
  public:
   owned_fd() noexcept = default;

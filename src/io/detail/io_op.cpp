@@ -33,8 +33,12 @@ std::intptr_t io_op::take_result() {
   return m_result;
 }
 
-void close_descriptor(int fd) noexcept {
+void forget_descriptor(int fd) noexcept {
   if (loop_core* loop = loop_core::current()) loop->io().forget_fd(fd);
+}
+
+void close_descriptor(int fd) noexcept {
+  forget_descriptor(fd);
   ::close(fd);
 }
 

@@ -29,21 +29,22 @@
 namespace corio::detail {
 
 enum class io_kind : std::uint8_t {
-  recv,     // recv(fd, buf, len, 0): sockets
-  send,     // send(fd, buf, len, MSG_NOSIGNAL): sockets; never raises SIGPIPE
-  accept,   // accept4(fd, ..., SOCK_CLOEXEC | SOCK_NONBLOCK): result is the new fd
-  connect,  // connect(fd, addr, addrlen): result 0
-  read,     // read(fd, buf, len), or pread at m_offset >= 0: pipes, signalfd, files
-  write,    // write(fd, buf, len), or pwrite at m_offset >= 0
-  recvmsg,  // recvmsg(fd, (msghdr*)buf, 0): datagrams with their sender
-  sendmsg,  // sendmsg(fd, (msghdr*)buf, MSG_NOSIGNAL)
-  poll_in,  // waits until fd is readable (a pidfd, say): result is the poll revents
+  recv,      // recv(fd, buf, len, 0): sockets
+  send,      // send(fd, buf, len, MSG_NOSIGNAL): sockets; never raises SIGPIPE
+  accept,    // accept4(fd, ..., SOCK_CLOEXEC | SOCK_NONBLOCK): result is the new fd
+  connect,   // connect(fd, addr, addrlen): result 0
+  read,      // read(fd, buf, len), or pread at m_offset >= 0: pipes, signalfd, files
+  write,     // write(fd, buf, len), or pwrite at m_offset >= 0
+  recvmsg,   // recvmsg(fd, (msghdr*)buf, 0): datagrams with their sender
+  sendmsg,   // sendmsg(fd, (msghdr*)buf, MSG_NOSIGNAL)
+  poll_in,   // waits until fd is readable (a pidfd, say): result is the poll revents
+  poll_out,  // waits until fd is writable: result is the poll revents
 };
 
 /// The call's name, for task dumps ("recv", "accept").
 [[nodiscard]] constexpr const char* io_kind_name(io_kind k) noexcept {
   constexpr const char* names[] = {"recv",  "send",    "accept",  "connect", "read",
-                                   "write", "recvmsg", "sendmsg", "poll_in"};
+                                   "write", "recvmsg", "sendmsg", "poll_in", "poll_out"};
   return names[static_cast<std::size_t>(k)];
 }
 

@@ -1,0 +1,191 @@
+// pg::result and pg::row: the rows of a query, read as C++ types.
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "corio/pg/error.hpp"
+
+struct pg_result;  // libpq's PGresult
+
+namespace corio::pg {
+
+class result;
+
+namespace detail {
+
+/// One field of a result, as the readers below see it.
+struct field {
+  const result* res = nullptr;
+  int row = 0;
+  int column = 0;
+  unsigned type = 0;
+  const char* data = nullptr;
+  std::size_t length = 0;
+  bool null = false;
+};
+
+[[noreturn]] void throw_type_error(const field& f, const char* wanted);
+std::int64_t read_integer(const field& f);
+double read_double(const field& f);
+bool read_bool(const field& f);
+std::string read_string(const field& f);
+std::string_view read_view(const field& f);
+std::vector<std::byte> read_bytes(const field& f);
+std::chrono::system_clock::time_point read_time(const field& f);
+
+template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <class T>
+T read_value(const field& f) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return read_bool(f);
+  } else if constexpr (std::is_integral_v<T>) {
+    const std::int64_t v = read_integer(f);
+    if (!std::in_range<T>(v)) throw_type_error(f, "an integer this narrow");
+    return static_cast<T>(v);
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(read_double(f));
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return read_string(f);
+  } else if constexpr (std::is_same_v<T, std::string_view>) {
+    return read_view(f);
+  } else if constexpr (std::is_same_v<T, std::vector<std::byte>>) {
+    return read_bytes(f);
+  } else if constexpr (std::is_same_v<T, std::chrono::system_clock::time_point>) {
+    return read_time(f);
+  } else {
+    static_assert(sizeof(T) == 0,
+                  "pg::row::get<T>: T is bool, an integer, float, double, std::string, "
+                  "std::string_view, std::vector<std::byte>, system_clock::time_point, or "
+                  "std::optional of one");
+  }
+}
+
+}  // namespace detail
+
+/// One row of a result; valid while its result lives.
+///
+/// \code
+///   for (const corio::pg::row& r : co_await db.query("SELECT id, name FROM users")) {
+///     std::int64_t id = r.get<std::int64_t>(0);
+///     std::optional<std::string> name = r.get<std::optional<std::string>>("name");
+///   }
+/// \endcode
+class row {
+ public:
+  /// Column `column` as T: an integer type reads int2/int4/int8 (and a
+  /// whole numeric) when the value fits; a floating type reads
+  /// float4/float8; std::string reads text types, numeric, uuid and
+  /// bytea; std::string_view the same without copying; time_point reads
+  /// timestamptz and timestamp (as UTC). A NULL needs std::optional<T>.
+  /// Anything else throws pg::type_error naming the column and its type.
+  template <class T>
+  [[nodiscard]] T get(int column) const {
+    const detail::field f = field(column);
+    if constexpr (detail::is_optional<T>::value) {
+      if (f.null) return std::nullopt;
+      return detail::read_value<typename T::value_type>(f);
+    } else {
+      if (f.null) detail::throw_type_error(f, "a value (it is NULL: read a std::optional)");
+      return detail::read_value<T>(f);
+    }
+  }
+  /// The same for the column named `name`.
+  template <class T>
+  [[nodiscard]] T get(std::string_view name) const {
+    return get<T>(column_index(name));
+  }
+  [[nodiscard]] bool is_null(int column) const { return field(column).null; }
+  /// The number of columns.
+  [[nodiscard]] int size() const noexcept;
+  /// This row's index in its result.
+  [[nodiscard]] std::size_t index() const noexcept { return static_cast<std::size_t>(m_row); }
+
+ private:
+  friend class result;
+  row(const result* r, int index) noexcept : m_result(r), m_row(index) {}
+  [[nodiscard]] detail::field field(int column) const;
+  [[nodiscard]] int column_index(std::string_view name) const;
+
+  const result* m_result;
+  int m_row;
+};
+
+/// The outcome of one statement: its rows (read in binary), its columns,
+/// and the rows a command affected. Move-only; frees libpq's result.
+class result {
+ public:
+  class iterator {
+   public:
+    using value_type = row;
+    using difference_type = std::ptrdiff_t;
+    iterator() noexcept = default;
+    iterator(const result* r, int i) noexcept : m_result(r), m_index(i) {}
+    row operator*() const noexcept { return {m_result, m_index}; }
+    iterator& operator++() noexcept {
+      ++m_index;
+      return *this;
+    }
+    iterator operator++(int) noexcept {
+      iterator old = *this;
+      ++m_index;
+      return old;
+    }
+    bool operator==(const iterator& o) const noexcept { return m_index == o.m_index; }
+
+   private:
+    const result* m_result = nullptr;
+    int m_index = 0;
+  };
+
+  result() noexcept = default;
+  /// Takes ownership of libpq's result.
+  explicit result(pg_result* r) noexcept : m_result(r) {}
+  result(result&& o) noexcept : m_result(o.m_result) { o.m_result = nullptr; }
+  result& operator=(result&& o) noexcept;
+  result(const result&) = delete;
+  result& operator=(const result&) = delete;
+  ~result();
+
+  /// The number of rows.
+  [[nodiscard]] std::size_t size() const noexcept;
+  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] row operator[](std::size_t i) const noexcept { return {this, static_cast<int>(i)}; }
+  /// Row `i`, or std::out_of_range.
+  [[nodiscard]] row at(std::size_t i) const;
+  [[nodiscard]] iterator begin() const noexcept { return {this, 0}; }
+  [[nodiscard]] iterator end() const noexcept { return {this, static_cast<int>(size())}; }
+  /// The rows, for range-for: `for (auto r : res.rows())`.
+  [[nodiscard]] const result& rows() const noexcept { return *this; }
+
+  [[nodiscard]] int columns() const noexcept;
+  [[nodiscard]] std::string_view column_name(int column) const;
+  /// The index of the column named `name`, or pg::type_error.
+  [[nodiscard]] int column_index(std::string_view name) const;
+  /// The column's type OID (pg::oid).
+  [[nodiscard]] unsigned column_type(int column) const;
+  /// The rows an INSERT, UPDATE, DELETE, MERGE, COPY or SELECT touched.
+  [[nodiscard]] std::uint64_t affected() const noexcept;
+
+  /// libpq's result, for what corio does not wrap.
+  [[nodiscard]] pg_result* native_handle() const noexcept { return m_result; }
+
+ private:
+  friend class row;
+  pg_result* m_result = nullptr;
+};
+
+}  // namespace corio::pg

@@ -1,0 +1,521 @@
+// pg::connection: libpq driven by the loop in pipeline mode. The state
+// sends each query as it is issued (libpq buffers it; a Sync of its own
+// follows each), a reader job reads results as the socket turns readable
+// and hands each query's result to its waiter in order.
+#include "corio/pg/connection.hpp"
+
+#include <libpq-fe.h>
+
+#include <deque>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "corio/detail/owned_fd.hpp"
+#include "corio/io/detail/io_op.hpp"
+#include "corio/pool/detail/job_owner.hpp"
+#include "corio/task/cancel.hpp"
+
+namespace corio::pg {
+
+namespace {
+
+std::string libpq_message(const PGconn* c, const char* what) {
+  std::string m = std::string("corio::pg: ") + what;
+  const char* e = c != nullptr ? PQerrorMessage(c) : nullptr;
+  if (e != nullptr && *e != '\0') {
+    m += ": ";
+    m += e;
+    while (!m.empty() && (m.back() == '\n' || m.back() == ' '))
+      m.pop_back();
+  }
+  return m;
+}
+
+std::string field_of(const PGresult* r, int code) {
+  const char* v = PQresultErrorField(r, code);
+  return v != nullptr ? v : "";
+}
+
+std::exception_ptr error_of(const PGresult* r) {
+  return std::make_exception_ptr(
+      error(field_of(r, PG_DIAG_SQLSTATE), field_of(r, PG_DIAG_MESSAGE_PRIMARY),
+            field_of(r, PG_DIAG_MESSAGE_DETAIL), field_of(r, PG_DIAG_MESSAGE_HINT)));
+}
+
+// FATAL and PANIC end the session: the server closes the connection next.
+bool ends_session(const PGresult* r) {
+  const std::string severity = field_of(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+  return severity == "FATAL" || severity == "PANIC";
+}
+
+struct result_deleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using owned_result = std::unique_ptr<PGresult, result_deleter>;
+
+}  // namespace
+
+error::error(std::string sqlstate, std::string message, std::string detail, std::string hint)
+    : std::runtime_error("corio::pg: ERROR: " + message +
+                         (sqlstate.empty() ? std::string() : " (SQLSTATE " + sqlstate + ")") +
+                         (detail.empty() ? std::string() : "; DETAIL: " + detail)),
+      m_sqlstate(std::move(sqlstate)),
+      m_message(std::move(message)),
+      m_detail(std::move(detail)),
+      m_hint(std::move(hint)) {}
+
+namespace detail {
+
+/// A query sent and not yet answered.
+struct pending_query {
+  query_waiter* waiter = nullptr;  // nullptr once its waiter was cancelled
+  bool awaiting_prepare = false;   // its first result is its statement's Prepare
+  std::string statement;           // its prepared statement's name (short: no allocation)
+  owned_result result;
+  owned_result error;
+};
+
+/// Everything of a connection, at a stable address (the connection object
+/// moves; its jobs and waiters point here).
+class connection_state final : public corio::detail::job_owner {
+ public:
+  explicit connection_state(connect_options options)
+      : m_options(options), m_loop(&corio::detail::current_loop()) {
+    m_flush.m_fire = &on_tick_end;
+    m_flush.m_self = this;
+  }
+  connection_state(const connection_state&) = delete;
+  connection_state& operator=(const connection_state&) = delete;
+  ~connection_state() {
+    lose(std::make_exception_ptr(connection_error("corio::pg: the connection was closed")));
+  }
+
+  /// Connects (libpq's non-blocking connect, polled from the loop) and
+  /// enters pipeline mode; on success, starts reading.
+  task<> establish(std::string conninfo);
+
+  /// Sends a query (and first its Prepare, on a cache miss) with a Sync of
+  /// its own; its result goes to the returned slot's waiter (set later).
+  pending_query& enqueue(std::string_view sql, std::span<const param> params);
+
+  /// The connection is gone: every pending query fails with `e`.
+  void lose(const std::exception_ptr& e) noexcept {
+    m_flush.unlink();
+    if (!m_broken) {
+      m_broken = true;
+      m_error = e;
+      ++m_generation;
+    }
+    if (m_conn != nullptr) {
+      // libpq closes its socket: the backend forgets it first (a pending
+      // readiness wait ends).
+      if (const int fd = PQsocket(m_conn); fd >= 0) corio::detail::forget_descriptor(fd);
+      PQfinish(m_conn);
+      m_conn = nullptr;
+    }
+    std::deque<pending_query> failed;
+    failed.swap(m_pending);
+    for (pending_query& p : failed) {
+      if (p.waiter != nullptr) p.waiter->fail(e);
+    }
+    m_statements.clear();
+    m_failed_prepares.clear();
+  }
+
+  connect_options m_options;
+  corio::detail::loop_core* m_loop;
+  PGconn* m_conn = nullptr;
+  std::deque<pending_query> m_pending;  // in the order of their results
+  std::uint64_t m_generation = 0;
+  bool m_broken = true;
+  bool m_writing = false;  // a writer job waits for the socket
+  std::exception_ptr m_error;
+  connection_stats m_stats;
+
+ private:
+  struct statement {
+    std::string name;
+    std::uint64_t last_used = 0;
+  };
+
+  struct tick_hook : corio::detail::tick_end_node {
+    connection_state* m_self = nullptr;
+  };
+
+  // A job's link to the state (job_owner.hpp).
+  struct state_link : corio::detail::job_link {
+    explicit state_link(connection_state* s) noexcept : job_link(s) {}
+    [[nodiscard]] connection_state* state() const noexcept {
+      return static_cast<connection_state*>(m_owner);
+    }
+  };
+
+  static void on_tick_end(corio::detail::tick_end_node& n) noexcept {
+    static_cast<tick_hook&>(n).m_self->flush();
+  }
+
+  [[noreturn]] void fail_send(const char* what) {
+    const std::exception_ptr e =
+        std::make_exception_ptr(connection_error(libpq_message(m_conn, what)));
+    lose(e);
+    std::rethrow_exception(e);
+  }
+
+  // What libpq could not send at once goes when the socket takes it; and
+  // results libpq read while sending are handed out (no readiness would
+  // announce them).
+  void flush() noexcept {
+    if (m_broken || m_writing) return;
+    ++m_stats.flushes;
+    const int r = PQflush(m_conn);
+    if (r < 0) {
+      lose(std::make_exception_ptr(connection_error(libpq_message(m_conn, "send"))));
+      return;
+    }
+    if (r > 0) {
+      m_writing = true;
+      try {
+        spawn_job(write_loop(state_link(this), m_generation), "pg: writer");
+      } catch (...) {
+        lose(std::current_exception());
+        return;
+      }
+    }
+    process_results();
+  }
+
+  static task<> write_loop(state_link link, std::uint64_t generation) {
+    for (;;) {
+      connection_state* st = link.state();
+      if (st == nullptr || st->m_generation != generation) co_return;
+      co_await corio::detail::io_call(corio::detail::io_kind::poll_out, PQsocket(st->m_conn),
+                                      nullptr, 0);
+      st = link.state();
+      if (st == nullptr || st->m_generation != generation) co_return;
+      ++st->m_stats.flushes;
+      const int r = PQflush(st->m_conn);
+      if (r < 0) {
+        st->lose(std::make_exception_ptr(connection_error(libpq_message(st->m_conn, "send"))));
+        co_return;
+      }
+      if (r == 0) {
+        st->m_writing = false;
+        st->process_results();
+        co_return;
+      }
+    }
+  }
+
+  static task<> read_loop(state_link link, std::uint64_t generation) {
+    for (;;) {
+      connection_state* st = link.state();
+      if (st == nullptr || st->m_generation != generation) co_return;
+      co_await corio::detail::io_call(corio::detail::io_kind::poll_in, PQsocket(st->m_conn),
+                                      nullptr, 0);
+      st = link.state();
+      if (st == nullptr || st->m_generation != generation) co_return;
+      ++st->m_stats.reads;
+      if (PQconsumeInput(st->m_conn) == 0) {
+        st->lose(std::make_exception_ptr(
+            connection_error(libpq_message(st->m_conn, "the connection was lost"))));
+        co_return;
+      }
+      st->process_results();
+      if (st->m_broken) co_return;
+    }
+  }
+
+  // Hands out every result libpq has whole. In pipeline mode each query's
+  // results end with a null, and its Sync with PGRES_PIPELINE_SYNC: that
+  // is when the query is done.
+  void process_results() noexcept {
+    bool last_was_null = false;
+    while (!m_broken && !m_pending.empty() && PQisBusy(m_conn) == 0) {
+      PGresult* r = PQgetResult(m_conn);
+      if (r == nullptr) {
+        if (last_was_null) return;  // nothing more until more input
+        last_was_null = true;
+        continue;
+      }
+      last_was_null = false;
+      owned_result owned(r);
+      pending_query& q = m_pending.front();
+      switch (PQresultStatus(r)) {
+        case PGRES_PIPELINE_SYNC:
+          finish_front();
+          break;
+        case PGRES_FATAL_ERROR:
+          if (PQstatus(m_conn) == CONNECTION_BAD) {
+            lose(std::make_exception_ptr(
+                connection_error(libpq_message(m_conn, "the connection was lost"))));
+            return;
+          }
+          if (ends_session(r)) {  // a shutdown, a terminated backend: not this query's fault
+            lose(std::make_exception_ptr(connection_error(
+                "corio::pg: the server ended the session: " + field_of(r, PG_DIAG_MESSAGE_PRIMARY) +
+                " (SQLSTATE " + field_of(r, PG_DIAG_SQLSTATE) + ")")));
+            return;
+          }
+          if (q.awaiting_prepare) {
+            q.awaiting_prepare = false;
+            note_failed_prepare(q, r);
+          }
+          if (!q.error) q.error = std::move(owned);
+          break;
+        case PGRES_PIPELINE_ABORTED:  // after an error before this Sync
+          break;
+        default:
+          if (q.awaiting_prepare) {
+            q.awaiting_prepare = false;
+          } else {
+            q.result = std::move(owned);
+          }
+          break;
+      }
+    }
+  }
+
+  // A Prepare the server refused: later queries of the same text, queued
+  // behind it, fail with its error rather than "statement does not exist";
+  // the next one prepares again.
+  void note_failed_prepare(const pending_query& q, const PGresult* r) {
+    for (auto it = m_statements.begin(); it != m_statements.end(); ++it) {
+      if (it->second.name == q.statement) {
+        m_failed_prepares[it->second.name] = error_of(r);
+        m_statements.erase(it);
+        return;
+      }
+    }
+  }
+
+  void finish_front() noexcept {
+    pending_query q = std::move(m_pending.front());
+    m_pending.pop_front();
+    if (q.waiter == nullptr) {
+      ++m_stats.dropped;
+    } else if (q.error) {
+      std::exception_ptr e;
+      if (field_of(q.error.get(), PG_DIAG_SQLSTATE) == "26000" && !q.statement.empty()) {
+        if (auto it = m_failed_prepares.find(q.statement); it != m_failed_prepares.end()) {
+          e = it->second;
+        }
+      }
+      q.waiter->fail(e ? e : error_of(q.error.get()));
+    } else {
+      q.waiter->deliver(result(q.result.release()));
+    }
+    if (m_pending.empty()) m_failed_prepares.clear();  // none is queued behind them now
+  }
+
+  // The statement for `sql` with these parameter types: cached, or
+  // prepared now (and the least recently used one deallocated when the
+  // cache is full).
+  std::pair<const std::string*, bool> statement_for(std::string_view sql,
+                                                    std::span<const Oid> types);
+
+  tick_hook m_flush;
+  // Prepared statements by query text and parameter types.
+  std::unordered_map<std::string, statement> m_statements;
+  std::unordered_map<std::string, std::exception_ptr> m_failed_prepares;
+  std::uint64_t m_use_clock = 0;
+  std::uint64_t m_statement_count = 0;
+  std::string m_unnamed;  // the unnamed statement's name, "" (no cache)
+  // Reused per query: no allocation once they have grown.
+  std::string m_key;
+  std::vector<Oid> m_types;
+  std::vector<const char*> m_values;
+  std::vector<int> m_lengths;
+  std::vector<int> m_formats;
+
+  friend class pg::connection;
+};
+
+task<> connection_state::establish(std::string conninfo) {
+  m_conn = PQconnectStart(conninfo.c_str());
+  if (m_conn == nullptr) throw connection_error("corio::pg: out of memory");
+  if (PQstatus(m_conn) == CONNECTION_BAD) throw connection_error(libpq_message(m_conn, "connect"));
+  // As if PQconnectPoll had answered "writing" (libpq's documented start).
+  PostgresPollingStatusType polled = PGRES_POLLING_WRITING;
+  int fd = PQsocket(m_conn);
+  while (polled != PGRES_POLLING_OK) {
+    if (polled == PGRES_POLLING_FAILED) throw connection_error(libpq_message(m_conn, "connect"));
+    co_await corio::detail::io_call(polled == PGRES_POLLING_READING
+                                        ? corio::detail::io_kind::poll_in
+                                        : corio::detail::io_kind::poll_out,
+                                    fd, nullptr, 0);
+    polled = PQconnectPoll(m_conn);
+    // Trying the next host or address, libpq closed the socket and opened
+    // another, perhaps under the same number: the backend forgets the old.
+    if (const int now = PQsocket(m_conn); now != fd) {
+      if (fd >= 0) corio::detail::forget_descriptor(fd);
+      fd = now;
+    }
+  }
+  if (PQsetnonblocking(m_conn, 1) != 0 || PQenterPipelineMode(m_conn) != 1) {
+    throw connection_error(libpq_message(m_conn, "pipeline mode"));
+  }
+  m_broken = false;
+  m_error = nullptr;
+  ++m_generation;
+  spawn_job(read_loop(state_link(this), m_generation), "pg: reader");
+}
+
+std::pair<const std::string*, bool> connection_state::statement_for(std::string_view sql,
+                                                                    std::span<const Oid> types) {
+  if (m_options.statement_cache == 0) {
+    m_key.assign(sql);  // for its terminating NUL
+    return {&m_unnamed, true};
+  }
+  m_key.assign(sql);
+  m_key.push_back('\0');
+  m_key.append(reinterpret_cast<const char*>(types.data()), types.size_bytes());
+  if (auto it = m_statements.find(m_key); it != m_statements.end()) {
+    it->second.last_used = ++m_use_clock;
+    return {&it->second.name, false};
+  }
+  if (m_statements.size() >= m_options.statement_cache) {
+    auto oldest = m_statements.begin();
+    for (auto it = m_statements.begin(); it != m_statements.end(); ++it) {
+      if (it->second.last_used < oldest->second.last_used) oldest = it;
+    }
+    // Queued behind every query that still uses it. Its outcome is dropped.
+    const std::string deallocate = "DEALLOCATE " + oldest->second.name;
+    if (PQsendQueryParams(m_conn, deallocate.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) ==
+            0 ||
+        PQpipelineSync(m_conn) == 0) {
+      fail_send("send");
+    }
+    m_pending.emplace_back();
+    m_statements.erase(oldest);
+    ++m_stats.evictions;
+  }
+  std::string name = "corio_" + std::to_string(++m_statement_count);
+  auto [it, added] = m_statements.emplace(m_key, statement{std::move(name), ++m_use_clock});
+  return {&it->second.name, true};
+}
+
+pending_query& connection_state::enqueue(std::string_view sql, std::span<const param> params) {
+  if (m_broken) {
+    if (m_error) std::rethrow_exception(m_error);
+    throw connection_error("corio::pg: not connected");
+  }
+  const std::size_t n = params.size();
+  m_types.resize(n);
+  m_values.resize(n);
+  m_lengths.resize(n);
+  m_formats.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (params[i].too_long()) {
+      throw std::length_error("corio::pg: parameter $" + std::to_string(i + 1) +
+                              " is longer than 2 GiB");
+    }
+    m_types[i] = params[i].type();
+    m_values[i] = params[i].value();
+    m_lengths[i] = params[i].length();
+    m_formats[i] = params[i].format();
+  }
+  const auto [name, prepare] = statement_for(sql, m_types);
+  const int count = static_cast<int>(n);
+  if (prepare) {
+    if (PQsendPrepare(m_conn, name->c_str(), m_key.c_str(), count, m_types.data()) == 0) {
+      fail_send("send");
+    }
+    ++m_stats.prepares;
+  }
+  if (PQsendQueryPrepared(m_conn, name->c_str(), count, m_values.data(), m_lengths.data(),
+                          m_formats.data(), 1) == 0 ||
+      PQpipelineSync(m_conn) == 0) {
+    fail_send("send");
+  }
+  ++m_stats.queries;
+  pending_query& q = m_pending.emplace_back();
+  q.awaiting_prepare = prepare;
+  q.statement = *name;
+  // libpq pushed what the socket took; the rest, and any results it read
+  // while sending, are seen to at the end of the tick.
+  m_loop->at_tick_end(m_flush);
+  return q;
+}
+
+// ---- the waiter of one query ----------------------------------------------------
+
+bool query_waiter::suspend(std::coroutine_handle<> h, std::string_view sql,
+                           std::span<const param> params) {
+  if (m_state == nullptr) throw connection_error("corio::pg: not connected");
+  pending_query& slot = m_state->enqueue(sql, params);
+  if (!corio::detail::park(*this, h, "pg query")) return false;  // cancelled: result dropped
+  slot.waiter = this;
+  m_slot = &slot;
+  return true;
+}
+
+void query_waiter::on_abort() noexcept {
+  if (m_slot != nullptr) m_slot->waiter = nullptr;
+}
+
+void query_waiter::deliver(result&& r) noexcept {
+  m_slot = nullptr;
+  m_result = std::move(r);
+  wake();
+}
+
+void query_waiter::fail(const std::exception_ptr& e) noexcept {
+  m_slot = nullptr;
+  m_error = e;
+  wake();
+}
+
+result query_waiter::resume() {
+  finish();
+  if (m_error) std::rethrow_exception(m_error);
+  return std::move(m_result);
+}
+
+}  // namespace detail
+
+// ---- connection -------------------------------------------------------------------
+
+connection::connection() noexcept = default;
+connection::connection(std::unique_ptr<detail::connection_state> s) noexcept
+    : m_state(std::move(s)) {}
+connection::connection(connection&&) noexcept = default;
+connection& connection::operator=(connection&&) noexcept = default;
+connection::~connection() = default;
+
+task<connection> connection::connect(std::string conninfo, connect_options options) {
+  const auto limit = options.connect_timeout;
+  auto st = std::make_unique<detail::connection_state>(options);
+  co_await timeout(limit, st->establish(std::move(conninfo)));
+  co_return connection(std::move(st));
+}
+
+bool connection::broken() const noexcept {
+  return m_state == nullptr || m_state->m_broken;
+}
+
+int connection::server_version() const noexcept {
+  return m_state == nullptr || m_state->m_conn == nullptr ? 0 : PQserverVersion(m_state->m_conn);
+}
+
+std::size_t connection::pending() const noexcept {
+  return m_state == nullptr ? 0 : m_state->m_pending.size();
+}
+
+connection_stats connection::stats() const noexcept {
+  return m_state == nullptr ? connection_stats{} : m_state->m_stats;
+}
+
+void connection::close() noexcept {
+  if (m_state != nullptr) {
+    m_state->lose(
+        std::make_exception_ptr(connection_error("corio::pg: the connection was closed")));
+  }
+}
+
+pg_conn* connection::native_handle() const noexcept {
+  return m_state == nullptr ? nullptr : m_state->m_conn;
+}
+
+}  // namespace corio::pg
