@@ -253,6 +253,12 @@ std::chrono::system_clock::time_point read_time(const field& f) {
   using tp = std::chrono::system_clock::time_point;
   if (us == INT64_MAX) return tp::max();  // 'infinity'
   if (us == INT64_MIN) return tp::min();
+  // PostgreSQL's range (4713 BC to 294276 AD) is wider than system_clock's.
+  constexpr std::int64_t max_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(tp::duration::max()).count();
+  if (us > max_us - k_pg_epoch_us || us < -max_us - k_pg_epoch_us) {
+    throw_type_error(f, "a time point (it is outside system_clock's years 1678 to 2261)");
+  }
   return tp(
       std::chrono::duration_cast<tp::duration>(std::chrono::microseconds(us + k_pg_epoch_us)));
 }
