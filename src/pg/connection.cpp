@@ -5,8 +5,13 @@
 #include "corio/pg/connection.hpp"
 
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <deque>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -90,6 +95,8 @@ class connection_state final : public corio::detail::job_owner {
   connection_state& operator=(const connection_state&) = delete;
   ~connection_state() {
     lose(std::make_exception_ptr(connection_error("corio::pg: the connection was closed")));
+    for (listener* l : m_listeners)
+      l->state = nullptr;  // their streams outlive it
   }
 
   /// Connects (libpq's non-blocking connect, polled from the loop) and
@@ -122,7 +129,123 @@ class connection_state final : public corio::detail::job_owner {
     }
     m_statements.clear();
     m_failed_prepares.clear();
+    m_owner = 0;
+    std::vector<query_waiter*> held;
+    held.swap(m_held);
+    for (query_waiter* w : held) {
+      if (w != nullptr) w->send_held();  // fails at once: the connection is gone
+    }
+    wake_acquirer(true);
+    for (listener* l : m_listeners) {
+      if (!l->error) l->error = e;
+      wake_listener(*l);
+    }
   }
+
+  /// After DISCARD ALL (or DEALLOCATE ALL) the server has none of them.
+  void forget_statements() noexcept {
+    m_statements.clear();
+    m_failed_prepares.clear();
+  }
+
+  // ---- the connection's owner: a transaction holds it to itself -------------
+
+  /// True when a query of `owner` must wait: another transaction has the
+  /// connection. A query of a transaction that already ended is an error.
+  [[nodiscard]] bool held_out(std::uint64_t owner) const {
+    if (owner != 0 && owner != m_owner) {
+      throw std::logic_error("corio::pg: a query on a transaction that has ended");
+    }
+    return m_owner != 0 && owner != m_owner;
+  }
+
+  /// The connection is free again: the queries held meanwhile go out, in
+  /// the order they came, and the first task waiting to begin() is woken.
+  void release(std::uint64_t owner) noexcept {
+    if (m_owner != owner || owner == 0) return;
+    m_owner = 0;
+    std::vector<query_waiter*> held;
+    held.swap(m_held);
+    for (query_waiter* w : held) {
+      if (w != nullptr) w->send_held();
+    }
+    wake_acquirer(false);
+  }
+
+  void wake_acquirer(bool all) noexcept {
+    for (corio::detail::waiter*& w : m_acquirers) {
+      if (w == nullptr) continue;
+      std::exchange(w, nullptr)->wake();
+      if (!all) break;
+    }
+    std::erase(m_acquirers, nullptr);
+  }
+
+  /// Sends `sql` with no one waiting for its outcome (a destroyed
+  /// transaction's ROLLBACK); nothing when the connection is gone.
+  void send_dropped(std::string_view sql) noexcept {
+    if (m_broken) return;
+    try {
+      (void)enqueue(sql, {});
+    } catch (...) {  // lost: enqueue failed every query already
+    }
+  }
+
+  // ---- LISTEN --------------------------------------------------------------------
+
+  /// One listen() stream's queue; unlinked by the stream when it ends.
+  struct listener {
+    std::string channel;
+    std::deque<notification> queue;
+    notification current;  // the one yielded last
+    corio::detail::waiter* waiting = nullptr;
+    connection_state* state = nullptr;  // nullptr once the connection is gone
+    std::exception_ptr error;
+  };
+  static constexpr std::size_t max_unread_notifications = 65536;
+
+  void wake_listener(listener& l) noexcept {
+    if (corio::detail::waiter* w = std::exchange(l.waiting, nullptr)) w->wake();
+  }
+
+  // Notifications libpq parsed (it does while reading) go to the streams
+  // listening on their channel.
+  void deliver_notifications() noexcept {
+    if (m_conn == nullptr || m_listeners.empty()) return;
+    // libpq parses a notification only outside a pipeline or while a query
+    // runs: between queries, a listening connection leaves pipeline mode
+    // (the next query enters it again), and PQisBusy parses what was read.
+    if (m_pending.empty() && m_in_pipeline && PQexitPipelineMode(m_conn) == 1) {
+      m_in_pipeline = false;
+    }
+    (void)PQisBusy(m_conn);
+    while (m_conn != nullptr) {
+      PGnotify* n = PQnotifies(m_conn);
+      if (n == nullptr) return;
+      for (listener* l : m_listeners) {
+        if (l->channel != n->relname || l->error) continue;
+        if (l->queue.size() >= max_unread_notifications) {
+          l->error = std::make_exception_ptr(
+              connection_error("corio::pg: a listener fell more than 65536 notifications behind"));
+        } else {
+          try {
+            l->queue.push_back({n->relname, n->extra != nullptr ? n->extra : "", n->be_pid});
+          } catch (...) {
+            l->error = std::current_exception();
+          }
+        }
+        wake_listener(*l);
+      }
+      PQfreemem(n);
+    }
+  }
+
+  std::vector<listener*> m_listeners;
+
+  std::uint64_t m_owner = 0;  // the transaction that has the connection (0: none)
+  std::uint64_t m_last_owner = 0;
+  std::vector<query_waiter*> m_held;                // queries of others, waiting for it
+  std::vector<corio::detail::waiter*> m_acquirers;  // begin()s waiting for it
 
   connect_options m_options;
   corio::detail::loop_core* m_loop;
@@ -167,7 +290,10 @@ class connection_state final : public corio::detail::job_owner {
   // results libpq read while sending are handed out (no readiness would
   // announce them).
   void flush() noexcept {
-    if (m_broken || m_writing) return;
+    m_sent_this_tick = false;
+    if (m_broken) return;
+    cork(false);
+    if (m_writing) return;
     ++m_stats.flushes;
     const int r = PQflush(m_conn);
     if (r < 0) {
@@ -223,6 +349,7 @@ class connection_state final : public corio::detail::job_owner {
         co_return;
       }
       st->process_results();
+      st->deliver_notifications();
       if (st->m_broken) co_return;
     }
   }
@@ -315,7 +442,23 @@ class connection_state final : public corio::detail::job_owner {
   std::pair<const std::string*, bool> statement_for(std::string_view sql,
                                                     std::span<const Oid> types);
 
+  // libpq pushes each query's Sync to the socket at once (PQpipelineSync
+  // flushes; PostgreSQL 17's PQsendPipelineSync would not). On TCP, the
+  // second query of a tick corks the socket until the tick ends: the
+  // sends still happen, but the queries leave in one segment, and the
+  // server (and the kernel's loopback delivery) wakes once per tick
+  // rather than once per query.
+  void cork(bool on) noexcept {
+    if (on == m_corked || !m_tcp) return;
+    const int v = on ? 1 : 0;
+    if (::setsockopt(PQsocket(m_conn), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) m_corked = on;
+  }
+
   tick_hook m_flush;
+  bool m_in_pipeline = false;
+  bool m_tcp = false;
+  bool m_corked = false;
+  bool m_sent_this_tick = false;
   // Prepared statements by query text and parameter types.
   std::unordered_map<std::string, statement> m_statements;
   std::unordered_map<std::string, std::exception_ptr> m_failed_prepares;
@@ -356,6 +499,11 @@ task<> connection_state::establish(std::string conninfo) {
   if (PQsetnonblocking(m_conn, 1) != 0 || PQenterPipelineMode(m_conn) != 1) {
     throw connection_error(libpq_message(m_conn, "pipeline mode"));
   }
+  m_in_pipeline = true;
+  sockaddr_storage local{};
+  socklen_t length = sizeof local;
+  m_tcp = ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
+          (local.ss_family == AF_INET || local.ss_family == AF_INET6);
   m_broken = false;
   m_error = nullptr;
   ++m_generation;
@@ -416,6 +564,11 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
     m_lengths[i] = params[i].length();
     m_formats[i] = params[i].format();
   }
+  if (!m_in_pipeline) {
+    if (PQenterPipelineMode(m_conn) != 1) fail_send("pipeline mode");
+    m_in_pipeline = true;
+  }
+  if (m_sent_this_tick) cork(true);
   const auto [name, prepare] = statement_for(sql, m_types);
   const int count = static_cast<int>(n);
   if (prepare) {
@@ -430,6 +583,7 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
     fail_send("send");
   }
   ++m_stats.queries;
+  m_sent_this_tick = true;
   pending_query& q = m_pending.emplace_back();
   q.awaiting_prepare = prepare;
   q.statement = *name;
@@ -444,14 +598,41 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
 bool query_waiter::suspend(std::coroutine_handle<> h, std::string_view sql,
                            std::span<const param> params) {
   if (m_state == nullptr) throw connection_error("corio::pg: not connected");
+  if (m_state->held_out(m_owner) && !m_state->m_broken) {
+    m_sql = sql;
+    m_params = params;
+    if (!corio::detail::park(*this, h, "pg query (waits for another task's transaction)")) {
+      return false;
+    }
+    m_held = true;
+    m_state->m_held.push_back(this);
+    return true;
+  }
   pending_query& slot = m_state->enqueue(sql, params);
+  if (m_releases) m_state->release(m_owner);
   if (!corio::detail::park(*this, h, "pg query")) return false;  // cancelled: result dropped
   slot.waiter = this;
   m_slot = &slot;
   return true;
 }
 
+void query_waiter::send_held() noexcept {
+  m_held = false;
+  try {
+    pending_query& slot = m_state->enqueue(m_sql, m_params);
+    slot.waiter = this;
+    m_slot = &slot;
+  } catch (...) {
+    fail(std::current_exception());
+  }
+}
+
 void query_waiter::on_abort() noexcept {
+  if (m_held) {
+    std::replace(m_state->m_held.begin(), m_state->m_held.end(), this,
+                 static_cast<query_waiter*>(nullptr));
+    m_held = false;
+  }
   if (m_slot != nullptr) m_slot->waiter = nullptr;
 }
 
@@ -512,6 +693,239 @@ void connection::close() noexcept {
     m_state->lose(
         std::make_exception_ptr(connection_error("corio::pg: the connection was closed")));
   }
+}
+
+transaction_state connection::transaction_status() const noexcept {
+  if (m_state == nullptr || m_state->m_conn == nullptr || !m_state->m_pending.empty()) {
+    return transaction_state::unknown;
+  }
+  switch (PQtransactionStatus(m_state->m_conn)) {
+    case PQTRANS_IDLE:
+      return transaction_state::idle;
+    case PQTRANS_INTRANS:
+      return transaction_state::in_transaction;
+    case PQTRANS_INERROR:
+      return transaction_state::failed;
+    default:
+      return transaction_state::unknown;
+  }
+}
+
+task<> connection::drain() {
+  // Results come in order: when this one is in, so are all before it.
+  if (pending() > 0) co_await query("SELECT 1");
+}
+
+task<> connection::discard_all() {
+  co_await drain();
+  if (transaction_status() != transaction_state::idle) co_await execute("ROLLBACK");
+  co_await execute("DISCARD ALL");
+  m_state->forget_statements();
+}
+
+// ---- transactions ------------------------------------------------------------------
+
+namespace {
+
+// A begin() waiting for the connection to be free.
+class acquire_awaiter final : public corio::detail::waiter {
+ public:
+  explicit acquire_awaiter(detail::connection_state* st) noexcept : m_state(st) {}
+  [[nodiscard]] bool await_ready() const noexcept { return m_state->m_owner == 0; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    if (!corio::detail::park(*this, h, "pg begin (waits for another task's transaction)")) {
+      return false;
+    }
+    m_state->m_acquirers.push_back(this);
+    return true;
+  }
+  void on_abort() noexcept {
+    std::replace(m_state->m_acquirers.begin(), m_state->m_acquirers.end(),
+                 static_cast<corio::detail::waiter*>(this),
+                 static_cast<corio::detail::waiter*>(nullptr));
+  }
+  void await_resume() { finish(); }
+
+ private:
+  detail::connection_state* m_state;
+};
+
+std::string begin_statement(const transaction_options& o) {
+  std::string sql = "BEGIN";
+  switch (o.isolation) {
+    case transaction_options::level::server_default:
+      break;
+    case transaction_options::level::read_committed:
+      sql += " ISOLATION LEVEL READ COMMITTED";
+      break;
+    case transaction_options::level::repeatable_read:
+      sql += " ISOLATION LEVEL REPEATABLE READ";
+      break;
+    case transaction_options::level::serializable:
+      sql += " ISOLATION LEVEL SERIALIZABLE";
+      break;
+  }
+  if (o.read_only) sql += " READ ONLY";
+  if (o.deferrable) sql += " DEFERRABLE";
+  return sql;
+}
+
+}  // namespace
+
+task<transaction> connection::begin(transaction_options options) {
+  detail::connection_state* st = m_state.get();
+  if (st == nullptr) throw connection_error("corio::pg: not connected");
+  const std::string sql = begin_statement(options);
+  while (st->m_owner != 0) {
+    co_await acquire_awaiter(st);
+  }
+  st->m_owner = ++st->m_last_owner;
+  transaction tx(st, st->m_owner, 0);  // from here, a throw rolls back and frees the connection
+  co_await tx.execute(sql);
+  co_return tx;
+}
+
+transaction::transaction(transaction&& o) noexcept
+    : m_state(std::exchange(o.m_state, nullptr)),
+      m_id(o.m_id),
+      m_depth(o.m_depth),
+      m_done(o.m_done) {}
+
+transaction::~transaction() {
+  if (m_state == nullptr) return;
+  if (!m_done) {
+    m_done = true;
+    if (m_depth == 0) {
+      m_state->send_dropped("ROLLBACK");
+    } else {
+      m_state->send_dropped("ROLLBACK TO SAVEPOINT " + savepoint());
+      m_state->send_dropped("RELEASE SAVEPOINT " + savepoint());
+    }
+  }
+  if (m_depth == 0) m_state->release(m_id);
+}
+
+std::string transaction::savepoint() const {
+  return "corio_savepoint_" + std::to_string(m_depth);
+}
+
+task<> transaction::end(std::string sql) {
+  if (!active()) throw std::logic_error("corio::pg: the transaction already ended");
+  m_done = true;
+  detail::query_awaiter<0, false> q(m_state, m_id, sql);
+  if (m_depth == 0) q.release_after_send();
+  (void)co_await q;
+}
+
+task<> transaction::commit() {
+  return end(m_depth == 0 ? std::string("COMMIT") : "RELEASE SAVEPOINT " + savepoint());
+}
+
+task<> transaction::rollback() {
+  if (m_depth == 0) return end("ROLLBACK");
+  return [](transaction& self) -> task<> {
+    co_await self.execute("ROLLBACK TO SAVEPOINT " + self.savepoint());
+    co_await self.end("RELEASE SAVEPOINT " + self.savepoint());
+  }(*this);
+}
+
+task<transaction> transaction::begin() {
+  if (!active()) throw std::logic_error("corio::pg: the transaction already ended");
+  transaction nested(m_state, m_id, m_depth + 1);
+  nested.m_done = true;  // not begun yet: nothing to roll back if SAVEPOINT fails
+  co_await execute("SAVEPOINT " + nested.savepoint());
+  nested.m_done = false;
+  co_return nested;
+}
+
+// ---- LISTEN / NOTIFY ------------------------------------------------------------------
+
+namespace {
+
+std::string quote_identifier(std::string_view name) {
+  std::string q = "\"";
+  for (const char c : name) {
+    q += c;
+    if (c == '"') q += '"';
+  }
+  return q + '"';
+}
+
+class notification_awaiter final : public corio::detail::waiter {
+ public:
+  explicit notification_awaiter(detail::connection_state::listener& l) noexcept : m_listener(&l) {}
+  [[nodiscard]] bool await_ready() const noexcept {
+    return !m_listener->queue.empty() || m_listener->error;
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    if (!corio::detail::park(*this, h, "pg notification")) return false;
+    m_listener->waiting = this;
+    return true;
+  }
+  void on_abort() noexcept { m_listener->waiting = nullptr; }
+  void await_resume() { finish(); }
+
+ private:
+  detail::connection_state::listener* m_listener;
+};
+
+// Unlinks a listen() stream however it ends, and UNLISTENs when it was the
+// channel's last.
+struct listener_guard {
+  explicit listener_guard(detail::connection_state::listener* listening) noexcept : l(listening) {}
+  detail::connection_state::listener* l;
+  listener_guard(const listener_guard&) = delete;
+  listener_guard& operator=(const listener_guard&) = delete;
+  ~listener_guard() {
+    detail::connection_state* st = l->state;
+    if (st == nullptr) return;
+    std::erase(st->m_listeners, l);
+    const bool last = std::none_of(st->m_listeners.begin(), st->m_listeners.end(),
+                                   [&](const auto* o) { return o->channel == l->channel; });
+    if (last) st->send_dropped("UNLISTEN " + quote_identifier(l->channel));
+  }
+};
+
+}  // namespace
+
+async_generator<notification> connection::listen(std::string channel) {
+  detail::connection_state* st = m_state.get();
+  if (st == nullptr) throw connection_error("corio::pg: not connected");
+  detail::connection_state::listener l;  // in the frame: its address stays put
+  l.channel = std::move(channel);
+  l.state = st;
+  st->m_listeners.push_back(&l);
+  const listener_guard guard(&l);
+  const std::string listen_sql = "LISTEN " + quote_identifier(l.channel);
+  co_await execute(listen_sql);
+  for (;;) {
+    co_await notification_awaiter(l);
+    if (!l.queue.empty()) {
+      l.current = std::move(l.queue.front());
+      l.queue.pop_front();
+      co_yield std::move(l.current);
+    } else if (l.error) {
+      std::rethrow_exception(l.error);
+    }
+  }
+}
+
+corio::pool_hooks<connection> pool_hooks(std::string conninfo, connect_options options) {
+  corio::pool_hooks<connection> h;
+  h.create = [conninfo = std::move(conninfo), options] {
+    return connection::connect(conninfo, options);
+  };
+  h.validate = [](connection& c) -> task<bool> {
+    if (c.broken()) co_return false;
+    co_await c.query("SELECT 1");
+    co_return true;
+  };
+  h.reset = [](connection& c) -> task<> {
+    co_await c.drain();
+    if (c.transaction_status() != transaction_state::idle) co_await c.discard_all();
+  };
+  h.has_broken = [](const connection& c) { return c.broken(); };
+  return h;
 }
 
 pg_conn* connection::native_handle() const noexcept {

@@ -12,10 +12,12 @@
 #include <string>
 #include <string_view>
 
+#include "corio/flow/async_generator.hpp"
 #include "corio/loop/detail/loop_core.hpp"
 #include "corio/pg/error.hpp"
 #include "corio/pg/param.hpp"
 #include "corio/pg/result.hpp"
+#include "corio/pool/pool.hpp"
 #include "corio/task/task.hpp"
 
 struct pg_conn;  // libpq's PGconn
@@ -31,6 +33,22 @@ struct connect_options {
   std::size_t statement_cache = 256;
 };
 
+/// The session's transaction state, as of the last query answered.
+enum class transaction_state : std::uint8_t {
+  idle,            ///< not in a transaction block
+  in_transaction,  ///< in one (after BEGIN)
+  failed,          ///< in one that failed: only ROLLBACK helps
+  unknown,         ///< no connection, or a query is running
+};
+
+/// A notification: `NOTIFY channel, 'payload'` in some session.
+struct notification {
+  std::string channel;
+  std::string payload;
+  /// The server process of the session that sent it.
+  int sender = 0;
+};
+
 /// What a connection did.
 struct connection_stats {
   std::uint64_t queries = 0;    ///< queries sent
@@ -41,6 +59,17 @@ struct connection_stats {
   std::uint64_t dropped = 0;    ///< results of cancelled queries, read and dropped
 };
 
+/// How a transaction runs (BEGIN's options; unset: the server's defaults).
+struct transaction_options {
+  enum class level : std::uint8_t { server_default, read_committed, repeatable_read, serializable };
+  level isolation = level::server_default;
+  bool read_only = false;
+  /// With serializable and read_only: wait for a snapshot that cannot fail.
+  bool deferrable = false;
+};
+
+class transaction;
+
 namespace detail {
 
 class connection_state;
@@ -49,7 +78,8 @@ struct pending_query;
 /// The wait for one query's result (connection::query's awaitable).
 class query_waiter : public corio::detail::waiter {
  public:
-  explicit query_waiter(connection_state* st) noexcept : m_state(st) {}
+  /// `owner`: the transaction the query belongs to (0: none).
+  query_waiter(connection_state* st, std::uint64_t owner) noexcept : m_state(st), m_owner(owner) {}
   query_waiter(const query_waiter&) = delete;
   query_waiter& operator=(const query_waiter&) = delete;
   static constexpr bool await_ready() noexcept { return false; }
@@ -57,6 +87,12 @@ class query_waiter : public corio::detail::waiter {
   /// The connection hands over the outcome.
   void deliver(result&& r) noexcept;
   void fail(const std::exception_ptr& e) noexcept;
+  /// A query held while another task's transaction has the connection:
+  /// sent now (its text and parameters live in the awaiter).
+  void send_held() noexcept;
+  /// The query ends its transaction: once it is queued, the connection is
+  /// free for others (their queries go after it).
+  void release_after_send() noexcept { m_releases = true; }
 
  protected:
   ~query_waiter() = default;
@@ -67,7 +103,12 @@ class query_waiter : public corio::detail::waiter {
 
  private:
   connection_state* m_state;
+  std::uint64_t m_owner;
   pending_query* m_slot = nullptr;
+  bool m_held = false;
+  bool m_releases = false;
+  std::string_view m_sql;
+  std::span<const param> m_params;
   result m_result;
   std::exception_ptr m_error;
 };
@@ -78,14 +119,11 @@ template <std::size_t N, bool Affected>
 class query_awaiter final : public query_waiter {
  public:
   template <class... Args>
-  query_awaiter(connection_state* st, std::string_view sql, const Args&... args)
-      : query_waiter(st), m_sql(sql), m_params{param(args)...} {}
+  query_awaiter(connection_state* st, std::uint64_t owner, std::string_view sql,
+                const Args&... args)
+      : query_waiter(st, owner), m_text(sql), m_params{param(args)...} {}
   bool await_suspend(std::coroutine_handle<> h) {
-    if constexpr (N == 0) {
-      return suspend(h, m_sql, {});
-    } else {
-      return suspend(h, m_sql, std::span<const param>(m_params, N));
-    }
+    return suspend(h, m_text, std::span<const param>(m_params, N));
   }
   auto await_resume() {
     if constexpr (Affected) {
@@ -96,11 +134,71 @@ class query_awaiter final : public query_waiter {
   }
 
  private:
-  std::string_view m_sql;
+  std::string_view m_text;
   param m_params[N == 0 ? 1 : N];
 };
 
 }  // namespace detail
+
+/// A transaction on a connection (`connection::begin`), or a savepoint in
+/// one (`transaction::begin`). Its statements go through `query` and
+/// `execute`; `commit` ends it. One destroyed before commit or rollback,
+/// by an exception or by cancellation, is rolled back: the ROLLBACK (or
+/// ROLLBACK TO SAVEPOINT) is queued at once, before anything else can use
+/// the connection. Move-only.
+///
+/// A commit whose task is cancelled while it waits still commits (it was
+/// sent); the task only does not learn the outcome.
+///
+/// \code
+///   auto tx = co_await db.begin();
+///   co_await tx.execute("UPDATE accounts SET balance = balance - $1 WHERE id = $2", 10, from);
+///   co_await tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", 10, to);
+///   co_await tx.commit();
+/// \endcode
+class transaction {
+ public:
+  transaction(transaction&& o) noexcept;
+  transaction& operator=(transaction&&) = delete;
+  transaction(const transaction&) = delete;
+  transaction& operator=(const transaction&) = delete;
+  ~transaction();
+
+  template <class... Args>
+  [[nodiscard]] detail::query_awaiter<sizeof...(Args), false> query(std::string_view sql,
+                                                                    const Args&... args) {
+    return {m_state, m_id, sql, args...};
+  }
+  template <class... Args>
+  [[nodiscard]] detail::query_awaiter<sizeof...(Args), true> execute(std::string_view sql,
+                                                                     const Args&... args) {
+    return {m_state, m_id, sql, args...};
+  }
+
+  /// COMMIT (a savepoint: RELEASE SAVEPOINT). Throws pg::error when the
+  /// server refuses (a serialization failure, a deferred constraint); the
+  /// transaction is over either way.
+  task<> commit();
+  /// ROLLBACK (a savepoint: ROLLBACK TO SAVEPOINT, then RELEASE).
+  task<> rollback();
+  /// A savepoint inside this transaction, ended like a transaction.
+  task<transaction> begin();
+  /// True until commit or rollback.
+  [[nodiscard]] bool active() const noexcept { return m_state != nullptr && !m_done; }
+
+ private:
+  friend class connection;
+  transaction(detail::connection_state* st, std::uint64_t id, int depth) noexcept
+      : m_state(st), m_id(id), m_depth(depth) {}
+  /// Runs the statement that ends it; the outermost frees the connection.
+  task<> end(std::string sql);
+  [[nodiscard]] std::string savepoint() const;
+
+  detail::connection_state* m_state;
+  std::uint64_t m_id;
+  int m_depth;  // 0: the transaction; n: its n-th nested savepoint
+  bool m_done = false;
+};
 
 /// One connection to PostgreSQL, on libpq's asynchronous API driven by the
 /// loop (never a blocking libpq call on the loop thread) in pipeline mode:
@@ -144,14 +242,32 @@ class connection {
   template <class... Args>
   [[nodiscard]] detail::query_awaiter<sizeof...(Args), false> query(std::string_view sql,
                                                                     const Args&... args) {
-    return {m_state.get(), sql, args...};
+    return {m_state.get(), 0, sql, args...};
   }
   /// As query, for a command: gives the rows it affected.
   template <class... Args>
   [[nodiscard]] detail::query_awaiter<sizeof...(Args), true> execute(std::string_view sql,
                                                                      const Args&... args) {
-    return {m_state.get(), sql, args...};
+    return {m_state.get(), 0, sql, args...};
   }
+
+  /// LISTENs on `channel` and yields each notification sent to it, in
+  /// order; ending the stream (destroying it, or cancelling its consumer)
+  /// UNLISTENs. Other queries go on sharing the connection. A listener
+  /// that falls more than 65,536 notifications behind fails with
+  /// `connection_error`; so does every listener when the connection is
+  /// lost.
+  ///
+  /// \code
+  ///   auto events = db.listen("orders");
+  ///   while (auto n = co_await events.next()) handle(n->payload);
+  /// \endcode
+  async_generator<notification> listen(std::string channel);
+
+  /// Starts a transaction (BEGIN with `options`): from now until it ends,
+  /// the connection is the transaction's, and other tasks' queries wait
+  /// (a second begin() waits for the first transaction to end).
+  task<transaction> begin(transaction_options options = {});
 
   /// True after the connection was lost or closed.
   [[nodiscard]] bool broken() const noexcept;
@@ -160,6 +276,16 @@ class connection {
   /// Queries sent and not yet answered.
   [[nodiscard]] std::size_t pending() const noexcept;
   [[nodiscard]] connection_stats stats() const noexcept;
+  /// The transaction state after the last answered query.
+  [[nodiscard]] transaction_state transaction_status() const noexcept;
+  /// Waits until every query sent so far is answered (results of
+  /// cancelled ones included): then transaction_status() is current.
+  task<> drain();
+  /// Rolls back a transaction left open, then DISCARD ALL (temporary
+  /// tables, session settings, prepared statements: the statement cache
+  /// is emptied with them, LISTENs). A pool's reset, when a lease ended in
+  /// a transaction. Needs the connection to itself.
+  task<> discard_all();
   /// Closes now: pending queries fail with `connection_error`.
   void close() noexcept;
 
@@ -171,5 +297,19 @@ class connection {
   explicit connection(std::unique_ptr<detail::connection_state> s) noexcept;
   std::unique_ptr<detail::connection_state> m_state;
 };
+
+/// The hooks of a `pool<pg::connection>`: connections made from
+/// `conninfo`; validate (when the pool asks, after idling or after a
+/// borrower failed) is a round trip on a connection that is not broken;
+/// reset, when a lease ends, waits for what the borrower left in flight
+/// and, if a transaction was left open, rolls it back and discards the
+/// session (discard_all); a broken connection is closed, not returned.
+///
+/// \code
+///   corio::pool<corio::pg::connection> db(corio::pg::pool_hooks("dbname=app"), {.max_size = 10});
+///   auto conn = co_await db.acquire();
+///   auto r = co_await conn->query("SELECT balance FROM accounts WHERE id = $1", 7);
+/// \endcode
+corio::pool_hooks<connection> pool_hooks(std::string conninfo, connect_options options = {});
 
 }  // namespace corio::pg
