@@ -73,13 +73,34 @@ error::error(std::string sqlstate, std::string message, std::string detail, std:
 
 namespace detail {
 
+/// A streamed query's rows on their way from the connection to the stream.
+struct row_stream {
+  static constexpr std::size_t pause_at = 1024;  // rows waiting: stop reading
+  static constexpr std::size_t resume_at = 512;
+
+  std::deque<result> rows;  // one single-row result each
+  result current;           // the one whose row was yielded last
+  row current_row;
+  corio::detail::waiter* waiting = nullptr;
+  connection_state* state = nullptr;  // nullptr once the connection is gone
+  bool done = false;
+  bool abandoned = false;  // the stream ended first: rows are dropped
+  std::exception_ptr error;
+
+  void wake() noexcept {
+    if (corio::detail::waiter* w = std::exchange(waiting, nullptr)) w->wake();
+  }
+};
+
 /// A query sent and not yet answered.
 struct pending_query {
   query_waiter* waiter = nullptr;  // nullptr once its waiter was cancelled
   bool awaiting_prepare = false;   // its first result is its statement's Prepare
+  bool single_row = false;         // single-row mode is set (a stream's query)
   std::string statement;           // its prepared statement's name (short: no allocation)
   owned_result result;
   owned_result error;
+  std::shared_ptr<row_stream> stream;  // set for stream()
 };
 
 /// Everything of a connection, at a stable address (the connection object
@@ -126,7 +147,14 @@ class connection_state final : public corio::detail::job_owner {
     failed.swap(m_pending);
     for (pending_query& p : failed) {
       if (p.waiter != nullptr) p.waiter->fail(e);
+      if (p.stream) {
+        p.stream->error = e;
+        p.stream->state = nullptr;
+        p.stream->wake();
+      }
     }
+    m_paused = false;
+    wake_reader();
     m_statements.clear();
     m_failed_prepares.clear();
     m_owner = 0;
@@ -338,6 +366,13 @@ class connection_state final : public corio::detail::job_owner {
     for (;;) {
       connection_state* st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
+      if (st->m_paused) {  // a stream is behind: read nothing until it catches up
+        co_await resume_awaiter(*st);
+        st = link.state();
+        if (st == nullptr || st->m_generation != generation) co_return;
+        st->process_results();  // what libpq already holds
+        continue;
+      }
       co_await corio::detail::io_call(corio::detail::io_kind::poll_in, PQsocket(st->m_conn),
                                       nullptr, 0);
       st = link.state();
@@ -359,7 +394,15 @@ class connection_state final : public corio::detail::job_owner {
   // is when the query is done.
   void process_results() noexcept {
     bool last_was_null = false;
-    while (!m_broken && !m_pending.empty() && PQisBusy(m_conn) == 0) {
+    while (!m_broken && !m_pending.empty() && !m_paused) {
+      pending_query& front = m_pending.front();
+      // Single-row mode is set when the stream's query is libpq's current
+      // one, before any of its rows is parsed (libpq refuses while the
+      // statement's Prepare is current: then it is tried again).
+      if (front.stream && !front.single_row && !front.awaiting_prepare) {
+        front.single_row = PQsetSingleRowMode(m_conn) == 1;
+      }
+      if (PQisBusy(m_conn) != 0) return;
       PGresult* r = PQgetResult(m_conn);
       if (r == nullptr) {
         if (last_was_null) return;  // nothing more until more input
@@ -393,6 +436,9 @@ class connection_state final : public corio::detail::job_owner {
           break;
         case PGRES_PIPELINE_ABORTED:  // after an error before this Sync
           break;
+        case PGRES_SINGLE_TUPLE:
+          take_row(q, std::move(owned));
+          break;
         default:
           if (q.awaiting_prepare) {
             q.awaiting_prepare = false;
@@ -403,6 +449,61 @@ class connection_state final : public corio::detail::job_owner {
       }
     }
   }
+
+  // A streamed row goes to its stream; a stream that falls behind pauses
+  // the reader (flat memory: the rest waits in the socket).
+  void take_row(pending_query& q, owned_result r) noexcept {
+    row_stream* s = q.stream.get();
+    if (s == nullptr || s->abandoned || q.error) return;
+    try {
+      s->rows.emplace_back(r.release());
+    } catch (...) {
+      if (!q.error) q.error.reset(PQmakeEmptyPGresult(m_conn, PGRES_FATAL_ERROR));
+      return;
+    }
+    s->wake();
+    if (s->rows.size() >= row_stream::pause_at) m_paused = true;
+  }
+
+ public:
+  /// A stream took rows: the reader goes on when it is far enough behind.
+  void stream_took(const row_stream& s) noexcept {
+    if (m_paused && s.rows.size() <= row_stream::resume_at) {
+      m_paused = false;
+      wake_reader();
+    }
+  }
+  /// A stream ended before its rows did: the rest are dropped.
+  void stream_abandoned(row_stream& s) noexcept {
+    s.abandoned = true;
+    s.rows.clear();
+    if (m_paused) {
+      m_paused = false;
+      wake_reader();
+    }
+  }
+
+ private:
+  void wake_reader() noexcept {
+    if (corio::detail::waiter* w = std::exchange(m_reader_waiting, nullptr)) w->wake();
+  }
+
+  // The reader's wait while a stream is behind.
+  class resume_awaiter final : public corio::detail::waiter {
+   public:
+    explicit resume_awaiter(connection_state& st) noexcept : m_state(&st) {}
+    [[nodiscard]] bool await_ready() const noexcept { return !m_state->m_paused; }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      if (!corio::detail::park(*this, h, "pg reader (a stream is behind)")) return false;
+      m_state->m_reader_waiting = this;
+      return true;
+    }
+    void on_abort() noexcept { m_state->m_reader_waiting = nullptr; }
+    void await_resume() { finish(); }
+
+   private:
+    connection_state* m_state;
+  };
 
   // A Prepare the server refused: later queries of the same text, queued
   // behind it, fail with its error rather than "statement does not exist";
@@ -420,7 +521,13 @@ class connection_state final : public corio::detail::job_owner {
   void finish_front() noexcept {
     pending_query q = std::move(m_pending.front());
     m_pending.pop_front();
-    if (q.waiter == nullptr) {
+    if (q.stream) {
+      row_stream& s = *q.stream;
+      if (q.error) s.error = error_of(q.error.get());
+      s.done = true;
+      s.state = nullptr;
+      s.wake();
+    } else if (q.waiter == nullptr) {
       ++m_stats.dropped;
     } else if (q.error) {
       std::exception_ptr e;
@@ -456,6 +563,8 @@ class connection_state final : public corio::detail::job_owner {
 
   tick_hook m_flush;
   bool m_in_pipeline = false;
+  bool m_paused = false;  // a stream is behind: the reader waits
+  corio::detail::waiter* m_reader_waiting = nullptr;
   bool m_tcp = false;
   bool m_corked = false;
   bool m_sent_this_tick = false;
@@ -836,6 +945,80 @@ task<transaction> transaction::begin() {
   co_await execute("SAVEPOINT " + nested.savepoint());
   nested.m_done = false;
   co_return nested;
+}
+
+// ---- streaming ------------------------------------------------------------------------
+
+namespace {
+
+class rows_awaiter final : public corio::detail::waiter {
+ public:
+  explicit rows_awaiter(detail::row_stream& s) noexcept : m_stream(&s) {}
+  [[nodiscard]] bool await_ready() const noexcept {
+    return !m_stream->rows.empty() || m_stream->done || m_stream->error;
+  }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    if (!corio::detail::park(*this, h, "pg stream row")) return false;
+    m_stream->waiting = this;
+    return true;
+  }
+  void on_abort() noexcept { m_stream->waiting = nullptr; }
+  void await_resume() { finish(); }
+
+ private:
+  detail::row_stream* m_stream;
+};
+
+// However the stream ends: an unfinished one has its rows dropped.
+struct stream_guard {
+  explicit stream_guard(detail::row_stream* stream) noexcept : s(stream) {}
+  stream_guard(const stream_guard&) = delete;
+  stream_guard& operator=(const stream_guard&) = delete;
+  ~stream_guard() {
+    if (!s->done && s->state != nullptr) s->state->stream_abandoned(*s);
+  }
+  detail::row_stream* s;
+};
+
+}  // namespace
+
+std::shared_ptr<detail::row_stream> connection::start_stream(std::string_view sql,
+                                                             std::span<const param> params) {
+  detail::connection_state* st = m_state.get();
+  if (st == nullptr) throw connection_error("corio::pg: not connected");
+  if (st->held_out(0)) {
+    throw std::logic_error(
+        "corio::pg: stream() on a connection in another task's transaction; use a connection "
+        "of its own");
+  }
+  auto s = std::make_shared<detail::row_stream>();
+  s->state = st;
+  detail::pending_query& q = st->enqueue(sql, params);
+  q.stream = s;
+  // The only query in flight is libpq's current one: single-row mode now,
+  // before a read could parse its rows (else process_results sets it).
+  if (st->m_pending.size() == 1 && !q.awaiting_prepare) {
+    q.single_row = PQsetSingleRowMode(st->m_conn) == 1;
+  }
+  return s;
+}
+
+async_generator<row> connection::stream_rows(std::shared_ptr<detail::row_stream> s) {
+  const stream_guard guard(s.get());
+  for (;;) {
+    co_await rows_awaiter(*s);
+    if (!s->rows.empty()) {
+      s->current = std::move(s->rows.front());
+      s->rows.pop_front();
+      if (s->state != nullptr) s->state->stream_took(*s);
+      s->current_row = s->current[0];
+      co_yield s->current_row;
+    } else if (s->error) {
+      std::rethrow_exception(s->error);
+    } else {
+      co_return;  // done
+    }
+  }
 }
 
 // ---- LISTEN / NOTIFY ------------------------------------------------------------------

@@ -507,3 +507,69 @@ TEST(PgListen, NotificationsArriveInOrderAndEndingTheStreamUnlistens) {
 }
 
 }  // namespace
+
+namespace {
+
+corio::task<std::int64_t> sum_stream(corio::async_generator<pg::row> rows, std::int64_t& count) {
+  std::int64_t sum = 0;
+  while (auto r = co_await rows.next()) {
+    sum += r->get<std::int64_t>(0);
+    ++count;
+  }
+  co_return sum;
+}
+
+TEST(PgStream, RowsComeOneByOneWithOtherQueriesPipelinedAround) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    auto before = corio::spawn([](pg::connection& db) -> corio::task<std::int32_t> {
+      co_return (co_await db.query("SELECT 1")).at(0).get<std::int32_t>(0);
+    }(db));
+    co_await corio::yield_now();  // "SELECT 1" is in flight: the stream's query goes behind it
+    std::int64_t count = 0;
+    const std::int64_t sum = co_await sum_stream(
+        db.stream("SELECT x::int8 FROM generate_series(1, $1::int4) AS x", 50000), count);
+    EXPECT_EQ(count, 50000);
+    EXPECT_EQ(sum, std::int64_t{50000} * 50001 / 2);
+    EXPECT_EQ(co_await std::move(before), 1);
+    EXPECT_EQ((co_await db.query("SELECT 2")).at(0).get<std::int32_t>(0), 2);
+  }());
+}
+
+TEST(PgStream, ASlowConsumerPausesTheReaderAndAnAbandonedStreamDropsTheRest) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    {
+      auto rows = db.stream("SELECT x, repeat('x', 100) FROM generate_series(1, 200000) AS x");
+      std::int64_t seen = 0;
+      while (auto r = co_await rows.next()) {
+        if (++seen == 10) {
+          // The consumer dawdles: the reader fills the stream's queue to its
+          // bound and then reads nothing more (22 MB wait in the socket).
+          for (int i = 0; i < 100; ++i)
+            co_await corio::yield_now();
+          const std::uint64_t reads = db.stats().reads;
+          for (int i = 0; i < 100; ++i)
+            co_await corio::yield_now();
+          EXPECT_EQ(db.stats().reads, reads) << "a paused reader reads no more";
+        }
+        if (seen == 5000) break;  // abandon the stream
+      }
+      EXPECT_EQ(seen, 5000);
+    }
+    EXPECT_EQ((co_await db.query("SELECT 3")).at(0).get<std::int32_t>(0), 3)
+        << "the rest of the stream's rows were dropped, the connection goes on";
+    auto failing = db.stream("SELECT 1 / (x - 3) FROM generate_series(1, 5) AS x");
+    std::int64_t got = 0;
+    try {
+      while (auto r = co_await failing.next())
+        ++got;
+      ADD_FAILURE() << "no error";
+    } catch (const pg::error& e) {
+      EXPECT_EQ(e.sqlstate(), "22012");
+    }
+    EXPECT_LE(got, 2);
+  }());
+}
+
+}  // namespace

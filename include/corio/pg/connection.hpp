@@ -74,6 +74,7 @@ namespace detail {
 
 class connection_state;
 struct pending_query;
+struct row_stream;
 
 /// The wait for one query's result (connection::query's awaitable).
 class query_waiter : public corio::detail::waiter {
@@ -251,6 +252,26 @@ class connection {
     return {m_state.get(), 0, sql, args...};
   }
 
+  /// Runs `sql` like query() and yields its rows one at a time as they
+  /// arrive (libpq's single-row mode): a large result is read with flat
+  /// memory. The query is sent now (the arguments are used before this
+  /// returns); the rows are read as the stream is pulled, and when the
+  /// consumer falls 1,024 rows behind, the connection stops reading until
+  /// it catches up (queries pipelined behind the stream wait too). Ending
+  /// the stream early drops the rest of its rows. A statement the server
+  /// refuses throws pg::error from the stream. The connection must not be
+  /// in another task's transaction (std::logic_error).
+  ///
+  /// \code
+  ///   auto rows = db.stream("SELECT id, payload FROM events WHERE day = $1", day);
+  ///   while (auto r = co_await rows.next()) consume(r->get<std::int64_t>(0));
+  /// \endcode
+  template <class... Args>
+  [[nodiscard]] async_generator<row> stream(std::string_view sql, const Args&... args) {
+    const param params[sizeof...(Args) == 0 ? 1 : sizeof...(Args)] = {param(args)...};
+    return stream_rows(start_stream(sql, std::span<const param>(params, sizeof...(Args))));
+  }
+
   /// LISTENs on `channel` and yields each notification sent to it, in
   /// order; ending the stream (destroying it, or cancelling its consumer)
   /// UNLISTENs. Other queries go on sharing the connection. A listener
@@ -295,6 +316,9 @@ class connection {
 
  private:
   explicit connection(std::unique_ptr<detail::connection_state> s) noexcept;
+  std::shared_ptr<detail::row_stream> start_stream(std::string_view sql,
+                                                   std::span<const param> params);
+  static async_generator<row> stream_rows(std::shared_ptr<detail::row_stream> s);
   std::unique_ptr<detail::connection_state> m_state;
 };
 

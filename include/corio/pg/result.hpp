@@ -86,6 +86,8 @@ T read_value(const field& f) {
 /// \endcode
 class row {
  public:
+  /// A row of no result (all reads fail); rows come from a result.
+  row() noexcept = default;
   /// Column `column` as T: an integer type reads int2/int4/int8 (and a
   /// whole numeric) when the value fits; a floating type reads
   /// float4/float8; std::string reads text types, numeric, uuid and
@@ -120,8 +122,8 @@ class row {
   [[nodiscard]] detail::field field(int column) const;
   [[nodiscard]] int column_index(std::string_view name) const;
 
-  const result* m_result;
-  int m_row;
+  const result* m_result = nullptr;
+  int m_row = 0;
 };
 
 /// The outcome of one statement: its rows (read in binary), its columns,
