@@ -465,6 +465,171 @@ corio::task<outcome_line> w_redis_pipeline(u64 n) {
   co_return o;
 }
 
+// ---- pg-select, pg-pipeline: a client of a real PostgreSQL -------------------
+
+/// --pg: a libpq connection string or URL (servers.sh's database `bench`).
+std::string g_pg = "postgresql://postgres@127.0.0.1:5432/bench";
+
+constexpr u64 k_pg_rows = 10000;
+constexpr std::string_view k_pg_query = "SELECT id, name, balance FROM accounts WHERE id = $1";
+
+std::int32_t pg_id(u64 task, u64 j) {
+  return static_cast<std::int32_t>((task * 7919 + j) % k_pg_rows + 1);
+}
+
+/// The check: the sum of balance (3 * id) over the ids the tasks ask for.
+u64 pg_expected(u64 tasks, u64 per) {
+  u64 sum = 0;
+  for (u64 t = 0; t < tasks; ++t) {
+    for (u64 j = 0; j < per; ++j)
+      sum += 3 * static_cast<u64>(pg_id(t, j));
+  }
+  return sum;
+}
+
+/// One row's balance, or a wrong-row marker (no balance can be this).
+u64 pg_balance(const corio::pg::result& r, std::int32_t id) {
+  if (r.size() != 1) return u64{1} << 62;
+  const corio::pg::row row = r[0];
+  if (row.get<std::int32_t>(0) != id || row.get<std::string_view>(1).empty()) return u64{1} << 62;
+  return static_cast<u64>(row.get<std::int64_t>(2));
+}
+
+/// One of pg-select's 100 tasks: per queries, each on a leased connection.
+corio::task<u64> pg_pooled_user(corio::pool<corio::pg::connection>& db, u64 task, u64 per) {
+  u64 sum = 0;
+  for (u64 j = 0; j < per; ++j) {
+    const std::int32_t id = pg_id(task, j);
+    auto conn = co_await db.acquire();
+    sum += pg_balance(co_await conn->query(k_pg_query, id), id);
+  }
+  co_return sum;
+}
+
+/// One of 100 tasks sharing one connection: per queries, pipelined.
+corio::task<u64> pg_shared_user(corio::pg::connection& c, u64 task, u64 per) {
+  u64 sum = 0;
+  for (u64 j = 0; j < per; ++j) {
+    const std::int32_t id = pg_id(task, j);
+    sum += pg_balance(co_await c.query(k_pg_query, id), id);
+  }
+  co_return sum;
+}
+
+std::string pg_extra(const char* client, u64 connections) {
+  char buf[200];
+  std::snprintf(buf, sizeof buf,
+                ",\"client\":\"%s\",\"connections\":%llu,\"tasks\":100,"
+                "\"statement\":\"prepared (corio statement cache)\"",
+                client, static_cast<unsigned long long>(connections));
+  return buf;
+}
+
+/// A connection's figures over the measured part.
+std::string pg_stats(const corio::pg::connection_stats& s, const corio::pg::connection_stats& s0) {
+  char buf[120];
+  std::snprintf(buf, sizeof buf, ",\"prepares\":%llu,\"flushes\":%llu,\"reads\":%llu",
+                static_cast<unsigned long long>(s.prepares - s0.prepares),
+                static_cast<unsigned long long>(s.flushes - s0.flushes),
+                static_cast<unsigned long long>(s.reads - s0.reads));
+  return buf;
+}
+
+/// --pg-share: "pool" (a lease per query) or "round-robin".
+bool g_pg_round_robin = false;
+
+corio::task<outcome_line> w_pg_select_shared(u64 n);
+
+/// pg-select: 100 tasks share a corio::pool of 10 connections, a lease per
+/// query; each connection prepares the statement before the clock.
+corio::task<outcome_line> w_pg_select(u64 n) {
+  if (g_pg_round_robin) co_return co_await w_pg_select_shared(n);
+  constexpr u64 tasks = 100;
+  constexpr std::size_t size = 10;
+  corio::pool_options options;
+  options.name = "pg";
+  options.max_size = size;
+  corio::pool<corio::pg::connection> db(corio::pg::pool_hooks(g_pg), options);
+  {  // all ten made, each with the statement prepared
+    std::vector<corio::pool_lease<corio::pg::connection>> all;
+    all.reserve(size);
+    for (std::size_t i = 0; i < size; ++i) {
+      all.push_back(co_await db.acquire());
+      (void)co_await all.back()->query(k_pg_query, 1);
+    }
+  }
+  const u64 per = n / tasks;
+  const double cpu0 = cpu_seconds();
+  const auto t0 = steady_clock::now();
+  std::vector<corio::task<u64>> users;
+  users.reserve(tasks);
+  for (u64 t = 0; t < tasks; ++t)
+    users.push_back(pg_pooled_user(db, t, per));
+  u64 sum = 0;
+  for (const u64 s : co_await corio::gather(std::move(users)))
+    sum += s;
+  outcome_line o{sum, sum == pg_expected(tasks, per),
+                 pg_extra("corio::pg::connection in corio::pool (10, a lease per query)", size)};
+  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
+  o.cpu_s = cpu_seconds() - cpu0;
+  co_await db.close();
+  co_return o;
+}
+
+/// pg-select with --pg-share round-robin: 100 tasks on 10 connections,
+/// task t always on connection t % 10, its queries pipelined with those
+/// of the other 9 tasks there (corio's multiplexed model, as Tokio's
+/// --pg-share round-robin).
+corio::task<outcome_line> w_pg_select_shared(u64 n) {
+  constexpr u64 tasks = 100;
+  constexpr std::size_t size = 10;
+  std::vector<corio::pg::connection> conns;
+  conns.reserve(size);
+  for (std::size_t i = 0; i < size; ++i) {
+    conns.push_back(co_await corio::pg::connection::connect(g_pg));
+    (void)co_await conns.back().query(k_pg_query, 1);
+  }
+  const u64 per = n / tasks;
+  const double cpu0 = cpu_seconds();
+  const auto t0 = steady_clock::now();
+  std::vector<corio::task<u64>> users;
+  users.reserve(tasks);
+  for (u64 t = 0; t < tasks; ++t)
+    users.push_back(pg_shared_user(conns[t % size], t, per));
+  u64 sum = 0;
+  for (const u64 s : co_await corio::gather(std::move(users)))
+    sum += s;
+  outcome_line o{sum, sum == pg_expected(tasks, per),
+                 pg_extra("corio::pg::connection x10, shared round-robin (pipelined)", size)};
+  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
+  o.cpu_s = cpu_seconds() - cpu0;
+  co_return o;
+}
+
+/// pg-pipeline: one connection, 100 tasks on it: 100 queries in flight.
+corio::task<outcome_line> w_pg_pipeline(u64 n) {
+  constexpr u64 tasks = 100;
+  auto c = co_await corio::pg::connection::connect(g_pg);
+  (void)co_await c.query(k_pg_query, 1);  // prepared before the clock
+  const auto s0 = c.stats();
+  const u64 per = n / tasks;
+  const double cpu0 = cpu_seconds();
+  const auto t0 = steady_clock::now();
+  std::vector<corio::task<u64>> users;
+  users.reserve(tasks);
+  for (u64 t = 0; t < tasks; ++t)
+    users.push_back(pg_shared_user(c, t, per));
+  u64 sum = 0;
+  for (const u64 s : co_await corio::gather(std::move(users)))
+    sum += s;
+  outcome_line o{sum, sum == pg_expected(tasks, per),
+                 pg_extra("corio::pg::connection (one, pipelined)", 1) + pg_stats(c.stats(), s0) +
+                     ",\"depth\":100"};
+  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
+  o.cpu_s = cpu_seconds() - cpu0;
+  co_return o;
+}
+
 // ---- the workload table ----------------------------------------------------
 
 /// In-process workloads measure their own run and print the contract's
@@ -535,6 +700,14 @@ constexpr workload k_workloads[] = {
      .kind = workload_kind::server_client,
      .default_n = 1'000'000,
      .set_up = no_set_up<w_redis_pipeline>},
+    {.name = "pg-select",
+     .kind = workload_kind::server_client,
+     .default_n = 200'000,
+     .set_up = no_set_up<w_pg_select>},
+    {.name = "pg-pipeline",
+     .kind = workload_kind::server_client,
+     .default_n = 200'000,
+     .set_up = no_set_up<w_pg_pipeline>},
     {.name = "echo", .kind = workload_kind::network_server, .serve = corio_examples::serve_echo},
     {.name = "http", .kind = workload_kind::network_server, .serve = serve_hello_world},
 };
@@ -577,7 +750,8 @@ int usage(const char* why) {
   std::fprintf(stderr,
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
-               "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET]\n"
+               "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET] [--pg URL] [--pg-share "
+               "pool|round-robin]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -642,6 +816,10 @@ int main(int argc, char** argv) {
       port = static_cast<std::uint16_t>(std::strtoul(v, nullptr, 10));
     } else if (a == "--redis") {
       g_redis = v;
+    } else if (a == "--pg") {
+      g_pg = v;
+    } else if (a == "--pg-share") {
+      g_pg_round_robin = std::string_view(v) == "round-robin";
     } else {
       return usage(("unknown option " + std::string(a)).c_str());
     }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "corio/detail/owned_fd.hpp"
+#include "corio/exec/offload.hpp"
 #include "corio/io/detail/io_op.hpp"
 #include "corio/pool/detail/job_owner.hpp"
 #include "corio/task/cancel.hpp"
@@ -72,6 +73,8 @@ error::error(std::string sqlstate, std::string message, std::string detail, std:
       m_hint(std::move(hint)) {}
 
 namespace detail {
+
+class copy_session;
 
 /// A streamed query's rows on their way from the connection to the stream.
 struct row_stream {
@@ -158,6 +161,7 @@ class connection_state final : public corio::detail::job_owner {
     m_statements.clear();
     m_failed_prepares.clear();
     m_owner = 0;
+    m_cancel_owner = 0;
     std::vector<query_waiter*> held;
     held.swap(m_held);
     for (query_waiter* w : held) {
@@ -192,6 +196,7 @@ class connection_state final : public corio::detail::job_owner {
   void release(std::uint64_t owner) noexcept {
     if (m_owner != owner || owner == 0) return;
     m_owner = 0;
+    m_cancel_owner = 0;
     std::vector<query_waiter*> held;
     held.swap(m_held);
     for (query_waiter* w : held) {
@@ -239,7 +244,7 @@ class connection_state final : public corio::detail::job_owner {
   // Notifications libpq parsed (it does while reading) go to the streams
   // listening on their channel.
   void deliver_notifications() noexcept {
-    if (m_conn == nullptr || m_listeners.empty()) return;
+    if (m_conn == nullptr || m_listeners.empty() || m_copying) return;
     // libpq parses a notification only outside a pipeline or while a query
     // runs: between queries, a listening connection leaves pipeline mode
     // (the next query enters it again), and PQisBusy parses what was read.
@@ -270,7 +275,9 @@ class connection_state final : public corio::detail::job_owner {
 
   std::vector<listener*> m_listeners;
 
-  std::uint64_t m_owner = 0;  // the transaction that has the connection (0: none)
+  std::uint64_t m_owner = 0;         // the transaction that has the connection (0: none)
+  std::uint64_t m_cancel_owner = 0;  // the owner while a cancel request is in flight
+  bool m_cancel_sent = false;
   std::uint64_t m_last_owner = 0;
   std::vector<query_waiter*> m_held;                // queries of others, waiting for it
   std::vector<corio::detail::waiter*> m_acquirers;  // begin()s waiting for it
@@ -303,6 +310,63 @@ class connection_state final : public corio::detail::job_owner {
     }
   };
 
+  // ---- cancel requests ---------------------------------------------------------
+
+ public:
+  /// The task waiting for `q` was cancelled: when `q` is the only query in
+  /// flight (so a cancel cannot hit anyone else's), and no transaction or
+  /// COPY has the connection, the server is asked to cancel it, and
+  /// others' queries wait until it is answered. The request is libpq's
+  /// PQcancel, a blocking call: it runs on the blocking pool. A request
+  /// that cannot be made closes the connection (a pool then drops it).
+  void cancel_running(const pending_query& q) noexcept {
+    if (m_broken || m_owner != 0 || m_pending.size() != 1 || &m_pending.front() != &q || q.stream) {
+      return;
+    }
+    PGcancel* request = PQgetCancel(m_conn);
+    if (request == nullptr) return;
+    m_owner = ++m_last_owner;
+    m_cancel_owner = m_owner;
+    m_cancel_sent = false;
+    try {
+      spawn_job(cancel_job(state_link(this), request), "pg: cancel request");
+    } catch (...) {
+      PQfreeCancel(request);
+      m_cancel_owner = 0;
+      release(m_owner);
+    }
+  }
+
+ private:
+  // The request, and what went wrong ("" when it went). The thread owns
+  // `request` (and frees it): a job cancelled meanwhile leaves it running.
+  static task<> cancel_job(state_link link, PGcancel* request) {
+    std::string why = co_await corio::offload(corio::blocking_pool(), [request] {
+      char buf[256] = {};
+      const bool ok = PQcancel(request, buf, sizeof buf) == 1;
+      PQfreeCancel(request);
+      return ok ? std::string() : std::string(buf[0] != '\0' ? buf : "no reason given");
+    });
+    connection_state* st = link.state();
+    if (st == nullptr || st->m_cancel_owner == 0) co_return;
+    if (!why.empty()) {
+      st->lose(std::make_exception_ptr(
+          connection_error("corio::pg: the cancel request for a cancelled query failed: " + why)));
+      co_return;
+    }
+    ++st->m_stats.cancels;
+    st->m_cancel_sent = true;
+    st->end_cancel_when_drained();
+  }
+
+  // Once the request went and the cancelled query's result is in, the
+  // connection is free again.
+  void end_cancel_when_drained() noexcept {
+    if (m_cancel_owner == 0 || !m_cancel_sent || !m_pending.empty()) return;
+    const std::uint64_t owner = std::exchange(m_cancel_owner, 0);
+    release(owner);
+  }
+
   static void on_tick_end(corio::detail::tick_end_node& n) noexcept {
     static_cast<tick_hook&>(n).m_self->flush();
   }
@@ -319,7 +383,7 @@ class connection_state final : public corio::detail::job_owner {
   // announce them).
   void flush() noexcept {
     m_sent_this_tick = false;
-    if (m_broken) return;
+    if (m_broken || m_copying) return;
     cork(false);
     if (m_writing) return;
     ++m_stats.flushes;
@@ -366,7 +430,7 @@ class connection_state final : public corio::detail::job_owner {
     for (;;) {
       connection_state* st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
-      if (st->m_paused) {  // a stream is behind: read nothing until it catches up
+      if (st->m_paused || st->m_copying) {  // a stream is behind, or a COPY reads itself
         co_await resume_awaiter(*st);
         st = link.state();
         if (st == nullptr || st->m_generation != generation) co_return;
@@ -377,6 +441,7 @@ class connection_state final : public corio::detail::job_owner {
                                       nullptr, 0);
       st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
+      if (st->m_copying) continue;  // the COPY reads its own data
       ++st->m_stats.reads;
       if (PQconsumeInput(st->m_conn) == 0) {
         st->lose(std::make_exception_ptr(
@@ -492,7 +557,9 @@ class connection_state final : public corio::detail::job_owner {
   class resume_awaiter final : public corio::detail::waiter {
    public:
     explicit resume_awaiter(connection_state& st) noexcept : m_state(&st) {}
-    [[nodiscard]] bool await_ready() const noexcept { return !m_state->m_paused; }
+    [[nodiscard]] bool await_ready() const noexcept {
+      return !m_state->m_paused && !m_state->m_copying;
+    }
     bool await_suspend(std::coroutine_handle<> h) noexcept {
       if (!corio::detail::park(*this, h, "pg reader (a stream is behind)")) return false;
       m_state->m_reader_waiting = this;
@@ -540,7 +607,10 @@ class connection_state final : public corio::detail::job_owner {
     } else {
       q.waiter->deliver(result(q.result.release()));
     }
-    if (m_pending.empty()) m_failed_prepares.clear();  // none is queued behind them now
+    if (m_pending.empty()) {
+      m_failed_prepares.clear();  // none is queued behind them now
+      end_cancel_when_drained();
+    }
   }
 
   // The statement for `sql` with these parameter types: cached, or
@@ -563,7 +633,8 @@ class connection_state final : public corio::detail::job_owner {
 
   tick_hook m_flush;
   bool m_in_pipeline = false;
-  bool m_paused = false;  // a stream is behind: the reader waits
+  bool m_paused = false;   // a stream is behind: the reader waits
+  bool m_copying = false;  // a COPY has the connection and reads it itself
   corio::detail::waiter* m_reader_waiting = nullptr;
   bool m_tcp = false;
   bool m_corked = false;
@@ -582,6 +653,7 @@ class connection_state final : public corio::detail::job_owner {
   std::vector<int> m_formats;
 
   friend class pg::connection;
+  friend class copy_session;
 };
 
 task<> connection_state::establish(std::string conninfo) {
@@ -742,7 +814,10 @@ void query_waiter::on_abort() noexcept {
                  static_cast<query_waiter*>(nullptr));
     m_held = false;
   }
-  if (m_slot != nullptr) m_slot->waiter = nullptr;
+  if (m_slot != nullptr) {
+    m_slot->waiter = nullptr;
+    if (m_owner == 0) m_state->cancel_running(*m_slot);
+  }
 }
 
 void query_waiter::deliver(result&& r) noexcept {
@@ -881,15 +956,20 @@ std::string begin_statement(const transaction_options& o) {
 
 }  // namespace
 
-task<transaction> connection::begin(transaction_options options) {
+task<std::uint64_t> connection::take_connection() {
   detail::connection_state* st = m_state.get();
   if (st == nullptr) throw connection_error("corio::pg: not connected");
-  const std::string sql = begin_statement(options);
   while (st->m_owner != 0) {
     co_await acquire_awaiter(st);
   }
   st->m_owner = ++st->m_last_owner;
-  transaction tx(st, st->m_owner, 0);  // from here, a throw rolls back and frees the connection
+  co_return st->m_owner;
+}
+
+task<transaction> connection::begin(transaction_options options) {
+  const std::string sql = begin_statement(options);
+  const std::uint64_t owner = co_await take_connection();
+  transaction tx(m_state.get(), owner, 0);  // from here, a throw rolls back and frees it
   co_await tx.execute(sql);
   co_return tx;
 }
@@ -1019,6 +1099,191 @@ async_generator<row> connection::stream_rows(std::shared_ptr<detail::row_stream>
       co_return;  // done
     }
   }
+}
+
+// ---- COPY -------------------------------------------------------------------------------
+
+namespace detail {
+
+/// A COPY on a connection: it has the connection to itself (as a
+/// transaction does), out of pipeline mode (libpq allows no COPY in one),
+/// and does its own reading and writing while the reader job waits. One
+/// interrupted half-way (a cancellation, a failed data stream that could
+/// not be ended) closes the connection: the server then aborts the COPY.
+class copy_session {
+ public:
+  copy_session(connection_state& st, std::uint64_t owner) noexcept : m_st(&st), m_owner(owner) {}
+  copy_session(const copy_session&) = delete;
+  copy_session& operator=(const copy_session&) = delete;
+  ~copy_session() {
+    if (m_in_copy) {
+      m_st->lose(std::make_exception_ptr(
+          connection_error("corio::pg: a COPY was interrupted; the connection was closed")));
+    } else if (m_st->m_copying) {
+      m_st->m_copying = false;
+      m_st->wake_reader();
+    }
+    m_st->release(m_owner);
+  }
+
+  /// Waits for the queries sent before, leaves pipeline mode, sends `sql`
+  /// and reads its first result: the COPY's start, or its error.
+  task<> start(const std::string& sql, ExecStatusType expected) {
+    co_await query_awaiter<0, false>(m_st, m_owner, "SELECT 1");  // the ones before are done
+    if (m_st->m_broken) std::rethrow_exception(m_st->m_error);
+    PGconn* c = m_st->m_conn;
+    m_st->m_copying = true;
+    if (m_st->m_in_pipeline) {
+      if (PQexitPipelineMode(c) != 1) fail("leaving pipeline mode");
+      m_st->m_in_pipeline = false;
+    }
+    if (PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 0) {
+      fail("send");
+    }
+    co_await flush();
+    owned_result r(co_await next_result());
+    if (r != nullptr && PQresultStatus(r.get()) == expected) {
+      m_in_copy = true;
+      co_return;
+    }
+    co_await finish_results();
+    if (r != nullptr && PQresultStatus(r.get()) == PGRES_FATAL_ERROR) {
+      std::rethrow_exception(error_of(r.get()));
+    }
+    throw std::logic_error("corio::pg: not a COPY " +
+                           std::string(expected == PGRES_COPY_IN ? "FROM STDIN" : "TO STDOUT"));
+  }
+
+  /// COPY FROM STDIN: queues a chunk, waiting while libpq's buffer is full.
+  task<> put(std::string_view chunk) {
+    for (;;) {
+      const int r = PQputCopyData(m_st->m_conn, chunk.data(), static_cast<int>(chunk.size()));
+      if (r == 1) co_return;
+      if (r < 0) fail("COPY data");
+      co_await wait(corio::detail::io_kind::poll_out);
+      if (PQflush(m_st->m_conn) < 0) fail("send");
+    }
+  }
+
+  /// COPY FROM STDIN: ends the data (`error`: aborts the COPY with it) and
+  /// gives the rows copied, or throws the server's error.
+  task<std::uint64_t> end(const char* error) {
+    for (;;) {
+      const int r = PQputCopyEnd(m_st->m_conn, error);
+      if (r == 1) break;
+      if (r < 0) fail("COPY end");
+      co_await wait(corio::detail::io_kind::poll_out);
+    }
+    co_await flush();
+    co_return co_await outcome();
+  }
+
+  /// COPY TO STDOUT: the next row, or nullopt after the last (the outcome
+  /// read, or the server's error thrown).
+  task<std::optional<std::string>> get() {
+    for (;;) {
+      char* buf = nullptr;
+      const int n = PQgetCopyData(m_st->m_conn, &buf, 1);
+      if (n > 0) {
+        std::string row(buf, static_cast<std::size_t>(n));
+        PQfreemem(buf);
+        co_return row;
+      }
+      if (n == 0) {
+        co_await wait(corio::detail::io_kind::poll_in);
+        if (PQconsumeInput(m_st->m_conn) == 0) fail("COPY data");
+        continue;
+      }
+      if (n == -2) fail("COPY data");
+      (void)co_await outcome();
+      co_return std::nullopt;
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const char* what) {
+    throw connection_error(libpq_message(m_st->m_conn, what));
+  }
+
+  task<> wait(corio::detail::io_kind kind) {
+    co_await corio::detail::io_call(kind, PQsocket(m_st->m_conn), nullptr, 0);
+  }
+
+  task<> flush() {
+    for (;;) {
+      const int r = PQflush(m_st->m_conn);
+      if (r == 0) co_return;
+      if (r < 0) fail("send");
+      co_await wait(corio::detail::io_kind::poll_out);
+    }
+  }
+
+  // The next result once libpq has it whole; nullptr after a query's last.
+  task<PGresult*> next_result() {
+    while (PQisBusy(m_st->m_conn) != 0) {
+      co_await wait(corio::detail::io_kind::poll_in);
+      if (PQconsumeInput(m_st->m_conn) == 0) fail("the connection was lost");
+    }
+    co_return PQgetResult(m_st->m_conn);
+  }
+
+  task<> finish_results() {
+    for (;;) {
+      owned_result r(co_await next_result());
+      if (r == nullptr) co_return;
+    }
+  }
+
+  // The COPY's final result: its row count, or its error thrown.
+  task<std::uint64_t> outcome() {
+    owned_result r(co_await next_result());
+    m_in_copy = false;
+    co_await finish_results();
+    if (r == nullptr || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+      if (r != nullptr && PQresultStatus(r.get()) == PGRES_FATAL_ERROR) {
+        std::rethrow_exception(error_of(r.get()));
+      }
+      throw connection_error("corio::pg: a COPY ended without its outcome");
+    }
+    co_return result(r.release()).affected();
+  }
+
+  connection_state* m_st;
+  std::uint64_t m_owner;
+  bool m_in_copy = false;
+};
+
+}  // namespace detail
+
+task<std::uint64_t> connection::copy_in(std::string sql, async_generator<std::string> data) {
+  const std::uint64_t owner = co_await take_connection();
+  detail::copy_session session(*m_state, owner);  // from here, it frees the connection
+  co_await session.start(sql, PGRES_COPY_IN);
+  std::exception_ptr failure;
+  try {
+    while (auto chunk = co_await data.next())
+      co_await session.put(*chunk);
+  } catch (const cancelled_error&) {
+    throw;  // the session closes the connection: the server aborts the COPY
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
+    try {
+      (void)co_await session.end("corio: the COPY's data stream failed");
+    } catch (const error&) {  // the server's "COPY from stdin failed": expected
+    }
+    std::rethrow_exception(failure);
+  }
+  co_return co_await session.end(nullptr);
+}
+
+async_generator<std::string> connection::copy_out(std::string sql) {
+  const std::uint64_t owner = co_await take_connection();
+  detail::copy_session session(*m_state, owner);
+  co_await session.start(sql, PGRES_COPY_OUT);
+  while (auto row = co_await session.get())
+    co_yield std::move(*row);
 }
 
 // ---- LISTEN / NOTIFY ------------------------------------------------------------------

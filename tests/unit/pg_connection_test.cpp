@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -569,6 +570,101 @@ TEST(PgStream, ASlowConsumerPausesTheReaderAndAnAbandonedStreamDropsTheRest) {
       EXPECT_EQ(e.sqlstate(), "22012");
     }
     EXPECT_LE(got, 2);
+  }());
+}
+
+}  // namespace
+
+namespace {
+
+corio::async_generator<std::string> csv_rows(int count, bool fail_half_way) {
+  for (int i = 1; i <= count; ++i) {
+    if (fail_half_way && i == count / 2) throw std::runtime_error("the source broke");
+    co_yield std::to_string(i) + ",name " + std::to_string(i) + "\n";
+  }
+}
+
+TEST(PgCopy, InFromAGeneratorAndOutAsOne) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    co_await db.execute("CREATE TEMP TABLE copied (id int, name text)");
+    EXPECT_EQ(co_await db.copy_in("COPY copied FROM STDIN (FORMAT csv)", csv_rows(10000, false)),
+              10000U);
+    EXPECT_EQ(co_await count_rows(db, "copied"), 10000);
+
+    auto out =
+        db.copy_out("COPY (SELECT id, name FROM copied WHERE id <= 3 ORDER BY id) TO STDOUT");
+    std::vector<std::string> lines;
+    while (auto line = co_await out.next())
+      lines.push_back(*line);
+    std::vector<std::string> expected;  // (no braced list of literals in a coroutine: GCC 12)
+    for (int i = 1; i <= 3; ++i)
+      expected.push_back(std::to_string(i) + "\tname " + std::to_string(i) + "\n");
+    EXPECT_EQ(lines, expected);
+    EXPECT_EQ((co_await db.query("SELECT 4")).at(0).get<std::int32_t>(0), 4)
+        << "back in pipeline mode after the COPYs";
+  }());
+}
+
+TEST(PgCopy, AFailingSourceAbortsTheCopyAndTheConnectionGoesOn) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    co_await db.execute("CREATE TEMP TABLE half (id int, name text)");
+    EXPECT_THROW(co_await db.copy_in("COPY half FROM STDIN (FORMAT csv)", csv_rows(1000, true)),
+                 std::runtime_error);
+    EXPECT_EQ(co_await count_rows(db, "half"), 0) << "the COPY was rolled back";
+    try {
+      co_await db.copy_in("COPY half FROM STDIN (FORMAT csv)", csv_rows(0, false));
+      co_await db.copy_in("COPY no_such_table FROM STDIN", csv_rows(1, false));
+      ADD_FAILURE() << "a COPY into no table";
+    } catch (const pg::error& e) {
+      EXPECT_EQ(e.sqlstate(), "42P01");
+    }
+    EXPECT_EQ(co_await count_rows(db, "half"), 0);
+  }());
+}
+
+TEST(PgCopy, OtherQueriesWaitForTheCopy) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    co_await db.execute("CREATE TEMP TABLE during (id int, name text)");
+    auto copy =
+        corio::spawn(db.copy_in("COPY during FROM STDIN (FORMAT csv)", csv_rows(5000, false)));
+    co_await corio::yield_now();
+    const std::int64_t seen = co_await count_rows(db, "during");  // waits until the COPY ends
+    EXPECT_EQ(seen, 5000);
+    EXPECT_EQ(co_await std::move(copy), 5000U);
+  }());
+}
+
+}  // namespace
+
+namespace {
+
+TEST(PgCancel, ACancelledRunningQueryIsCancelledOnTheServer) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    auto sleeper = corio::spawn(
+        [](pg::connection& db) -> corio::task<> { co_await db.query("SELECT pg_sleep(60)"); }(db));
+    auto watcher = co_await pg::connection::connect(tcp());
+    // Until the server runs it (bounded: 2,000 looks, 10 s).
+    for (int look = 0; look < 2000; ++look) {
+      const pg::result r = co_await watcher.query(
+          "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = "
+          "'active'");
+      if (r.at(0).get<std::int64_t>(0) == 1) break;
+      co_await corio::sleep(std::chrono::milliseconds(5));
+    }
+    sleeper.cancel();
+    EXPECT_THROW(co_await std::move(sleeper), corio::cancelled_error);
+    // Without the cancel request this would wait out the minute.
+    auto five = [](pg::connection& db) -> corio::task<std::int32_t> {
+      co_return (co_await db.query("SELECT 5")).at(0).get<std::int32_t>(0);
+    };
+    EXPECT_EQ(co_await corio::timeout(std::chrono::seconds(20), five(db)), 5);
+    EXPECT_EQ(db.stats().cancels, 1U);
+    EXPECT_EQ(db.stats().dropped, 1U);
+    EXPECT_FALSE(db.broken());
   }());
 }
 

@@ -57,6 +57,7 @@ struct connection_stats {
   std::uint64_t flushes = 0;    ///< output pushes to the socket
   std::uint64_t reads = 0;      ///< input reads
   std::uint64_t dropped = 0;    ///< results of cancelled queries, read and dropped
+  std::uint64_t cancels = 0;    ///< cancel requests sent for running queries
 };
 
 /// How a transaction runs (BEGIN's options; unset: the server's defaults).
@@ -214,7 +215,10 @@ class transaction {
 /// from a `pool<pg::connection>`.
 ///
 /// Cancellation: a cancelled query's result is read and dropped; the other
-/// queries are not affected.
+/// queries are not affected. When it was the only query in flight (and no
+/// transaction has the connection), the server is asked to cancel it
+/// (PQcancel, on the blocking pool) and other queries wait for that; a
+/// request that fails closes the connection, which a pool then drops.
 ///
 /// \code
 ///   auto db = co_await corio::pg::connection::connect("host=/run/postgresql dbname=app");
@@ -272,6 +276,22 @@ class connection {
     return stream_rows(start_stream(sql, std::span<const param>(params, sizeof...(Args))));
   }
 
+  /// COPY ... FROM STDIN: sends each chunk `data` yields (in the COPY's
+  /// format: text, csv or binary; chunks need not end on rows), ends the
+  /// data, and gives the rows copied. The connection is the COPY's
+  /// meanwhile (other tasks' queries wait). A `data` stream that throws
+  /// aborts the COPY (the server rolls it back) and its error is rethrown;
+  /// a cancelled COPY closes the connection, which aborts it.
+  ///
+  /// \code
+  ///   std::uint64_t n = co_await db.copy_in("COPY events FROM STDIN (FORMAT csv)", csv_lines());
+  /// \endcode
+  task<std::uint64_t> copy_in(std::string sql, async_generator<std::string> data);
+  /// COPY ... TO STDOUT: yields the data a row at a time (text format: a
+  /// line with its newline), with flat memory. The connection is the
+  /// COPY's until the stream ends; ending it early closes the connection.
+  async_generator<std::string> copy_out(std::string sql);
+
   /// LISTENs on `channel` and yields each notification sent to it, in
   /// order; ending the stream (destroying it, or cancelling its consumer)
   /// UNLISTENs. Other queries go on sharing the connection. A listener
@@ -319,6 +339,9 @@ class connection {
   std::shared_ptr<detail::row_stream> start_stream(std::string_view sql,
                                                    std::span<const param> params);
   static async_generator<row> stream_rows(std::shared_ptr<detail::row_stream> s);
+  /// Waits until no transaction or COPY has the connection, then takes it:
+  /// the new owner's id.
+  task<std::uint64_t> take_connection();
   std::unique_ptr<detail::connection_state> m_state;
 };
 
