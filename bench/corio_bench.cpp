@@ -535,6 +535,27 @@ std::string pg_stats(const corio::pg::connection_stats& s, const corio::pg::conn
   return buf;
 }
 
+/// The measured part of every pg workload: 100 users, `user(t, per)`, run
+/// at once; their balances summed and checked; the time and CPU they took.
+template <class User>
+corio::task<outcome_line> pg_measured(u64 n, User user, std::string extra) {
+  constexpr u64 tasks = 100;
+  const u64 per = n / tasks;
+  const double cpu0 = cpu_seconds();
+  const auto t0 = steady_clock::now();
+  std::vector<corio::task<u64>> users;
+  users.reserve(tasks);
+  for (u64 t = 0; t < tasks; ++t)
+    users.push_back(user(t, per));
+  u64 sum = 0;
+  for (const u64 s : co_await corio::gather(std::move(users)))
+    sum += s;
+  outcome_line o{sum, sum == pg_expected(tasks, per), std::move(extra)};
+  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
+  o.cpu_s = cpu_seconds() - cpu0;
+  co_return o;
+}
+
 /// --pg-share: "pool" (a lease per query) or "round-robin".
 bool g_pg_round_robin = false;
 
@@ -544,7 +565,6 @@ corio::task<outcome_line> w_pg_select_shared(u64 n);
 /// query; each connection prepares the statement before the clock.
 corio::task<outcome_line> w_pg_select(u64 n) {
   if (g_pg_round_robin) co_return co_await w_pg_select_shared(n);
-  constexpr u64 tasks = 100;
   constexpr std::size_t size = 10;
   corio::pool_options options;
   options.name = "pg";
@@ -558,20 +578,9 @@ corio::task<outcome_line> w_pg_select(u64 n) {
       (void)co_await all.back()->query(k_pg_query, 1);
     }
   }
-  const u64 per = n / tasks;
-  const double cpu0 = cpu_seconds();
-  const auto t0 = steady_clock::now();
-  std::vector<corio::task<u64>> users;
-  users.reserve(tasks);
-  for (u64 t = 0; t < tasks; ++t)
-    users.push_back(pg_pooled_user(db, t, per));
-  u64 sum = 0;
-  for (const u64 s : co_await corio::gather(std::move(users)))
-    sum += s;
-  outcome_line o{sum, sum == pg_expected(tasks, per),
-                 pg_extra("corio::pg::connection in corio::pool (10, a lease per query)", size)};
-  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
-  o.cpu_s = cpu_seconds() - cpu0;
+  outcome_line o = co_await pg_measured(
+      n, [&db](u64 t, u64 per) { return pg_pooled_user(db, t, per); },
+      pg_extra("corio::pg::connection in corio::pool (10, a lease per query)", size));
   co_await db.close();
   co_return o;
 }
@@ -581,7 +590,6 @@ corio::task<outcome_line> w_pg_select(u64 n) {
 /// of the other 9 tasks there (corio's multiplexed model, as Tokio's
 /// --pg-share round-robin).
 corio::task<outcome_line> w_pg_select_shared(u64 n) {
-  constexpr u64 tasks = 100;
   constexpr std::size_t size = 10;
   std::vector<corio::pg::connection> conns;
   conns.reserve(size);
@@ -589,44 +597,20 @@ corio::task<outcome_line> w_pg_select_shared(u64 n) {
     conns.push_back(co_await corio::pg::connection::connect(g_pg));
     (void)co_await conns.back().query(k_pg_query, 1);
   }
-  const u64 per = n / tasks;
-  const double cpu0 = cpu_seconds();
-  const auto t0 = steady_clock::now();
-  std::vector<corio::task<u64>> users;
-  users.reserve(tasks);
-  for (u64 t = 0; t < tasks; ++t)
-    users.push_back(pg_shared_user(conns[t % size], t, per));
-  u64 sum = 0;
-  for (const u64 s : co_await corio::gather(std::move(users)))
-    sum += s;
-  outcome_line o{sum, sum == pg_expected(tasks, per),
-                 pg_extra("corio::pg::connection x10, shared round-robin (pipelined)", size)};
-  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
-  o.cpu_s = cpu_seconds() - cpu0;
-  co_return o;
+  co_return co_await pg_measured(
+      n, [&conns](u64 t, u64 per) { return pg_shared_user(conns[t % size], t, per); },
+      pg_extra("corio::pg::connection x10, shared round-robin (pipelined)", size));
 }
 
 /// pg-pipeline: one connection, 100 tasks on it: 100 queries in flight.
 corio::task<outcome_line> w_pg_pipeline(u64 n) {
-  constexpr u64 tasks = 100;
   auto c = co_await corio::pg::connection::connect(g_pg);
   (void)co_await c.query(k_pg_query, 1);  // prepared before the clock
   const auto s0 = c.stats();
-  const u64 per = n / tasks;
-  const double cpu0 = cpu_seconds();
-  const auto t0 = steady_clock::now();
-  std::vector<corio::task<u64>> users;
-  users.reserve(tasks);
-  for (u64 t = 0; t < tasks; ++t)
-    users.push_back(pg_shared_user(c, t, per));
-  u64 sum = 0;
-  for (const u64 s : co_await corio::gather(std::move(users)))
-    sum += s;
-  outcome_line o{sum, sum == pg_expected(tasks, per),
-                 pg_extra("corio::pg::connection (one, pipelined)", 1) + pg_stats(c.stats(), s0) +
-                     ",\"depth\":100"};
-  o.seconds = std::chrono::duration<double>(steady_clock::now() - t0).count();
-  o.cpu_s = cpu_seconds() - cpu0;
+  outcome_line o = co_await pg_measured(
+      n, [&c](u64 t, u64 per) { return pg_shared_user(c, t, per); },
+      pg_extra("corio::pg::connection (one, pipelined)", 1));
+  o.extra += pg_stats(c.stats(), s0) + ",\"depth\":100";
   co_return o;
 }
 

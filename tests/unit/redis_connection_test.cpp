@@ -340,6 +340,45 @@ TEST(RedisConnection, SubscribeYieldsMessagesAndUnsubscribesWhenTheStreamEnds) {
   }());
 }
 
+// A server that does not know HELLO (as before Redis 6): the connection
+// speaks RESP2, and commands, MGET and pub/sub work the same.
+TEST(RedisConnection, AServerWithoutHelloIsSpokenToInResp2) {
+  corio::run([]() -> corio::task<> {
+    redis::connection_options o;
+    o.port = corio_tools::redis_server::without_hello().port();
+    auto c = co_await redis::connection::connect(o);
+    EXPECT_EQ(c.protocol(), 2);
+    EXPECT_TRUE(co_await c.set("resp2:a", "1"));
+    EXPECT_EQ(co_await c.incr("resp2:a"), 2);
+    EXPECT_EQ(co_await c.hset("resp2:h", "f", "v"), 1);
+    const redis::reply all = co_await c.command("HGETALL", "resp2:h");
+    EXPECT_EQ(all.type(), redis::reply::kind::array) << "RESP2 has no map";
+    EXPECT_EQ(all.size(), 2U);
+    const std::vector<std::string> keys = {"resp2:a", "resp2:none"};
+    const auto values = co_await c.mget(keys);
+    EXPECT_EQ(values.size(), 2U);
+    if (values.size() == 2U) {
+      EXPECT_EQ(values[0], "2");
+      EXPECT_EQ(values[1], std::nullopt);
+    }
+    try {
+      co_await c.command("HELLO", "3");
+      ADD_FAILURE() << "HELLO answered";
+    } catch (const redis::error& e) {
+      EXPECT_NE(std::string(e.what()).find("unknown command"), std::string::npos) << e.what();
+    }
+    auto listener = corio::spawn(listen(c, "resp2:news", false, 2));
+    EXPECT_TRUE(co_await until_subscribers(c, "resp2:news", 1));
+    EXPECT_EQ(co_await c.publish("resp2:news", "one"), 1);
+    EXPECT_EQ(co_await c.publish("resp2:news", "two"), 1);
+    const auto got = co_await listener;
+    EXPECT_EQ(got.size(), 2U);
+    if (got.size() == 2U) {
+      EXPECT_EQ(got[1].payload, "two");
+    }
+  }());
+}
+
 using get_batcher = corio::batcher<std::string, std::optional<std::string>>;
 
 corio::task<std::optional<std::string>> cached_get(get_batcher& gets, int i) {

@@ -31,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "free_port.hpp"
+
 namespace corio_tools {
 
 class pg_server {
@@ -123,21 +125,6 @@ class pg_server {
       }
     }
     throw std::runtime_error("pg_server: running as root and no postgres or nobody user");
-  }
-
-  static std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      ::close(fd);
-      throw std::runtime_error("pg_server: no free port");
-    }
-    ::close(fd);
-    return ntohs(a.sin_port);
   }
 
   // Starts `args` as the server's user, its output appended to the log.

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "free_port.hpp"
+
 namespace corio_tools {
 
 class redis_server {
@@ -28,6 +31,14 @@ class redis_server {
   /// The program's server, started at the first call.
   static redis_server& shared() {
     static redis_server s;
+    return s;
+  }
+
+  /// A second server that answers HELLO with "unknown command", as a
+  /// server before Redis 6 does (the command renamed away): clients fall
+  /// back to RESP2 there.
+  static redis_server& without_hello() {
+    static redis_server s({"--rename-command", "HELLO", ""});
     return s;
   }
 
@@ -61,7 +72,7 @@ class redis_server {
   }
 
  private:
-  redis_server() {
+  explicit redis_server(std::vector<std::string> extra = {}) : m_extra(std::move(extra)) {
     std::string templ = (std::filesystem::temp_directory_path() / "corio-redis-XXXXXX").string();
     if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("redis_server: mkdtemp");
     m_dir = templ;
@@ -75,27 +86,23 @@ class redis_server {
                              "/redis.log");
   }
 
-  static std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      ::close(fd);
-      throw std::runtime_error("redis_server: no free port");
-    }
-    ::close(fd);
-    return ntohs(a.sin_port);
-  }
-
   static bool answers(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(port);
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+  }
+
+  static bool answers_unix(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) return false;
+    path.copy(a.sun_path, path.size());
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(fd);
     return ok;
@@ -123,6 +130,7 @@ class redis_server {
                                      log,
                                      "--daemonize",
                                      "no"};
+    args.insert(args.end(), m_extra.begin(), m_extra.end());
     std::vector<char*> argv;
     argv.reserve(args.size() + 1);
     for (std::string& a : args)
@@ -147,7 +155,8 @@ class redis_server {
         m_pid = -1;
         return false;
       }
-      if (answers(port) && std::filesystem::exists(m_socket)) {
+      // Connects to both (a socket file appears at bind, before listen).
+      if (answers(port) && answers_unix(m_socket)) {
         m_port = port;
         return true;
       }
@@ -157,6 +166,7 @@ class redis_server {
     return false;
   }
 
+  std::vector<std::string> m_extra;  // more arguments of redis-server
   std::string m_dir;
   std::string m_socket;
   std::uint16_t m_port = 0;
