@@ -20,6 +20,7 @@
 #include "corio/detail/owned_fd.hpp"
 #include "corio/exec/offload.hpp"
 #include "corio/io/detail/io_op.hpp"
+#include "corio/loop/detail/wake_slot.hpp"
 #include "corio/pool/detail/job_owner.hpp"
 #include "corio/task/cancel.hpp"
 
@@ -84,15 +85,11 @@ struct row_stream {
   std::deque<result> rows;  // one single-row result each
   result current;           // the one whose row was yielded last
   row current_row;
-  corio::detail::waiter* waiting = nullptr;
+  corio::detail::wake_slot arrival;   // the stream waits here for rows
   connection_state* state = nullptr;  // nullptr once the connection is gone
   bool done = false;
   bool abandoned = false;  // the stream ended first: rows are dropped
   std::exception_ptr error;
-
-  void wake() noexcept {
-    if (corio::detail::waiter* w = std::exchange(waiting, nullptr)) w->wake();
-  }
 };
 
 /// A query sent and not yet answered.
@@ -153,7 +150,7 @@ class connection_state final : public corio::detail::job_owner {
       if (p.stream) {
         p.stream->error = e;
         p.stream->state = nullptr;
-        p.stream->wake();
+        p.stream->arrival.notify();
       }
     }
     m_paused = false;
@@ -170,7 +167,7 @@ class connection_state final : public corio::detail::job_owner {
     wake_acquirer(true);
     for (listener* l : m_listeners) {
       if (!l->error) l->error = e;
-      wake_listener(*l);
+      l->arrival.notify();
     }
   }
 
@@ -230,16 +227,12 @@ class connection_state final : public corio::detail::job_owner {
   struct listener {
     std::string channel;
     std::deque<notification> queue;
-    notification current;  // the one yielded last
-    corio::detail::waiter* waiting = nullptr;
+    notification current;               // the one yielded last
+    corio::detail::wake_slot arrival;   // the stream waits here
     connection_state* state = nullptr;  // nullptr once the connection is gone
     std::exception_ptr error;
   };
   static constexpr std::size_t max_unread_notifications = 65536;
-
-  void wake_listener(listener& l) noexcept {
-    if (corio::detail::waiter* w = std::exchange(l.waiting, nullptr)) w->wake();
-  }
 
   // Notifications libpq parsed (it does while reading) go to the streams
   // listening on their channel.
@@ -248,9 +241,7 @@ class connection_state final : public corio::detail::job_owner {
     // libpq parses a notification only outside a pipeline or while a query
     // runs: between queries, a listening connection leaves pipeline mode
     // (the next query enters it again), and PQisBusy parses what was read.
-    if (m_pending.empty() && m_in_pipeline && PQexitPipelineMode(m_conn) == 1) {
-      m_in_pipeline = false;
-    }
+    if (m_pending.empty() && in_pipeline()) (void)PQexitPipelineMode(m_conn);
     (void)PQisBusy(m_conn);
     while (m_conn != nullptr) {
       PGnotify* n = PQnotifies(m_conn);
@@ -267,7 +258,7 @@ class connection_state final : public corio::detail::job_owner {
             l->error = std::current_exception();
           }
         }
-        wake_listener(*l);
+        l->arrival.notify();
       }
       PQfreemem(n);
     }
@@ -382,7 +373,6 @@ class connection_state final : public corio::detail::job_owner {
   // results libpq read while sending are handed out (no readiness would
   // announce them).
   void flush() noexcept {
-    m_sent_this_tick = false;
     if (m_broken || m_copying) return;
     cork(false);
     if (m_writing) return;
@@ -431,7 +421,8 @@ class connection_state final : public corio::detail::job_owner {
       connection_state* st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
       if (st->m_paused || st->m_copying) {  // a stream is behind, or a COPY reads itself
-        co_await resume_awaiter(*st);
+        co_await st->m_reader_resume.wait([st] { return !st->m_paused && !st->m_copying; },
+                                          "pg reader (a stream is behind, or a COPY reads)");
         st = link.state();
         if (st == nullptr || st->m_generation != generation) co_return;
         st->process_results();  // what libpq already holds
@@ -526,7 +517,7 @@ class connection_state final : public corio::detail::job_owner {
       if (!q.error) q.error.reset(PQmakeEmptyPGresult(m_conn, PGRES_FATAL_ERROR));
       return;
     }
-    s->wake();
+    s->arrival.notify();
     if (s->rows.size() >= row_stream::pause_at) m_paused = true;
   }
 
@@ -549,28 +540,7 @@ class connection_state final : public corio::detail::job_owner {
   }
 
  private:
-  void wake_reader() noexcept {
-    if (corio::detail::waiter* w = std::exchange(m_reader_waiting, nullptr)) w->wake();
-  }
-
-  // The reader's wait while a stream is behind.
-  class resume_awaiter final : public corio::detail::waiter {
-   public:
-    explicit resume_awaiter(connection_state& st) noexcept : m_state(&st) {}
-    [[nodiscard]] bool await_ready() const noexcept {
-      return !m_state->m_paused && !m_state->m_copying;
-    }
-    bool await_suspend(std::coroutine_handle<> h) noexcept {
-      if (!corio::detail::park(*this, h, "pg reader (a stream is behind)")) return false;
-      m_state->m_reader_waiting = this;
-      return true;
-    }
-    void on_abort() noexcept { m_state->m_reader_waiting = nullptr; }
-    void await_resume() { finish(); }
-
-   private:
-    connection_state* m_state;
-  };
+  void wake_reader() noexcept { m_reader_resume.notify(); }
 
   // A Prepare the server refused: later queries of the same text, queued
   // behind it, fail with its error rather than "statement does not exist";
@@ -593,7 +563,7 @@ class connection_state final : public corio::detail::job_owner {
       if (q.error) s.error = error_of(q.error.get());
       s.done = true;
       s.state = nullptr;
-      s.wake();
+      s.arrival.notify();
     } else if (q.waiter == nullptr) {
       ++m_stats.dropped;
     } else if (q.error) {
@@ -625,6 +595,10 @@ class connection_state final : public corio::detail::job_owner {
   // sends still happen, but the queries leave in one segment, and the
   // server (and the kernel's loopback delivery) wakes once per tick
   // rather than once per query.
+  [[nodiscard]] bool in_pipeline() const noexcept {
+    return PQpipelineStatus(m_conn) != PQ_PIPELINE_OFF;
+  }
+
   void cork(bool on) noexcept {
     if (on == m_corked || !m_tcp) return;
     const int v = on ? 1 : 0;
@@ -632,13 +606,11 @@ class connection_state final : public corio::detail::job_owner {
   }
 
   tick_hook m_flush;
-  bool m_in_pipeline = false;
-  bool m_paused = false;   // a stream is behind: the reader waits
-  bool m_copying = false;  // a COPY has the connection and reads it itself
-  corio::detail::waiter* m_reader_waiting = nullptr;
+  bool m_paused = false;                     // a stream is behind: the reader waits
+  bool m_copying = false;                    // a COPY has the connection and reads it itself
+  corio::detail::wake_slot m_reader_resume;  // the reader waits here while paused
   bool m_tcp = false;
   bool m_corked = false;
-  bool m_sent_this_tick = false;
   // Prepared statements by query text and parameter types.
   std::unordered_map<std::string, statement> m_statements;
   std::unordered_map<std::string, std::exception_ptr> m_failed_prepares;
@@ -680,7 +652,6 @@ task<> connection_state::establish(std::string conninfo) {
   if (PQsetnonblocking(m_conn, 1) != 0 || PQenterPipelineMode(m_conn) != 1) {
     throw connection_error(libpq_message(m_conn, "pipeline mode"));
   }
-  m_in_pipeline = true;
   sockaddr_storage local{};
   socklen_t length = sizeof local;
   m_tcp = ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
@@ -745,11 +716,8 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
     m_lengths[i] = params[i].length();
     m_formats[i] = params[i].format();
   }
-  if (!m_in_pipeline) {
-    if (PQenterPipelineMode(m_conn) != 1) fail_send("pipeline mode");
-    m_in_pipeline = true;
-  }
-  if (m_sent_this_tick) cork(true);
+  if (!in_pipeline() && PQenterPipelineMode(m_conn) != 1) fail_send("pipeline mode");
+  if (m_flush.linked()) cork(true);  // a second query this tick
   const auto [name, prepare] = statement_for(sql, m_types);
   const int count = static_cast<int>(n);
   if (prepare) {
@@ -764,7 +732,6 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
     fail_send("send");
   }
   ++m_stats.queries;
-  m_sent_this_tick = true;
   pending_query& q = m_pending.emplace_back();
   q.awaiting_prepare = prepare;
   q.statement = *name;
@@ -1031,24 +998,6 @@ task<transaction> transaction::begin() {
 
 namespace {
 
-class rows_awaiter final : public corio::detail::waiter {
- public:
-  explicit rows_awaiter(detail::row_stream& s) noexcept : m_stream(&s) {}
-  [[nodiscard]] bool await_ready() const noexcept {
-    return !m_stream->rows.empty() || m_stream->done || m_stream->error;
-  }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    if (!corio::detail::park(*this, h, "pg stream row")) return false;
-    m_stream->waiting = this;
-    return true;
-  }
-  void on_abort() noexcept { m_stream->waiting = nullptr; }
-  void await_resume() { finish(); }
-
- private:
-  detail::row_stream* m_stream;
-};
-
 // However the stream ends: an unfinished one has its rows dropped.
 struct stream_guard {
   explicit stream_guard(detail::row_stream* stream) noexcept : s(stream) {}
@@ -1086,7 +1035,8 @@ std::shared_ptr<detail::row_stream> connection::start_stream(std::string_view sq
 async_generator<row> connection::stream_rows(std::shared_ptr<detail::row_stream> s) {
   const stream_guard guard(s.get());
   for (;;) {
-    co_await rows_awaiter(*s);
+    co_await s->arrival.wait([&s] { return !s->rows.empty() || s->done || s->error; },
+                             "pg stream row");
     if (!s->rows.empty()) {
       s->current = std::move(s->rows.front());
       s->rows.pop_front();
@@ -1133,10 +1083,7 @@ class copy_session {
     if (m_st->m_broken) std::rethrow_exception(m_st->m_error);
     PGconn* c = m_st->m_conn;
     m_st->m_copying = true;
-    if (m_st->m_in_pipeline) {
-      if (PQexitPipelineMode(c) != 1) fail("leaving pipeline mode");
-      m_st->m_in_pipeline = false;
-    }
+    if (m_st->in_pipeline() && PQexitPipelineMode(c) != 1) fail("leaving pipeline mode");
     if (PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 0) {
       fail("send");
     }
@@ -1299,24 +1246,6 @@ std::string quote_identifier(std::string_view name) {
   return q + '"';
 }
 
-class notification_awaiter final : public corio::detail::waiter {
- public:
-  explicit notification_awaiter(detail::connection_state::listener& l) noexcept : m_listener(&l) {}
-  [[nodiscard]] bool await_ready() const noexcept {
-    return !m_listener->queue.empty() || m_listener->error;
-  }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    if (!corio::detail::park(*this, h, "pg notification")) return false;
-    m_listener->waiting = this;
-    return true;
-  }
-  void on_abort() noexcept { m_listener->waiting = nullptr; }
-  void await_resume() { finish(); }
-
- private:
-  detail::connection_state::listener* m_listener;
-};
-
 // Unlinks a listen() stream however it ends, and UNLISTENs when it was the
 // channel's last.
 struct listener_guard {
@@ -1347,7 +1276,8 @@ async_generator<notification> connection::listen(std::string channel) {
   const std::string listen_sql = "LISTEN " + quote_identifier(l.channel);
   co_await execute(listen_sql);
   for (;;) {
-    co_await notification_awaiter(l);
+    co_await l.arrival.wait([&l] { return !l.queue.empty() || l.error != nullptr; },
+                            "pg notification");
     if (!l.queue.empty()) {
       l.current = std::move(l.queue.front());
       l.queue.pop_front();

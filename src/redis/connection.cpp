@@ -6,6 +6,7 @@
 #include <system_error>
 #include <utility>
 
+#include "corio/loop/detail/wake_slot.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/pool/detail/job_owner.hpp"
@@ -93,7 +94,7 @@ class connection_state final : public corio::detail::job_owner {
   // confirmation, none answers a queued command.
   bool m_subscription = false;
   std::deque<reply> m_messages;
-  corio::detail::waiter* m_message_waiter = nullptr;
+  corio::detail::wake_slot m_message_arrival;  // the subscriber waits here
   static constexpr std::size_t max_unread_messages = 65536;
 
   /// Queues a command whose answers come as messages (SUBSCRIBE).
@@ -102,9 +103,7 @@ class connection_state final : public corio::detail::job_owner {
     ++m_stats.commands;
     if (!m_broken) m_loop->at_tick_end(m_flush);
   }
-  void wake_message_waiter() noexcept {
-    if (corio::detail::waiter* w = std::exchange(m_message_waiter, nullptr)) w->wake();
-  }
+  void wake_message_waiter() noexcept { m_message_arrival.notify(); }
 
  private:
   struct tick_hook : corio::detail::tick_end_node {
@@ -582,21 +581,6 @@ connection_stats connection::stats() const noexcept {
 
 namespace {
 
-// Waits until a message is queued or the connection is lost.
-struct message_awaiter : corio::detail::waiter {
-  detail::connection_state* m_state;
-  [[nodiscard]] bool await_ready() const noexcept {
-    return !m_state->m_messages.empty() || m_state->m_broken;
-  }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    if (!corio::detail::park(*this, h, "redis message")) return false;
-    m_state->m_message_waiter = this;
-    return true;
-  }
-  void on_abort() noexcept { m_state->m_message_waiter = nullptr; }
-  void await_resume() { finish(); }
-};
-
 // "message"/"pmessage" arrays (RESP2) or pushes (RESP3); the rest
 // (confirmations, pongs) are not messages.
 bool to_message(reply& r, message& m) {
@@ -634,7 +618,8 @@ async_generator<message> connection::subscribe_on(connection_options options,
   st.enqueue_unanswered(args);
   message m;
   for (;;) {
-    co_await message_awaiter{{}, &st};
+    co_await st.m_message_arrival.wait([&st] { return !st.m_messages.empty() || st.m_broken; },
+                                       "redis message");
     while (!st.m_messages.empty()) {
       reply r = std::move(st.m_messages.front());
       st.m_messages.pop_front();
