@@ -669,3 +669,62 @@ TEST(PgCancel, ACancelledRunningQueryIsCancelledOnTheServer) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PgConnection, TheConnectTimeoutBoundsTheSetUp) {
+  corio::run([]() -> corio::task<> {
+    pg::connect_options options;
+    options.connect_timeout = std::chrono::nanoseconds(0);  // passed at the first wait
+    EXPECT_THROW(co_await pg::connection::connect(tcp(), options), corio::timeout_error);
+  }());
+}
+
+TEST(PgConnection, APoolValidatesAnIdleConnectionAndDropsOneTheServerEnded) {
+  corio::run([]() -> corio::task<> {
+    corio::pool_options options;
+    options.max_size = 1;
+    options.validate_after_idle = std::chrono::nanoseconds(0);  // every lease is validated
+    corio::pool<pg::connection> db(pg::pool_hooks(tcp()), options);
+    std::int32_t pid = 0;
+    {
+      auto conn = co_await db.acquire();
+      pid = (co_await conn->query("SELECT pg_backend_pid()")).at(0).get<std::int32_t>(0);
+    }
+    auto admin = co_await pg::connection::connect(tcp());
+    EXPECT_TRUE((co_await admin.query("SELECT pg_terminate_backend($1)", pid)).at(0).get<bool>(0));
+    bool gone = false;
+    for (int look = 0; look < 2000 && !gone; ++look) {  // bounded: 10 s
+      const pg::result r =
+          co_await admin.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid);
+      gone = r.at(0).get<std::int64_t>(0) == 0;
+      if (!gone) co_await corio::sleep(std::chrono::milliseconds(5));
+    }
+    EXPECT_TRUE(gone);
+    {
+      auto conn = co_await db.acquire();  // the dead one fails validation; a new one comes
+      EXPECT_NE((co_await conn->query("SELECT pg_backend_pid()")).at(0).get<std::int32_t>(0), pid);
+    }
+    EXPECT_EQ(db.stats().validation_failures, 1U);
+    EXPECT_EQ(db.stats().creations, 2U);
+    co_await db.close();
+  }());
+}
+
+TEST(PgCopy, AnAbandonedCopyOutClosesTheConnection) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    {
+      auto out = db.copy_out("COPY (SELECT x FROM generate_series(1, 100000) AS x) TO STDOUT");
+      auto first = co_await out.next();
+      EXPECT_TRUE(first.has_value());
+      if (first) {
+        EXPECT_EQ(*first, "1\n");
+      }
+    }  // ended half-way: the server is still sending the COPY
+    EXPECT_TRUE(db.broken());
+    EXPECT_THROW(co_await db.query("SELECT 1"), pg::connection_error);
+  }());
+}
+
+}  // namespace
