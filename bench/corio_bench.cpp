@@ -558,6 +558,10 @@ corio::task<outcome_line> pg_measured(u64 n, User user, std::string extra) {
 
 /// --pg-share: "pool" (a lease per query) or "round-robin".
 bool g_pg_round_robin = false;
+/// --pg-connections: pg-select's connections (the contract's 10; 1 is
+/// the base that pg-pipeline's goal compares against: one connection, a
+/// query at a time).
+std::size_t g_pg_connections = 10;
 
 corio::task<outcome_line> w_pg_select_shared(u64 n);
 
@@ -565,7 +569,7 @@ corio::task<outcome_line> w_pg_select_shared(u64 n);
 /// query; each connection prepares the statement before the clock.
 corio::task<outcome_line> w_pg_select(u64 n) {
   if (g_pg_round_robin) co_return co_await w_pg_select_shared(n);
-  constexpr std::size_t size = 10;
+  const std::size_t size = g_pg_connections;
   corio::pool_options options;
   options.name = "pg";
   options.max_size = size;
@@ -580,7 +584,7 @@ corio::task<outcome_line> w_pg_select(u64 n) {
   }
   outcome_line o = co_await pg_measured(
       n, [&db](u64 t, u64 per) { return pg_pooled_user(db, t, per); },
-      pg_extra("corio::pg::connection in corio::pool (10, a lease per query)", size));
+      pg_extra("corio::pg::connection in corio::pool (a lease per query)", size));
   co_await db.close();
   co_return o;
 }
@@ -590,7 +594,7 @@ corio::task<outcome_line> w_pg_select(u64 n) {
 /// of the other 9 tasks there (corio's multiplexed model, as Tokio's
 /// --pg-share round-robin).
 corio::task<outcome_line> w_pg_select_shared(u64 n) {
-  constexpr std::size_t size = 10;
+  const std::size_t size = g_pg_connections;
   std::vector<corio::pg::connection> conns;
   conns.reserve(size);
   for (std::size_t i = 0; i < size; ++i) {
@@ -598,7 +602,7 @@ corio::task<outcome_line> w_pg_select_shared(u64 n) {
     (void)co_await conns.back().query(k_pg_query, 1);
   }
   co_return co_await pg_measured(
-      n, [&conns](u64 t, u64 per) { return pg_shared_user(conns[t % size], t, per); },
+      n, [&conns, size](u64 t, u64 per) { return pg_shared_user(conns[t % size], t, per); },
       pg_extra("corio::pg::connection x10, shared round-robin (pipelined)", size));
 }
 
@@ -735,7 +739,7 @@ int usage(const char* why) {
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
                "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET] [--pg URL] [--pg-share "
-               "pool|round-robin]\n"
+               "pool|round-robin] [--pg-connections N]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -804,6 +808,10 @@ int main(int argc, char** argv) {
       g_pg = v;
     } else if (a == "--pg-share") {
       g_pg_round_robin = std::string_view(v) == "round-robin";
+    } else if (a == "--pg-connections") {
+      g_pg_connections = std::strtoul(v, nullptr, 10);
+      if (g_pg_connections == 0 || g_pg_connections > 100)
+        return usage("--pg-connections takes 1 to 100");
     } else {
       return usage(("unknown option " + std::string(a)).c_str());
     }

@@ -10,7 +10,7 @@ packages=(
   util-linux time python3
   liburing-dev
   redis-server libhiredis-dev
-  postgresql-15 libpq-dev
+  postgresql-15 libpq-dev libssl-dev openssl
 )
 
 missing=()

@@ -1,16 +1,22 @@
-// pg::connection: libpq driven by the loop in pipeline mode. The state
-// sends each query as it is issued (libpq buffers it; a Sync of its own
-// follows each), a reader job reads results as the socket turns readable
-// and hands each query's result to its waiter in order.
+// pg::connection: libpq connects (and runs COPY); the protocol after that
+// is corio's (pg/wire.hpp). Each query is written into the connection's
+// buffer with a Sync of its own as it is issued, the buffer goes out in one
+// send at the end of the tick, and a reader job reads the replies as the
+// socket turns readable and hands each query's result to its waiter in
+// order.
 #include "corio/pg/connection.hpp"
 
 #include <libpq-fe.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstring>
 #include <deque>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -23,6 +29,8 @@
 #include "corio/loop/detail/wake_slot.hpp"
 #include "corio/pool/detail/job_owner.hpp"
 #include "corio/task/cancel.hpp"
+#include "io/backend.hpp"
+#include "pg/wire.hpp"
 
 namespace corio::pg {
 
@@ -39,28 +47,6 @@ std::string libpq_message(const PGconn* c, const char* what) {
   }
   return m;
 }
-
-std::string field_of(const PGresult* r, int code) {
-  const char* v = PQresultErrorField(r, code);
-  return v != nullptr ? v : "";
-}
-
-std::exception_ptr error_of(const PGresult* r) {
-  return std::make_exception_ptr(
-      error(field_of(r, PG_DIAG_SQLSTATE), field_of(r, PG_DIAG_MESSAGE_PRIMARY),
-            field_of(r, PG_DIAG_MESSAGE_DETAIL), field_of(r, PG_DIAG_MESSAGE_HINT)));
-}
-
-// FATAL and PANIC end the session: the server closes the connection next.
-bool ends_session(const PGresult* r) {
-  const std::string severity = field_of(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-  return severity == "FATAL" || severity == "PANIC";
-}
-
-struct result_deleter {
-  void operator()(PGresult* r) const noexcept { PQclear(r); }
-};
-using owned_result = std::unique_ptr<PGresult, result_deleter>;
 
 }  // namespace
 
@@ -92,15 +78,40 @@ struct row_stream {
   std::exception_ptr error;
 };
 
+/// A COPY's exchange between its session and the connection's reader.
+struct copy_stream {
+  static constexpr std::size_t pause_at = 1024;  // COPY TO rows waiting: stop reading
+  static constexpr std::size_t resume_at = 512;
+
+  bool started = false;          // the server is in the COPY (CopyInResponse, CopyOutResponse)
+  bool in = false;               // ... FROM STDIN (else TO STDOUT)
+  bool done = false;             // its ReadyForQuery came, or the connection was lost
+  bool abandoned = false;        // the session ended first: data is dropped
+  std::deque<std::string> rows;  // COPY TO's data, a message each
+  std::uint64_t count = 0;       // the rows CommandComplete reports
+  std::optional<server_error> error;
+  std::exception_ptr lost;           // the connection's error, when it was lost
+  corio::detail::wake_slot arrival;  // the session waits here
+};
+
+/// A prepared statement's row description, once the server gave it: the
+/// statement's cache entry and the queries sent with it share it (a query
+/// may outlive the entry's eviction).
+struct statement_columns {
+  std::shared_ptr<const columns> cols;  // nullptr: a command (NoData), or not known yet
+};
+
 /// A query sent and not yet answered.
 struct pending_query {
   query_waiter* waiter = nullptr;  // nullptr once its waiter was cancelled
-  bool awaiting_prepare = false;   // its first result is its statement's Prepare
-  bool single_row = false;         // single-row mode is set (a stream's query)
+  bool prepares = false;           // a Parse of its statement went first
+  bool parsed = false;             // ... and the server took it
   std::string statement;           // its prepared statement's name (short: no allocation)
-  owned_result result;
-  owned_result error;
+  std::shared_ptr<statement_columns> columns;  // nullptr: a Close, no rows
+  result rows;
+  std::optional<server_error> error;
   std::shared_ptr<row_stream> stream;  // set for stream()
+  std::shared_ptr<copy_stream> copy;   // set for a COPY
 };
 
 /// Everything of a connection, at a stable address (the connection object
@@ -120,12 +131,13 @@ class connection_state final : public corio::detail::job_owner {
       l->state = nullptr;  // their streams outlive it
   }
 
-  /// Connects (libpq's non-blocking connect, polled from the loop) and
-  /// enters pipeline mode; on success, starts reading.
+  /// Connects (libpq's non-blocking connect, polled from the loop); on
+  /// success, starts reading.
   task<> establish(std::string conninfo);
 
-  /// Sends a query (and first its Prepare, on a cache miss) with a Sync of
-  /// its own; its result goes to the returned slot's waiter (set later).
+  /// Queues a query (and first its Parse and Describe, on a cache miss)
+  /// with a Sync of its own, to go out at the end of the tick; its result
+  /// goes to the returned slot's waiter (set later).
   pending_query& enqueue(std::string_view sql, std::span<const param> params);
 
   /// The connection is gone: every pending query fails with `e`.
@@ -142,7 +154,10 @@ class connection_state final : public corio::detail::job_owner {
       if (const int fd = PQsocket(m_conn); fd >= 0) corio::detail::forget_descriptor(fd);
       PQfinish(m_conn);
       m_conn = nullptr;
+      m_ssl = nullptr;
     }
+    m_out.clear();
+    m_input.clear();
     std::deque<pending_query> failed;
     failed.swap(m_pending);
     for (pending_query& p : failed) {
@@ -152,7 +167,13 @@ class connection_state final : public corio::detail::job_owner {
         p.stream->state = nullptr;
         p.stream->arrival.notify();
       }
+      if (p.copy) {
+        p.copy->lost = e;
+        p.copy->done = true;
+        p.copy->arrival.notify();
+      }
     }
+    m_drained.notify();
     m_paused = false;
     wake_reader();
     m_statements.clear();
@@ -234,33 +255,21 @@ class connection_state final : public corio::detail::job_owner {
   };
   static constexpr std::size_t max_unread_notifications = 65536;
 
-  // Notifications libpq parsed (it does while reading) go to the streams
-  // listening on their channel.
-  void deliver_notifications() noexcept {
-    if (m_conn == nullptr || m_listeners.empty() || m_copying) return;
-    // libpq parses a notification only outside a pipeline or while a query
-    // runs: between queries, a listening connection leaves pipeline mode
-    // (the next query enters it again), and PQisBusy parses what was read.
-    if (m_pending.empty() && in_pipeline()) (void)PQexitPipelineMode(m_conn);
-    (void)PQisBusy(m_conn);
-    while (m_conn != nullptr) {
-      PGnotify* n = PQnotifies(m_conn);
-      if (n == nullptr) return;
-      for (listener* l : m_listeners) {
-        if (l->channel != n->relname || l->error) continue;
-        if (l->queue.size() >= max_unread_notifications) {
-          l->error = std::make_exception_ptr(
-              connection_error("corio::pg: a listener fell more than 65536 notifications behind"));
-        } else {
-          try {
-            l->queue.push_back({n->relname, n->extra != nullptr ? n->extra : "", n->be_pid});
-          } catch (...) {
-            l->error = std::current_exception();
-          }
+  // A notification goes to the streams listening on its channel.
+  void deliver(const notification& n) noexcept {
+    for (listener* l : m_listeners) {
+      if (l->channel != n.channel || l->error) continue;
+      if (l->queue.size() >= max_unread_notifications) {
+        l->error = std::make_exception_ptr(
+            connection_error("corio::pg: a listener fell more than 65536 notifications behind"));
+      } else {
+        try {
+          l->queue.push_back(n);
+        } catch (...) {
+          l->error = std::current_exception();
         }
-        l->arrival.notify();
       }
-      PQfreemem(n);
+      l->arrival.notify();
     }
   }
 
@@ -276,10 +285,12 @@ class connection_state final : public corio::detail::job_owner {
   connect_options m_options;
   corio::detail::loop_core* m_loop;
   PGconn* m_conn = nullptr;
+  SSL* m_ssl = nullptr;                 // libpq's TLS session, when the connection has one
   std::deque<pending_query> m_pending;  // in the order of their results
   std::uint64_t m_generation = 0;
   bool m_broken = true;
-  bool m_writing = false;  // a writer job waits for the socket
+  bool m_writing = false;    // a writer job waits for the socket
+  char m_transaction = 'I';  // ReadyForQuery's: idle, in a transaction, failed one
   std::exception_ptr m_error;
   connection_stats m_stats;
 
@@ -287,6 +298,7 @@ class connection_state final : public corio::detail::job_owner {
   struct statement {
     std::string name;
     std::uint64_t last_used = 0;
+    std::shared_ptr<statement_columns> columns;
   };
 
   struct tick_hook : corio::detail::tick_end_node {
@@ -362,161 +374,314 @@ class connection_state final : public corio::detail::job_owner {
     static_cast<tick_hook&>(n).m_self->flush();
   }
 
-  [[noreturn]] void fail_send(const char* what) {
-    const std::exception_ptr e =
-        std::make_exception_ptr(connection_error(libpq_message(m_conn, what)));
+  // ---- the socket: plain, or libpq's TLS session --------------------------------
+
+  [[nodiscard]] int socket() const noexcept { return PQsocket(m_conn); }
+
+  // One send or receive, never blocking: the byte count, 0 at the end of
+  // the stream (receive), -EAGAIN when the socket must be readable first,
+  // -EINPROGRESS when it must be writable first (TLS), else -errno.
+  std::intptr_t transfer(corio::detail::io_kind kind, char* buf, std::size_t len) noexcept {
+    if (m_ssl == nullptr) {
+      corio::detail::io_op op;
+      op.m_kind = kind;
+      op.m_fd = socket();
+      op.m_buf = buf;
+      op.m_len = len;
+      const std::intptr_t r = m_loop->io().perform_now(op);
+      if (r == -EAGAIN && kind == corio::detail::io_kind::send) return -EINPROGRESS;
+      return r;
+    }
+    const int n = static_cast<int>(std::min<std::size_t>(len, INT32_MAX));
+    ERR_clear_error();
+    const int r =
+        kind == corio::detail::io_kind::send ? SSL_write(m_ssl, buf, n) : SSL_read(m_ssl, buf, n);
+    if (r > 0) return r;
+    switch (SSL_get_error(m_ssl, r)) {
+      case SSL_ERROR_WANT_READ:
+        return -EAGAIN;
+      case SSL_ERROR_WANT_WRITE:
+        return -EINPROGRESS;
+      case SSL_ERROR_ZERO_RETURN:
+        return 0;
+      case SSL_ERROR_SYSCALL:
+        return errno != 0 ? -errno : -ECONNRESET;
+      default:
+        return -EPROTO;
+    }
+  }
+
+  // Waits until the socket is ready for what transfer() asked (r: its
+  // -EAGAIN or -EINPROGRESS).
+  task<> wait_socket(std::intptr_t r) {
+    co_await corio::detail::io_call(
+        r == -EINPROGRESS ? corio::detail::io_kind::poll_out : corio::detail::io_kind::poll_in,
+        socket(), nullptr, 0);
+  }
+
+  [[noreturn]] void fail_io(const char* what, std::intptr_t r) {
+    const std::exception_ptr e = std::make_exception_ptr(connection_error(
+        std::string("corio::pg: ") + what + ": " + std::strerror(static_cast<int>(-r))));
     lose(e);
     std::rethrow_exception(e);
   }
 
-  // What libpq could not send at once goes when the socket takes it; and
-  // results libpq read while sending are handed out (no readiness would
-  // announce them).
+  // The tick's queries, in one send when the socket takes them (the usual
+  // case: one system call per tick, however many queries); the rest goes
+  // to a writer job that waits for the socket.
   void flush() noexcept {
-    if (m_broken || m_copying) return;
-    cork(false);
-    if (m_writing) return;
+    if (m_broken || m_writing || m_out.empty()) return;
     ++m_stats.flushes;
-    const int r = PQflush(m_conn);
-    if (r < 0) {
-      lose(std::make_exception_ptr(connection_error(libpq_message(m_conn, "send"))));
+    const std::intptr_t r = transfer(corio::detail::io_kind::send, m_out.data(), m_out.size());
+    if (r >= 0 && static_cast<std::size_t>(r) == m_out.size()) {
+      m_out.clear();
+      m_drained.notify();
       return;
     }
-    if (r > 0) {
-      m_writing = true;
-      try {
-        spawn_job(write_loop(state_link(this), m_generation), "pg: writer");
-      } catch (...) {
-        lose(std::current_exception());
-        return;
-      }
+    if (r < 0 && r != -EAGAIN && r != -EINPROGRESS) {
+      lose(std::make_exception_ptr(connection_error(std::string("corio::pg: send: ") +
+                                                    std::strerror(static_cast<int>(-r)))));
+      return;
     }
-    process_results();
+    if (r > 0) m_out.erase(0, static_cast<std::size_t>(r));
+    m_writing = true;
+    try {
+      spawn_job(write_loop(state_link(this), m_generation, r < 0 ? r : -EINPROGRESS), "pg: writer");
+    } catch (...) {
+      lose(std::current_exception());
+    }
   }
 
-  static task<> write_loop(state_link link, std::uint64_t generation) {
+  // Sends what the socket did not take, as it drains. TLS retries a write
+  // with the same bytes (they stay at the front of m_out; the buffer may
+  // move: SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+  static task<> write_loop(state_link link, std::uint64_t generation, std::intptr_t blocked) {
     for (;;) {
       connection_state* st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
-      co_await corio::detail::io_call(corio::detail::io_kind::poll_out, PQsocket(st->m_conn),
-                                      nullptr, 0);
+      co_await st->wait_socket(blocked);
       st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
       ++st->m_stats.flushes;
-      const int r = PQflush(st->m_conn);
-      if (r < 0) {
-        st->lose(std::make_exception_ptr(connection_error(libpq_message(st->m_conn, "send"))));
+      const std::intptr_t r =
+          st->transfer(corio::detail::io_kind::send, st->m_out.data(), st->m_out.size());
+      if (r < 0 && r != -EAGAIN && r != -EINPROGRESS) {
+        st->lose(std::make_exception_ptr(connection_error(std::string("corio::pg: send: ") +
+                                                          std::strerror(static_cast<int>(-r)))));
         co_return;
       }
-      if (r == 0) {
+      if (r > 0) {
+        st->m_out.erase(0, static_cast<std::size_t>(r));
+        st->m_drained.notify();
+      }
+      if (st->m_out.empty()) {
         st->m_writing = false;
-        st->process_results();
         co_return;
       }
+      blocked = r < 0 ? r : -EINPROGRESS;
     }
   }
 
+  // Reads what the server sends and hands it out. On a plain socket a
+  // read stays in flight (io_uring completes it without a system call of
+  // ours); TLS reads when the socket is readable, and again while OpenSSL
+  // holds decrypted bytes.
   static task<> read_loop(state_link link, std::uint64_t generation) {
+    constexpr std::size_t chunk = std::size_t{64} << 10;
+    const std::unique_ptr<char[]> buf(new char[chunk]);  // in the frame: io_uring writes into it
+    std::intptr_t blocked = -EAGAIN;
     for (;;) {
       connection_state* st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
-      if (st->m_paused || st->m_copying) {  // a stream is behind, or a COPY reads itself
-        co_await st->m_reader_resume.wait([st] { return !st->m_paused && !st->m_copying; },
-                                          "pg reader (a stream is behind, or a COPY reads)");
+      if (st->m_paused) {  // a stream or a COPY is behind
+        co_await st->m_reader_resume.wait([st] { return !st->m_paused; },
+                                          "pg reader (a stream is behind)");
         st = link.state();
         if (st == nullptr || st->m_generation != generation) co_return;
-        st->process_results();  // what libpq already holds
+        st->consume({});  // what was read before the pause
         continue;
       }
-      co_await corio::detail::io_call(corio::detail::io_kind::poll_in, PQsocket(st->m_conn),
-                                      nullptr, 0);
-      st = link.state();
-      if (st == nullptr || st->m_generation != generation) co_return;
-      if (st->m_copying) continue;  // the COPY reads its own data
+      std::intptr_t r = 0;
+      if (st->m_ssl == nullptr) {
+        r = co_await corio::detail::io_call(corio::detail::io_kind::recv, st->socket(), buf.get(),
+                                            chunk);
+        st = link.state();
+        if (st == nullptr || st->m_generation != generation) co_return;
+      } else {
+        if (blocked != 0) {
+          co_await st->wait_socket(blocked);
+          st = link.state();
+          if (st == nullptr || st->m_generation != generation) co_return;
+        }
+        r = st->transfer(corio::detail::io_kind::recv, buf.get(), chunk);
+        if (r == -EAGAIN || r == -EINPROGRESS) {
+          blocked = r;
+          continue;
+        }
+        blocked = SSL_has_pending(st->m_ssl) != 0 ? 0 : -EAGAIN;
+      }
       ++st->m_stats.reads;
-      if (PQconsumeInput(st->m_conn) == 0) {
-        st->lose(std::make_exception_ptr(
-            connection_error(libpq_message(st->m_conn, "the connection was lost"))));
+      if (r <= 0) {
+        st->lose(std::make_exception_ptr(connection_error(
+            r == 0 ? std::string("corio::pg: the server closed the connection")
+                   : std::string("corio::pg: recv: ") + std::strerror(static_cast<int>(-r)))));
         co_return;
       }
-      st->process_results();
-      st->deliver_notifications();
+      st->consume(std::string_view(buf.get(), static_cast<std::size_t>(r)));
       if (st->m_broken) co_return;
     }
   }
 
-  // Hands out every result libpq has whole. In pipeline mode each query's
-  // results end with a null, and its Sync with PGRES_PIPELINE_SYNC: that
-  // is when the query is done.
-  void process_results() noexcept {
-    bool last_was_null = false;
-    while (!m_broken && !m_pending.empty() && !m_paused) {
-      pending_query& front = m_pending.front();
-      // Single-row mode is set when the stream's query is libpq's current
-      // one, before any of its rows is parsed (libpq refuses while the
-      // statement's Prepare is current: then it is tried again).
-      if (front.stream && !front.single_row && !front.awaiting_prepare) {
-        front.single_row = PQsetSingleRowMode(m_conn) == 1;
+  // Handles `fresh` bytes after what is left of earlier reads; keeps what
+  // it could not (a partial message, or the rest while a stream is behind).
+  void consume(std::string_view fresh) noexcept {
+    try {
+      if (m_input.empty()) {  // the usual case: parsed where it was read
+        const std::size_t used = process(fresh);
+        if (!m_broken) m_input.assign(fresh.substr(used));
+      } else {
+        m_input.append(fresh);
+        const std::size_t used = process(m_input);
+        if (!m_broken) m_input.erase(0, used);
       }
-      if (PQisBusy(m_conn) != 0) return;
-      PGresult* r = PQgetResult(m_conn);
-      if (r == nullptr) {
-        if (last_was_null) return;  // nothing more until more input
-        last_was_null = true;
-        continue;
+    } catch (...) {
+      lose(std::current_exception());
+    }
+  }
+
+  // Each whole message of `data`, in order (each query's replies end with
+  // its ReadyForQuery: then it is done); the bytes used.
+  std::size_t process(std::string_view data) {
+    std::size_t used = 0;
+    while (!m_broken && !m_paused) {
+      const auto m = next_message(data.substr(used));
+      if (!m) break;
+      used += m->size();
+      handle(*m);
+    }
+    return used;
+  }
+
+  [[noreturn]] static void unexpected(char type) {
+    throw protocol_error(std::string("corio::pg: protocol error: an unexpected message '") + type +
+                         "' from the server");
+  }
+
+  void handle(const message& m) {
+    switch (m.type) {
+      case 'A':  // NotificationResponse
+        deliver(read_notification(m.body));
+        return;
+      case 'N':  // NoticeResponse: not reported
+      case 'S':  // ParameterStatus
+        return;
+      case 'E': {
+        server_error e = read_error(m.body);
+        if (e.ends_session() || m_pending.empty()) {  // a shutdown, a terminated backend
+          throw connection_error("corio::pg: the server ended the session: " + e.message +
+                                 " (SQLSTATE " + e.sqlstate + ")");
+        }
+        pending_query& q = m_pending.front();
+        if (q.prepares && !q.parsed) note_failed_prepare(q, e);
+        if (!q.error) q.error = std::move(e);
+        return;
       }
-      last_was_null = false;
-      owned_result owned(r);
-      pending_query& q = m_pending.front();
-      switch (PQresultStatus(r)) {
-        case PGRES_PIPELINE_SYNC:
-          finish_front();
-          break;
-        case PGRES_FATAL_ERROR:
-          if (PQstatus(m_conn) == CONNECTION_BAD) {
-            lose(std::make_exception_ptr(
-                connection_error(libpq_message(m_conn, "the connection was lost"))));
-            return;
-          }
-          if (ends_session(r)) {  // a shutdown, a terminated backend: not this query's fault
-            lose(std::make_exception_ptr(connection_error(
-                "corio::pg: the server ended the session: " + field_of(r, PG_DIAG_MESSAGE_PRIMARY) +
-                " (SQLSTATE " + field_of(r, PG_DIAG_SQLSTATE) + ")")));
-            return;
-          }
-          if (q.awaiting_prepare) {
-            q.awaiting_prepare = false;
-            note_failed_prepare(q, r);
-          }
-          if (!q.error) q.error = std::move(owned);
-          break;
-        case PGRES_PIPELINE_ABORTED:  // after an error before this Sync
-          break;
-        case PGRES_SINGLE_TUPLE:
-          take_row(q, std::move(owned));
-          break;
-        default:
-          if (q.awaiting_prepare) {
-            q.awaiting_prepare = false;
-          } else {
-            q.result = std::move(owned);
-          }
-          break;
-      }
+      case 'G':  // CopyInResponse
+      case 'H':  // CopyOutResponse
+        if (!m_pending.empty() && m_pending.front().copy) {
+          copy_stream& cs = *m_pending.front().copy;
+          cs.started = true;
+          cs.in = m.type == 'G';
+          cs.arrival.notify();
+          return;
+        }
+        [[fallthrough]];
+      case 'W':  // CopyBothResponse (replication)
+        throw connection_error(
+            "corio::pg: a COPY ran through query(); use copy_in() or copy_out() (the connection "
+            "was closed)");
+      default:
+        break;
+    }
+    if (m_pending.empty()) unexpected(m.type);
+    pending_query& q = m_pending.front();
+    if (q.copy && m.type != 'Z' && m.type != '1') {
+      take_copy(*q.copy, m);
+      return;
+    }
+    switch (m.type) {
+      case '1':  // ParseComplete
+        q.parsed = true;
+        return;
+      case 't':  // ParameterDescription
+      case '3':  // CloseComplete
+        return;
+      case 'T':  // RowDescription: the statement's, in reply to its Describe
+        if (q.columns == nullptr) unexpected(m.type);
+        q.columns->cols = read_row_description(m.body);
+        return;
+      case 'n':  // NoData
+        return;
+      case '2':  // BindComplete
+        if (q.columns == nullptr) unexpected(m.type);
+        if (!q.stream) start_result(q.rows, q.columns->cols);
+        return;
+      case 'D':
+        if (q.columns == nullptr || q.columns->cols == nullptr) unexpected(m.type);
+        if (q.stream) {
+          take_row(q, m.body);
+        } else {
+          append_row(q.rows, m.body);
+        }
+        return;
+      case 'C':  // CommandComplete
+        if (!q.stream) set_command_tag(q.rows, m.body);
+        return;
+      case 'I':  // EmptyQueryResponse
+        return;
+      case 'Z':
+        m_transaction = read_ready(m.body);
+        finish_front();
+        return;
+      default:
+        unexpected(m.type);
+    }
+  }
+
+  // A COPY's messages: its data (COPY TO), its row count; the rows of a
+  // statement that was not a COPY are dropped (the session says so).
+  void take_copy(copy_stream& cs, const message& m) {
+    switch (m.type) {
+      case 'd':  // CopyData
+        if (!cs.started || cs.in) unexpected(m.type);
+        if (cs.abandoned) return;
+        cs.rows.emplace_back(m.body);
+        cs.arrival.notify();
+        if (cs.rows.size() >= copy_stream::pause_at) m_paused = true;
+        return;
+      case 'C':
+        cs.count = read_command_count(m.body);
+        return;
+      case 'c':  // CopyDone
+      case 'T':
+      case 'D':
+      case 'n':
+      case 'I':
+        return;
+      default:
+        unexpected(m.type);
     }
   }
 
   // A streamed row goes to its stream; a stream that falls behind pauses
   // the reader (flat memory: the rest waits in the socket).
-  void take_row(pending_query& q, owned_result r) noexcept {
+  void take_row(pending_query& q, std::string_view body) {
     row_stream* s = q.stream.get();
     if (s == nullptr || s->abandoned || q.error) return;
-    try {
-      s->rows.emplace_back(r.release());
-    } catch (...) {
-      if (!q.error) q.error.reset(PQmakeEmptyPGresult(m_conn, PGRES_FATAL_ERROR));
-      return;
-    }
+    result one;
+    start_result(one, q.columns->cols);
+    append_row(one, body);
+    s->rows.push_back(std::move(one));
     s->arrival.notify();
     if (s->rows.size() >= row_stream::pause_at) m_paused = true;
   }
@@ -539,16 +704,46 @@ class connection_state final : public corio::detail::job_owner {
     }
   }
 
+  /// A COPY TO's session took a row: the reader goes on when it is far
+  /// enough behind.
+  void copy_took(const copy_stream& cs) noexcept {
+    if (m_paused && cs.rows.size() <= copy_stream::resume_at) {
+      m_paused = false;
+      wake_reader();
+    }
+  }
+  /// A COPY's session ended before the COPY: the rest of its data is
+  /// dropped.
+  void copy_abandoned(copy_stream& cs) noexcept {
+    cs.abandoned = true;
+    cs.rows.clear();
+    if (m_paused) {
+      m_paused = false;
+      wake_reader();
+    }
+  }
+
+  /// Queues output written into m_out directly (a COPY's messages).
+  void queued() { m_loop->at_tick_end(m_flush); }
+
+  /// Signalled as the socket takes m_out's bytes (a COPY FROM waits for it).
+  corio::detail::wake_slot m_drained;
+  std::string m_out;  // queued for the socket
+
  private:
   void wake_reader() noexcept { m_reader_resume.notify(); }
+
+  static std::exception_ptr error_of(const server_error& e) {
+    return std::make_exception_ptr(error(e.sqlstate, e.message, e.detail, e.hint));
+  }
 
   // A Prepare the server refused: later queries of the same text, queued
   // behind it, fail with its error rather than "statement does not exist";
   // the next one prepares again.
-  void note_failed_prepare(const pending_query& q, const PGresult* r) {
+  void note_failed_prepare(const pending_query& q, const server_error& e) {
     for (auto it = m_statements.begin(); it != m_statements.end(); ++it) {
       if (it->second.name == q.statement) {
-        m_failed_prepares[it->second.name] = error_of(r);
+        m_failed_prepares[it->second.name] = error_of(e);
         m_statements.erase(it);
         return;
       }
@@ -560,22 +755,27 @@ class connection_state final : public corio::detail::job_owner {
     m_pending.pop_front();
     if (q.stream) {
       row_stream& s = *q.stream;
-      if (q.error) s.error = error_of(q.error.get());
+      if (q.error) s.error = error_of(*q.error);
       s.done = true;
       s.state = nullptr;
       s.arrival.notify();
+    } else if (q.copy) {
+      copy_stream& cs = *q.copy;
+      cs.error = std::move(q.error);
+      cs.done = true;
+      cs.arrival.notify();
     } else if (q.waiter == nullptr) {
       ++m_stats.dropped;
     } else if (q.error) {
       std::exception_ptr e;
-      if (field_of(q.error.get(), PG_DIAG_SQLSTATE) == "26000" && !q.statement.empty()) {
+      if (q.error->sqlstate == "26000" && !q.statement.empty()) {
         if (auto it = m_failed_prepares.find(q.statement); it != m_failed_prepares.end()) {
           e = it->second;
         }
       }
-      q.waiter->fail(e ? e : error_of(q.error.get()));
+      q.waiter->fail(e ? e : error_of(*q.error));
     } else {
-      q.waiter->deliver(result(q.result.release()));
+      q.waiter->deliver(std::move(q.rows));
     }
     if (m_pending.empty()) {
       m_failed_prepares.clear();  // none is queued behind them now
@@ -583,46 +783,22 @@ class connection_state final : public corio::detail::job_owner {
     }
   }
 
-  // The statement for `sql` with these parameter types: cached, or
-  // prepared now (and the least recently used one deallocated when the
-  // cache is full).
-  std::pair<const std::string*, bool> statement_for(std::string_view sql,
-                                                    std::span<const Oid> types);
-
-  // libpq pushes each query's Sync to the socket at once (PQpipelineSync
-  // flushes; PostgreSQL 17's PQsendPipelineSync would not). On TCP, the
-  // second query of a tick corks the socket until the tick ends: the
-  // sends still happen, but the queries leave in one segment, and the
-  // server (and the kernel's loopback delivery) wakes once per tick
-  // rather than once per query.
-  [[nodiscard]] bool in_pipeline() const noexcept {
-    return PQpipelineStatus(m_conn) != PQ_PIPELINE_OFF;
-  }
-
-  void cork(bool on) noexcept {
-    if (on == m_corked || !m_tcp) return;
-    const int v = on ? 1 : 0;
-    if (::setsockopt(PQsocket(m_conn), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) m_corked = on;
-  }
+  // The statement for `sql` with these parameter types: cached, or to be
+  // prepared now (and the least recently used one closed when the cache
+  // is full).
+  statement& statement_for(std::string_view sql, std::span<const param> params, bool& prepare);
 
   tick_hook m_flush;
   bool m_paused = false;                     // a stream is behind: the reader waits
-  bool m_copying = false;                    // a COPY has the connection and reads it itself
   corio::detail::wake_slot m_reader_resume;  // the reader waits here while paused
-  bool m_tcp = false;
-  bool m_corked = false;
+  std::string m_input;                       // read, not yet handled
   // Prepared statements by query text and parameter types.
   std::unordered_map<std::string, statement> m_statements;
   std::unordered_map<std::string, std::exception_ptr> m_failed_prepares;
   std::uint64_t m_use_clock = 0;
   std::uint64_t m_statement_count = 0;
-  std::string m_unnamed;  // the unnamed statement's name, "" (no cache)
-  // Reused per query: no allocation once they have grown.
-  std::string m_key;
-  std::vector<Oid> m_types;
-  std::vector<const char*> m_values;
-  std::vector<int> m_lengths;
-  std::vector<int> m_formats;
+  statement m_unnamed;  // with no cache: the unnamed statement, "", prepared per query
+  std::string m_key;    // reused per query: no allocation once grown
 
   friend class pg::connection;
   friend class copy_session;
@@ -649,31 +825,37 @@ task<> connection_state::establish(std::string conninfo) {
       fd = now;
     }
   }
-  if (PQsetnonblocking(m_conn, 1) != 0 || PQenterPipelineMode(m_conn) != 1) {
-    throw connection_error(libpq_message(m_conn, "pipeline mode"));
+  if (PQsetnonblocking(m_conn, 1) != 0) throw connection_error(libpq_message(m_conn, "connect"));
+  if (PQsslInUse(m_conn) != 0) {
+    m_ssl = static_cast<SSL*>(PQsslStruct(m_conn, "OpenSSL"));
+    if (m_ssl == nullptr) throw connection_error("corio::pg: a TLS session that is not OpenSSL's");
+    SSL_set_mode(m_ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   }
-  sockaddr_storage local{};
-  socklen_t length = sizeof local;
-  m_tcp = ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
-          (local.ss_family == AF_INET || local.ss_family == AF_INET6);
   m_broken = false;
   m_error = nullptr;
+  m_transaction = 'I';
   ++m_generation;
   spawn_job(read_loop(state_link(this), m_generation), "pg: reader");
 }
 
-std::pair<const std::string*, bool> connection_state::statement_for(std::string_view sql,
-                                                                    std::span<const Oid> types) {
+connection_state::statement& connection_state::statement_for(std::string_view sql,
+                                                             std::span<const param> params,
+                                                             bool& prepare) {
   if (m_options.statement_cache == 0) {
-    m_key.assign(sql);  // for its terminating NUL
-    return {&m_unnamed, true};
+    prepare = true;
+    m_unnamed.columns = std::make_shared<statement_columns>();
+    return m_unnamed;
   }
   m_key.assign(sql);
   m_key.push_back('\0');
-  m_key.append(reinterpret_cast<const char*>(types.data()), types.size_bytes());
+  for (const param& p : params) {
+    const unsigned type = p.type();
+    m_key.append(reinterpret_cast<const char*>(&type), sizeof type);
+  }
   if (auto it = m_statements.find(m_key); it != m_statements.end()) {
     it->second.last_used = ++m_use_clock;
-    return {&it->second.name, false};
+    prepare = false;
+    return it->second;
   }
   if (m_statements.size() >= m_options.statement_cache) {
     auto oldest = m_statements.begin();
@@ -681,19 +863,16 @@ std::pair<const std::string*, bool> connection_state::statement_for(std::string_
       if (it->second.last_used < oldest->second.last_used) oldest = it;
     }
     // Queued behind every query that still uses it. Its outcome is dropped.
-    const std::string deallocate = "DEALLOCATE " + oldest->second.name;
-    if (PQsendQueryParams(m_conn, deallocate.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) ==
-            0 ||
-        PQpipelineSync(m_conn) == 0) {
-      fail_send("send");
-    }
+    put_close_statement(m_out, oldest->second.name);
     m_pending.emplace_back();
     m_statements.erase(oldest);
     ++m_stats.evictions;
   }
+  prepare = true;
   std::string name = "corio_" + std::to_string(++m_statement_count);
-  auto [it, added] = m_statements.emplace(m_key, statement{std::move(name), ++m_use_clock});
-  return {&it->second.name, true};
+  auto [it, added] = m_statements.emplace(
+      m_key, statement{std::move(name), ++m_use_clock, std::make_shared<statement_columns>()});
+  return it->second;
 }
 
 pending_query& connection_state::enqueue(std::string_view sql, std::span<const param> params) {
@@ -701,42 +880,26 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
     if (m_error) std::rethrow_exception(m_error);
     throw connection_error("corio::pg: not connected");
   }
-  const std::size_t n = params.size();
-  m_types.resize(n);
-  m_values.resize(n);
-  m_lengths.resize(n);
-  m_formats.resize(n);
-  for (std::size_t i = 0; i < n; ++i) {
+  if (params.size() > 65535) throw std::length_error("corio::pg: more than 65535 parameters");
+  for (std::size_t i = 0; i < params.size(); ++i) {
     if (params[i].too_long()) {
       throw std::length_error("corio::pg: parameter $" + std::to_string(i + 1) +
                               " is longer than 2 GiB");
     }
-    m_types[i] = params[i].type();
-    m_values[i] = params[i].value();
-    m_lengths[i] = params[i].length();
-    m_formats[i] = params[i].format();
   }
-  if (!in_pipeline() && PQenterPipelineMode(m_conn) != 1) fail_send("pipeline mode");
-  if (m_flush.linked()) cork(true);  // a second query this tick
-  const auto [name, prepare] = statement_for(sql, m_types);
-  const int count = static_cast<int>(n);
+  bool prepare = false;
+  statement& s = statement_for(sql, params, prepare);
   if (prepare) {
-    if (PQsendPrepare(m_conn, name->c_str(), m_key.c_str(), count, m_types.data()) == 0) {
-      fail_send("send");
-    }
+    put_parse(m_out, s.name, sql, params);
+    put_describe_statement(m_out, s.name);
     ++m_stats.prepares;
   }
-  if (PQsendQueryPrepared(m_conn, name->c_str(), count, m_values.data(), m_lengths.data(),
-                          m_formats.data(), 1) == 0 ||
-      PQpipelineSync(m_conn) == 0) {
-    fail_send("send");
-  }
+  put_execute(m_out, s.name, params);
   ++m_stats.queries;
   pending_query& q = m_pending.emplace_back();
-  q.awaiting_prepare = prepare;
-  q.statement = *name;
-  // libpq pushed what the socket took; the rest, and any results it read
-  // while sending, are seen to at the end of the tick.
+  q.prepares = prepare;
+  q.statement = s.name;
+  q.columns = s.columns;
   m_loop->at_tick_end(m_flush);
   return q;
 }
@@ -847,15 +1010,15 @@ void connection::close() noexcept {
 }
 
 transaction_state connection::transaction_status() const noexcept {
-  if (m_state == nullptr || m_state->m_conn == nullptr || !m_state->m_pending.empty()) {
+  if (m_state == nullptr || m_state->m_broken || !m_state->m_pending.empty()) {
     return transaction_state::unknown;
   }
-  switch (PQtransactionStatus(m_state->m_conn)) {
-    case PQTRANS_IDLE:
+  switch (m_state->m_transaction) {
+    case 'I':
       return transaction_state::idle;
-    case PQTRANS_INTRANS:
+    case 'T':
       return transaction_state::in_transaction;
-    case PQTRANS_INERROR:
+    case 'E':
       return transaction_state::failed;
     default:
       return transaction_state::unknown;
@@ -1022,13 +1185,7 @@ std::shared_ptr<detail::row_stream> connection::start_stream(std::string_view sq
   }
   auto s = std::make_shared<detail::row_stream>();
   s->state = st;
-  detail::pending_query& q = st->enqueue(sql, params);
-  q.stream = s;
-  // The only query in flight is libpq's current one: single-row mode now,
-  // before a read could parse its rows (else process_results sets it).
-  if (st->m_pending.size() == 1 && !q.awaiting_prepare) {
-    q.single_row = PQsetSingleRowMode(st->m_conn) == 1;
-  }
+  st->enqueue(sql, params).stream = s;
   return s;
 }
 
@@ -1056,148 +1213,124 @@ async_generator<row> connection::stream_rows(std::shared_ptr<detail::row_stream>
 namespace detail {
 
 /// A COPY on a connection: it has the connection to itself (as a
-/// transaction does), out of pipeline mode (libpq allows no COPY in one),
-/// and does its own reading and writing while the reader job waits. One
-/// interrupted half-way (a cancellation, a failed data stream that could
-/// not be ended) closes the connection: the server then aborts the COPY.
+/// transaction does: other tasks' queries wait), its Query goes behind the
+/// queries already in flight, and the reader hands it the server's
+/// replies. One interrupted half-way does not cost the connection: a COPY
+/// FROM gets a CopyFail (the server aborts it), a COPY TO's remaining data
+/// is read and dropped.
 class copy_session {
  public:
   copy_session(connection_state& st, std::uint64_t owner) noexcept : m_st(&st), m_owner(owner) {}
   copy_session(const copy_session&) = delete;
   copy_session& operator=(const copy_session&) = delete;
   ~copy_session() {
-    if (m_in_copy) {
-      m_st->lose(std::make_exception_ptr(
-          connection_error("corio::pg: a COPY was interrupted; the connection was closed")));
-    } else if (m_st->m_copying) {
-      m_st->m_copying = false;
-      m_st->wake_reader();
+    if (m_copy != nullptr && !m_copy->done) {
+      if (m_copy->started && m_copy->in && !m_ended && !m_st->m_broken) {
+        try {
+          put_copy_fail(m_st->m_out, "corio: the COPY was interrupted");
+          m_st->queued();
+        } catch (...) {  // out of memory: the connection cannot go on
+          m_st->lose(std::current_exception());
+        }
+      }
+      m_st->copy_abandoned(*m_copy);
     }
     m_st->release(m_owner);
   }
 
-  /// Waits for the queries sent before, leaves pipeline mode, sends `sql`
-  /// and reads its first result: the COPY's start, or its error.
-  task<> start(const std::string& sql, ExecStatusType expected) {
-    co_await query_awaiter<0, false>(m_st, m_owner, "SELECT 1");  // the ones before are done
+  /// Sends `sql` and waits for the server to start the COPY (`in`: FROM
+  /// STDIN); throws its error, or std::logic_error when `sql` was not
+  /// such a COPY.
+  task<> start(const std::string& sql, bool in) {
     if (m_st->m_broken) std::rethrow_exception(m_st->m_error);
-    PGconn* c = m_st->m_conn;
-    m_st->m_copying = true;
-    if (m_st->in_pipeline() && PQexitPipelineMode(c) != 1) fail("leaving pipeline mode");
-    if (PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) == 0) {
-      fail("send");
-    }
-    co_await flush();
-    owned_result r(co_await next_result());
-    if (r != nullptr && PQresultStatus(r.get()) == expected) {
-      m_in_copy = true;
-      co_return;
-    }
-    co_await finish_results();
-    if (r != nullptr && PQresultStatus(r.get()) == PGRES_FATAL_ERROR) {
-      std::rethrow_exception(error_of(r.get()));
-    }
-    throw std::logic_error("corio::pg: not a COPY " +
-                           std::string(expected == PGRES_COPY_IN ? "FROM STDIN" : "TO STDOUT"));
+    m_copy = std::make_shared<copy_stream>();
+    put_query(m_st->m_out, sql);
+    m_st->m_pending.emplace_back().copy = m_copy;
+    ++m_st->m_stats.queries;
+    m_st->queued();
+    copy_stream& cs = *m_copy;
+    co_await cs.arrival.wait([&cs] { return cs.started || cs.done; }, "pg COPY (starts)");
+    if (cs.lost) std::rethrow_exception(cs.lost);
+    if (cs.started && cs.in == in) co_return;
+    if (cs.done && cs.error) std::rethrow_exception(error_of(*cs.error));
+    throw std::logic_error("corio::pg: not a COPY " + std::string(in ? "FROM STDIN" : "TO STDOUT") +
+                           ": " + sql);
   }
 
-  /// COPY FROM STDIN: queues a chunk, waiting while libpq's buffer is full.
+  /// COPY FROM STDIN: queues a chunk; waits while the socket is behind.
   task<> put(std::string_view chunk) {
-    for (;;) {
-      const int r = PQputCopyData(m_st->m_conn, chunk.data(), static_cast<int>(chunk.size()));
-      if (r == 1) co_return;
-      if (r < 0) fail("COPY data");
-      co_await wait(corio::detail::io_kind::poll_out);
-      if (PQflush(m_st->m_conn) < 0) fail("send");
+    constexpr std::size_t high_water = std::size_t{256} << 10;
+    constexpr std::size_t low_water = std::size_t{64} << 10;
+    check();
+    put_copy_data(m_st->m_out, chunk);
+    m_st->queued();
+    if (m_st->m_out.size() > high_water) {
+      connection_state* st = m_st;
+      copy_stream& cs = *m_copy;
+      co_await st->m_drained.wait(
+          [st, &cs] { return st->m_out.size() <= low_water || st->m_broken || cs.done; },
+          "pg COPY data (the socket is behind)");
+      check();
     }
   }
 
-  /// COPY FROM STDIN: ends the data (`error`: aborts the COPY with it) and
+  /// COPY FROM STDIN: ends the data (`why`: aborts the COPY with it) and
   /// gives the rows copied, or throws the server's error.
-  task<std::uint64_t> end(const char* error) {
-    for (;;) {
-      const int r = PQputCopyEnd(m_st->m_conn, error);
-      if (r == 1) break;
-      if (r < 0) fail("COPY end");
-      co_await wait(corio::detail::io_kind::poll_out);
+  task<std::uint64_t> end(const char* why) {
+    check();
+    if (why == nullptr) {
+      put_copy_done(m_st->m_out);
+    } else {
+      put_copy_fail(m_st->m_out, why);
     }
-    co_await flush();
+    m_ended = true;
+    m_st->queued();
     co_return co_await outcome();
   }
 
   /// COPY TO STDOUT: the next row, or nullopt after the last (the outcome
   /// read, or the server's error thrown).
   task<std::optional<std::string>> get() {
-    for (;;) {
-      char* buf = nullptr;
-      const int n = PQgetCopyData(m_st->m_conn, &buf, 1);
-      if (n > 0) {
-        std::string row(buf, static_cast<std::size_t>(n));
-        PQfreemem(buf);
-        co_return row;
-      }
-      if (n == 0) {
-        co_await wait(corio::detail::io_kind::poll_in);
-        if (PQconsumeInput(m_st->m_conn) == 0) fail("COPY data");
-        continue;
-      }
-      if (n == -2) fail("COPY data");
-      (void)co_await outcome();
-      co_return std::nullopt;
+    copy_stream& cs = *m_copy;
+    co_await cs.arrival.wait([&cs] { return !cs.rows.empty() || cs.done; }, "pg COPY data");
+    if (!cs.rows.empty()) {
+      std::string row = std::move(cs.rows.front());
+      cs.rows.pop_front();
+      m_st->copy_took(cs);
+      co_return row;
     }
+    (void)co_await outcome();
+    co_return std::nullopt;
   }
 
  private:
-  [[noreturn]] void fail(const char* what) {
-    throw connection_error(libpq_message(m_st->m_conn, what));
+  static std::exception_ptr error_of(const server_error& e) {
+    return std::make_exception_ptr(error(e.sqlstate, e.message, e.detail, e.hint));
   }
 
-  task<> wait(corio::detail::io_kind kind) {
-    co_await corio::detail::io_call(kind, PQsocket(m_st->m_conn), nullptr, 0);
-  }
-
-  task<> flush() {
-    for (;;) {
-      const int r = PQflush(m_st->m_conn);
-      if (r == 0) co_return;
-      if (r < 0) fail("send");
-      co_await wait(corio::detail::io_kind::poll_out);
+  // A COPY the server ended early (bad data) or a lost connection: what
+  // was sent after it is pointless.
+  void check() const {
+    if (m_copy->lost) std::rethrow_exception(m_copy->lost);
+    if (m_copy->done) {
+      if (m_copy->error) std::rethrow_exception(error_of(*m_copy->error));
+      throw std::logic_error("corio::pg: the COPY already ended");
     }
   }
 
-  // The next result once libpq has it whole; nullptr after a query's last.
-  task<PGresult*> next_result() {
-    while (PQisBusy(m_st->m_conn) != 0) {
-      co_await wait(corio::detail::io_kind::poll_in);
-      if (PQconsumeInput(m_st->m_conn) == 0) fail("the connection was lost");
-    }
-    co_return PQgetResult(m_st->m_conn);
-  }
-
-  task<> finish_results() {
-    for (;;) {
-      owned_result r(co_await next_result());
-      if (r == nullptr) co_return;
-    }
-  }
-
-  // The COPY's final result: its row count, or its error thrown.
+  // The COPY's end: its row count, or its error thrown.
   task<std::uint64_t> outcome() {
-    owned_result r(co_await next_result());
-    m_in_copy = false;
-    co_await finish_results();
-    if (r == nullptr || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      if (r != nullptr && PQresultStatus(r.get()) == PGRES_FATAL_ERROR) {
-        std::rethrow_exception(error_of(r.get()));
-      }
-      throw connection_error("corio::pg: a COPY ended without its outcome");
-    }
-    co_return result(r.release()).affected();
+    copy_stream& cs = *m_copy;
+    co_await cs.arrival.wait([&cs] { return cs.done; }, "pg COPY (ends)");
+    if (cs.lost) std::rethrow_exception(cs.lost);
+    if (cs.error) std::rethrow_exception(error_of(*cs.error));
+    co_return cs.count;
   }
 
   connection_state* m_st;
   std::uint64_t m_owner;
-  bool m_in_copy = false;
+  std::shared_ptr<copy_stream> m_copy;
+  bool m_ended = false;  // CopyDone or CopyFail sent
 };
 
 }  // namespace detail
@@ -1205,13 +1338,17 @@ class copy_session {
 task<std::uint64_t> connection::copy_in(std::string sql, async_generator<std::string> data) {
   const std::uint64_t owner = co_await take_connection();
   detail::copy_session session(*m_state, owner);  // from here, it frees the connection
-  co_await session.start(sql, PGRES_COPY_IN);
+  co_await session.start(sql, true);
   std::exception_ptr failure;
   try {
     while (auto chunk = co_await data.next())
       co_await session.put(*chunk);
   } catch (const cancelled_error&) {
-    throw;  // the session closes the connection: the server aborts the COPY
+    throw;  // the session sends a CopyFail: the server aborts the COPY
+  } catch (const error&) {
+    throw;  // the server ended the COPY (bad data)
+  } catch (const connection_error&) {
+    throw;
   } catch (...) {
     failure = std::current_exception();
   }
@@ -1228,7 +1365,7 @@ task<std::uint64_t> connection::copy_in(std::string sql, async_generator<std::st
 async_generator<std::string> connection::copy_out(std::string sql) {
   const std::uint64_t owner = co_await take_connection();
   detail::copy_session session(*m_state, owner);
-  co_await session.start(sql, PGRES_COPY_OUT);
+  co_await session.start(sql, false);
   while (auto row = co_await session.get())
     co_yield std::move(*row);
 }

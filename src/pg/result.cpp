@@ -1,6 +1,4 @@
 // pg::result and the readers of binary fields.
-#include <libpq-fe.h>
-
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -138,7 +136,7 @@ std::string uuid_text(const field& f) {
 
 void throw_type_error(const field& f, const char* wanted) {
   std::string what = "corio::pg: column " + std::to_string(f.column);
-  if (f.res != nullptr && f.res->native_handle() != nullptr) {
+  if (f.res != nullptr && f.column < f.res->columns()) {
     what += " (\"" + std::string(f.res->column_name(f.column)) + "\")";
   }
   what += " of row " + std::to_string(f.row) + " holds ";
@@ -272,23 +270,27 @@ int row::size() const noexcept {
 }
 
 detail::field row::field(int column) const {
-  const PGresult* r = m_result->native_handle();
-  if (r == nullptr || m_row < 0 || m_row >= PQntuples(r)) {
+  const result& r = *m_result;
+  if (m_row < 0 || static_cast<std::size_t>(m_row) >= r.m_rows) {
     throw std::out_of_range("corio::pg: row " + std::to_string(m_row) + " of a result of " +
-                            std::to_string(m_result->size()));
+                            std::to_string(r.m_rows));
   }
-  if (column < 0 || column >= PQnfields(r)) {
+  const int width = r.columns();
+  if (column < 0 || column >= width) {
     throw type_error("corio::pg: no column " + std::to_string(column) + " (the result has " +
-                     std::to_string(PQnfields(r)) + ")");
+                     std::to_string(width) + ")");
   }
+  const detail::field_ref& ref =
+      r.m_fields[static_cast<std::size_t>(m_row) * static_cast<std::size_t>(width) +
+                 static_cast<std::size_t>(column)];
   detail::field f;
   f.res = m_result;
   f.row = m_row;
   f.column = column;
-  f.type = PQftype(r, column);
-  f.null = PQgetisnull(r, m_row, column) != 0;
-  f.data = PQgetvalue(r, m_row, column);
-  f.length = static_cast<std::size_t>(PQgetlength(r, m_row, column));
+  f.type = (*r.m_columns)[static_cast<std::size_t>(column)].type;
+  f.null = ref.length < 0;
+  f.data = f.null ? "" : r.m_data.data() + ref.offset;
+  f.length = f.null ? 0 : static_cast<std::size_t>(ref.length);
   return f;
 }
 
@@ -297,23 +299,6 @@ int row::column_index(std::string_view name) const {
 }
 
 // ---- result -------------------------------------------------------------------
-
-result& result::operator=(result&& o) noexcept {
-  if (this != &o) {
-    if (m_result != nullptr) PQclear(m_result);
-    m_result = o.m_result;
-    o.m_result = nullptr;
-  }
-  return *this;
-}
-
-result::~result() {
-  if (m_result != nullptr) PQclear(m_result);
-}
-
-std::size_t result::size() const noexcept {
-  return m_result == nullptr ? 0 : static_cast<std::size_t>(PQntuples(m_result));
-}
 
 row result::at(std::size_t i) const {
   if (i >= size()) {
@@ -324,35 +309,28 @@ row result::at(std::size_t i) const {
 }
 
 int result::columns() const noexcept {
-  return m_result == nullptr ? 0 : PQnfields(m_result);
+  return m_columns == nullptr ? 0 : static_cast<int>(m_columns->size());
 }
 
 std::string_view result::column_name(int column) const {
-  const char* name = m_result == nullptr ? nullptr : PQfname(m_result, column);
-  if (name == nullptr) throw type_error("corio::pg: no column " + std::to_string(column));
-  return name;
+  if (column < 0 || column >= columns()) {
+    throw type_error("corio::pg: no column " + std::to_string(column));
+  }
+  return (*m_columns)[static_cast<std::size_t>(column)].name;
 }
 
 int result::column_index(std::string_view name) const {
-  const std::string n(name);
-  const int i = m_result == nullptr ? -1 : PQfnumber(m_result, n.c_str());
-  if (i < 0) throw type_error("corio::pg: no column named \"" + n + "\"");
-  return i;
+  for (int i = 0; i < columns(); ++i) {
+    if ((*m_columns)[static_cast<std::size_t>(i)].name == name) return i;
+  }
+  throw type_error("corio::pg: no column named \"" + std::string(name) + "\"");
 }
 
 unsigned result::column_type(int column) const {
   if (column < 0 || column >= columns()) {
     throw type_error("corio::pg: no column " + std::to_string(column));
   }
-  return PQftype(m_result, column);
-}
-
-std::uint64_t result::affected() const noexcept {
-  if (m_result == nullptr) return 0;
-  const char* s = PQcmdTuples(m_result);
-  std::uint64_t n = 0;
-  std::from_chars(s, s + std::strlen(s), n);
-  return n;
+  return (*m_columns)[static_cast<std::size_t>(column)].type;
 }
 
 }  // namespace corio::pg

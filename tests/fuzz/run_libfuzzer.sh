@@ -3,7 +3,8 @@
 # a bounded time; new inputs go to a scratch directory, never into the tree.
 #   run_libfuzzer.sh SRC_DIR BUILD_DIR [SECONDS] [TARGET]
 # TARGET: http_parser (default; seeded from tests/fuzz/http_corpus), resp
-# (seeded from tests/fuzz/resp_corpus), pg_field (tests/fuzz/pg_field_corpus) or
+# (seeded from tests/fuzz/resp_corpus), pg_field (tests/fuzz/pg_field_corpus),
+# pg_wire (tests/fuzz/pg_wire_corpus) or
 # buffered_reader (compiles the layers the reader needs with clang too: a
 # coroutine frame from gcc's libcorio.a is not laid out as clang's).
 set -euo pipefail
@@ -32,6 +33,12 @@ case "$target" in
       "$src/src/pg/result.cpp" -lpq -o "$out/pg_field_fuzz"
     "$out/pg_field_fuzz" -max_total_time="$seconds" -max_len=512 -timeout=10 \
       -print_final_stats=1 "$out/corpus-$target" "$src/tests/fuzz/pg_field_corpus"
+    ;;
+  pg_wire)
+    clang++ "${flags[@]}" -I"$src/src" "$src/tests/fuzz/pg_wire_fuzz.cpp" "$src/src/pg/wire.cpp" \
+      "$src/src/pg/result.cpp" -o "$out/pg_wire_fuzz"
+    "$out/pg_wire_fuzz" -max_total_time="$seconds" -max_len=1024 -timeout=10 \
+      -print_final_stats=1 "$out/corpus-$target" "$src/tests/fuzz/pg_wire_corpus"
     ;;
   buffered_reader)
     # clang 14's -fsanitize=function cannot compile coroutines ("Cannot

@@ -1,8 +1,10 @@
 // pg::connection against a real PostgreSQL 15 (tools/common/pg_server.hpp):
 // parameters and results of every supported type, type errors, server
 // errors with SQLSTATE, pipelined queries of many tasks where a failing one
-// fails only itself, the prepared-statement cache and its bound,
-// cancellation of one pipelined query, and a server restart.
+// fails only itself and a tick's queries leave in one send, the
+// prepared-statement cache and its bound, cancellation, a server restart,
+// transactions, LISTEN (and a listener too far behind), streams, COPY (an
+// abandoned or cancelled one, one through query()), and all of it over TLS.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -711,7 +713,7 @@ TEST(PgConnection, APoolValidatesAnIdleConnectionAndDropsOneTheServerEnded) {
   }());
 }
 
-TEST(PgCopy, AnAbandonedCopyOutClosesTheConnection) {
+TEST(PgCopy, AnAbandonedCopyOutDropsTheRestAndTheConnectionGoesOn) {
   corio::run([]() -> corio::task<> {
     auto db = co_await pg::connection::connect(tcp());
     {
@@ -722,8 +724,197 @@ TEST(PgCopy, AnAbandonedCopyOutClosesTheConnection) {
         EXPECT_EQ(*first, "1\n");
       }
     }  // ended half-way: the server is still sending the COPY
+    EXPECT_FALSE(db.broken());
+    EXPECT_EQ((co_await db.query("SELECT 5")).at(0).get<std::int32_t>(0), 5)
+        << "the rest of the COPY's data was read and dropped";
+    EXPECT_EQ(db.transaction_status(), pg::transaction_state::idle);
+  }());
+}
+
+// A source that yields `before` rows, then waits for good.
+corio::async_generator<std::string> stalling_rows(int before) {
+  for (int i = 1; i <= before; ++i)
+    co_yield std::to_string(i) + ",row\n";
+  co_await corio::sleep(std::chrono::hours(1));
+}
+
+TEST(PgCopy, ACancelledCopyInIsAbortedAndTheConnectionGoesOn) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    co_await db.execute("CREATE TEMP TABLE interrupted (id int, name text)");
+    auto copy =
+        corio::spawn(db.copy_in("COPY interrupted FROM STDIN (FORMAT csv)", stalling_rows(100)));
+    // Until the COPY is under way: the server took its data's start.
+    while (db.stats().flushes < 3)
+      co_await corio::yield_now();
+    copy.cancel();
+    EXPECT_THROW(co_await std::move(copy), corio::cancelled_error);
+    EXPECT_FALSE(db.broken());
+    EXPECT_EQ(co_await count_rows(db, "interrupted"), 0) << "the server aborted the COPY";
+    EXPECT_EQ(co_await db.copy_in("COPY interrupted FROM STDIN (FORMAT csv)", csv_rows(3, false)),
+              3U)
+        << "and takes the next";
+  }());
+}
+
+}  // namespace
+
+namespace {
+
+corio::task<std::int32_t> echo(pg::connection& db, std::int32_t v) {
+  co_return (co_await db.query("SELECT $1::int4", v)).at(0).get<std::int32_t>(0);
+}
+
+// Sums what `count` tasks, started together, get back from `echo`.
+corio::task<std::int64_t> echo_all(pg::connection& db, int count) {
+  std::vector<corio::join_handle<std::int32_t>> running;
+  running.reserve(static_cast<std::size_t>(count));
+  for (int i = 0; i < count; ++i)
+    running.push_back(corio::spawn(echo(db, i)));
+  std::int64_t sum = 0;
+  for (auto& h : running)
+    sum += co_await std::move(h);
+  co_return sum;
+}
+
+TEST(PgConnection, QueriesOfOneTickLeaveInOneSend) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    EXPECT_EQ(co_await echo(db, 1), 1);  // prepared and cached
+    const auto before = db.stats();
+    EXPECT_EQ(co_await echo_all(db, 50), 49 * 50 / 2);
+    const auto after = db.stats();
+    EXPECT_EQ(after.queries - before.queries, 50U);
+    // The 50 tasks ran in one tick: their queries, each with its own Sync,
+    // went out in one send (libpq 15 would have made 50).
+    EXPECT_EQ(after.flushes - before.flushes, 1U);
+  }());
+}
+
+TEST(PgCopy, ACopyThroughQueryClosesTheConnectionWithAClearError) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    co_await db.execute("CREATE TEMP TABLE not_this_way (id int)");
+    try {
+      co_await db.execute("COPY not_this_way FROM STDIN");
+      ADD_FAILURE() << "a COPY through execute()";
+    } catch (const pg::connection_error& e) {
+      EXPECT_NE(std::string(e.what()).find("copy_in"), std::string::npos) << e.what();
+    }
     EXPECT_TRUE(db.broken());
-    EXPECT_THROW(co_await db.query("SELECT 1"), pg::connection_error);
+  }());
+}
+
+std::string tls() {
+  return corio_tools::pg_server::shared().tls_conninfo();
+}
+
+corio::task<> notify_three(pg::connection& sender) {
+  for (int i = 1; i <= 3; ++i)
+    co_await sender.execute("SELECT pg_notify('corio events', $1)", std::to_string(i));
+}
+
+// Everything a connection does, over TLS (libpq's OpenSSL session, which
+// corio reads and writes): the reads of a large stream span many records.
+TEST(PgTls, QueriesStreamsNotificationsAndCopyWorkOverTls) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tls());
+    auto sender = co_await pg::connection::connect(tls());
+    EXPECT_TRUE((co_await db.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"))
+                    .at(0)
+                    .get<bool>(0));
+    EXPECT_EQ((co_await db.query("SELECT $1::text || $2::int8", std::string("n"), 7))
+                  .at(0)
+                  .get<std::string>(0),
+              "n7");
+    EXPECT_EQ(co_await echo_all(db, 100), 99 * 100 / 2);
+
+    std::int64_t count = 0;
+    const std::int64_t sum = co_await sum_stream(
+        db.stream("SELECT x::int8, repeat('x', 200) FROM generate_series(1, 50000) AS x"), count);
+    EXPECT_EQ(count, 50000);
+    EXPECT_EQ(sum, std::int64_t{50000} * 50001 / 2);
+
+    auto events = db.listen(std::string("corio events"));  // the channel collect() checks
+    std::vector<std::string> got;
+    auto consumer = corio::spawn(collect(events, 3, got));
+    const std::uint64_t before = db.stats().queries;
+    while (db.stats().queries == before || db.pending() > 0)
+      co_await corio::yield_now();  // until LISTEN is answered
+    co_await notify_three(sender);
+    co_await std::move(consumer);
+    std::vector<std::string> expected;
+    for (int i = 1; i <= 3; ++i)
+      expected.push_back(std::to_string(i));
+    EXPECT_EQ(got, expected);
+
+    co_await db.execute("CREATE TEMP TABLE tls_copied (id int, name text)");
+    EXPECT_EQ(co_await db.copy_in("COPY tls_copied FROM STDIN (FORMAT csv)", csv_rows(2000, false)),
+              2000U);
+    std::int64_t lines = 0;
+    auto out = db.copy_out("COPY tls_copied TO STDOUT");
+    while (auto line = co_await out.next())
+      ++lines;
+    EXPECT_EQ(lines, 2000);
+    EXPECT_EQ(co_await count_rows(db, "tls_copied"), 2000) << "queries go on after the COPYs";
+  }());
+}
+
+}  // namespace
+
+namespace {
+
+TEST(PgStream, AConnectionInAnotherTasksTransactionIsRefused) {
+  corio::run([]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(tcp());
+    auto tx = co_await db.begin();
+    EXPECT_THROW((void)db.stream("SELECT 1"), std::logic_error)
+        << "the stream's query would run inside the transaction";
+    co_await tx.rollback();
+    std::int64_t count = 0;
+    EXPECT_EQ(co_await sum_stream(db.stream("SELECT 7::int8"), count), 7)
+        << "free again once it ended";
+  }());
+}
+
+// Counts the notifications a listener yields before it fails.
+corio::task<> count_until_failure(corio::async_generator<pg::notification>& events,
+                                  std::int64_t& count, bool& failed) {
+  try {
+    while (auto n = co_await events.next())
+      ++count;
+  } catch (const pg::connection_error&) {
+    failed = true;
+  }
+}
+
+corio::task<> first_notification(corio::async_generator<pg::notification>& events,
+                                 std::string& payload) {
+  if (auto n = co_await events.next()) payload = n->payload;
+}
+
+TEST(PgListen, AListenerTooFarBehindFailsAfterWhatItKept) {
+  corio::run([]() -> corio::task<> {
+    auto listening = co_await pg::connection::connect(tcp());
+    auto events = listening.listen(std::string("flood"));
+    std::string payload;
+    auto first = corio::spawn(first_notification(events, payload));  // runs LISTEN, then waits
+    const std::uint64_t before = listening.stats().queries;
+    while (listening.stats().queries == before || listening.pending() > 0)
+      co_await corio::yield_now();  // until LISTEN is answered
+    co_await listening.execute("NOTIFY flood, 'start'");
+    co_await std::move(first);
+    EXPECT_EQ(payload, "start");
+    // One transaction of 70,001 distinct notifications to this session
+    // itself, delivered before the statement's end; nobody reads them.
+    co_await listening.execute(
+        "SELECT pg_notify('flood', x::text) FROM generate_series(0, 70000) AS x");
+    co_await listening.execute("SELECT 1");
+    std::int64_t count = 0;
+    bool failed = false;
+    co_await count_until_failure(events, count, failed);
+    EXPECT_TRUE(failed);
+    EXPECT_EQ(count, 65536) << "what the listener kept: its bound";
   }());
 }
 

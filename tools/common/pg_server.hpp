@@ -1,6 +1,8 @@
 // A real PostgreSQL 15 for the tests and the tour: initdb into a temporary
 // directory, then the server on a free port of 127.0.0.1 and a Unix socket
-// in that directory, with trust authentication and fsync off; stopped, and
+// in that directory, with trust authentication, TLS on (a self-signed
+// certificate: conninfo() asks for none, tls_conninfo() for it) and fsync
+// off; stopped, and
 // its directory removed, when the program exits. Nothing needs to run
 // beforehand (scripts/install-deps.sh installs Debian's postgresql-15).
 //
@@ -48,9 +50,15 @@ class pg_server {
   [[nodiscard]] const std::string& socket_dir() const noexcept { return m_dir; }
   [[nodiscard]] const std::string& dir() const noexcept { return m_dir; }
 
-  /// A libpq connection string for database `db` over TCP.
+  /// A libpq connection string for database `db` over TCP, without TLS.
   [[nodiscard]] std::string conninfo(const std::string& db = "postgres") const {
-    return "host=127.0.0.1 port=" + std::to_string(m_port) + " user=postgres dbname=" + db;
+    return "host=127.0.0.1 port=" + std::to_string(m_port) + " user=postgres sslmode=disable" +
+           " dbname=" + db;
+  }
+  /// The same over TLS (the server has a self-signed certificate).
+  [[nodiscard]] std::string tls_conninfo(const std::string& db = "postgres") const {
+    return "host=127.0.0.1 port=" + std::to_string(m_port) + " user=postgres sslmode=require" +
+           " dbname=" + db;
   }
   /// The same over the Unix socket.
   [[nodiscard]] std::string socket_conninfo(const std::string& db = "postgres") const {
@@ -98,6 +106,15 @@ class pg_server {
     if (rc != 0) {
       throw std::runtime_error("pg_server: initdb failed (exit " + std::to_string(rc) + "); see " +
                                log());
+    }
+    // TLS with a self-signed certificate, made as the server's user (the
+    // server takes only a key file of its own that others cannot read).
+    const std::string key = m_dir + "/data/server.key";
+    if (run_and_wait({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                      "/CN=localhost", "-keyout", key, "-out", m_dir + "/data/server.crt"}) != 0 ||
+        run_and_wait({"/bin/chmod", "600", key}) != 0) {
+      throw std::runtime_error("pg_server: openssl could not make a certificate; see " + log());
     }
     // A port that was free a moment ago can be taken before the server
     // binds it: try a few.
@@ -178,11 +195,28 @@ class pg_server {
 
   bool start_on(std::uint16_t port) {
     const std::string port_text = std::to_string(port);
-    m_pid = spawn(
-        {bin("postgres"), "-D", m_dir + "/data", "-p", port_text, "-k", m_dir, "-c",
-         "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c",
-         "full_page_writes=off", "-c", "shared_buffers=32MB", "-c", "max_connections=100"},
-        true);
+    m_pid = spawn({bin("postgres"),
+                   "-D",
+                   m_dir + "/data",
+                   "-p",
+                   port_text,
+                   "-k",
+                   m_dir,
+                   "-c",
+                   "listen_addresses=127.0.0.1",
+                   "-c",
+                   "ssl=on",
+                   "-c",
+                   "fsync=off",
+                   "-c",
+                   "synchronous_commit=off",
+                   "-c",
+                   "full_page_writes=off",
+                   "-c",
+                   "shared_buffers=32MB",
+                   "-c",
+                   "max_connections=100"},
+                  true);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;

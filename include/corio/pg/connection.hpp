@@ -1,5 +1,5 @@
-// pg::connection: one connection to PostgreSQL on libpq's asynchronous API,
-// shared by many tasks, their queries pipelined.
+// pg::connection: one connection to PostgreSQL, made by libpq, shared by
+// many tasks, their queries pipelined.
 #pragma once
 
 #include <chrono>
@@ -202,14 +202,15 @@ class transaction {
   bool m_done = false;
 };
 
-/// One connection to PostgreSQL, on libpq's asynchronous API driven by the
-/// loop (never a blocking libpq call on the loop thread) in pipeline mode:
-/// any number of tasks of its loop query at once; every query issued in one
-/// loop tick goes out in one write, and results come back in order. Each
-/// query is prepared once and its statement cached (the query text is the
-/// key), parameters bound in binary, results read in binary. Each query
-/// has a synchronisation point of its own, so it is its own implicit
-/// transaction: a failing one fails only itself.
+/// One connection to PostgreSQL: libpq makes it (any connection string,
+/// authentication, TLS), polled from the loop; after that corio speaks the
+/// protocol itself, so that any number of tasks of its loop query at once
+/// and every query issued in one loop tick goes out in one send (libpq 15
+/// would send each query's synchronisation point on its own), results
+/// coming back in order. Each query is prepared once and its statement
+/// cached (the query text is the key), parameters bound in binary, results
+/// read in binary. Each query has a synchronisation point of its own, so
+/// it is its own implicit transaction: a failing one fails only itself.
 ///
 /// Transactions, COPY and LISTEN need a connection of their own: take one
 /// from a `pool<pg::connection>`.
@@ -257,7 +258,7 @@ class connection {
   }
 
   /// Runs `sql` like query() and yields its rows one at a time as they
-  /// arrive (libpq's single-row mode): a large result is read with flat
+  /// arrive: a large result is read with flat
   /// memory. The query is sent now (the arguments are used before this
   /// returns); the rows are read as the stream is pulled, and when the
   /// consumer falls 1,024 rows behind, the connection stops reading until
@@ -281,15 +282,17 @@ class connection {
   /// data, and gives the rows copied. The connection is the COPY's
   /// meanwhile (other tasks' queries wait). A `data` stream that throws
   /// aborts the COPY (the server rolls it back) and its error is rethrown;
-  /// a cancelled COPY closes the connection, which aborts it.
+  /// a cancelled COPY is aborted the same way. The connection goes on.
   ///
   /// \code
   ///   std::uint64_t n = co_await db.copy_in("COPY events FROM STDIN (FORMAT csv)", csv_lines());
   /// \endcode
   task<std::uint64_t> copy_in(std::string sql, async_generator<std::string> data);
   /// COPY ... TO STDOUT: yields the data a row at a time (text format: a
-  /// line with its newline), with flat memory. The connection is the
-  /// COPY's until the stream ends; ending it early closes the connection.
+  /// line with its newline), with flat memory (a consumer 1,024 rows
+  /// behind pauses the reader). The connection is the COPY's until the
+  /// stream ends; ending it early drops the rest of the data as it comes,
+  /// and the connection goes on.
   async_generator<std::string> copy_out(std::string sql);
 
   /// LISTENs on `channel` and yields each notification sent to it, in
@@ -330,8 +333,9 @@ class connection {
   /// Closes now: pending queries fail with `connection_error`.
   void close() noexcept;
 
-  /// libpq's connection, for what corio does not wrap (PQparameterStatus);
-  /// reading or writing on it directly breaks the connection's pipeline.
+  /// libpq's connection, for what corio does not wrap (PQbackendPID);
+  /// corio reads and writes its socket itself: reading, writing or
+  /// running a query through it breaks the connection.
   [[nodiscard]] pg_conn* native_handle() const noexcept;
 
  private:

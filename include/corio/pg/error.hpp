@@ -37,7 +37,7 @@ class error : public std::runtime_error {
 };
 
 /// The connection could not be made, or was lost (the server closed it,
-/// restarted, or sent what libpq could not read): every pending query fails
+/// restarted, or sent bytes that are not the protocol): every pending query fails
 /// with it. A `connection_broken`, so a pool discards such a connection.
 class connection_error : public connection_broken {
  public:

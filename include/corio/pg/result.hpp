@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,13 +16,27 @@
 
 #include "corio/pg/error.hpp"
 
-struct pg_result;  // libpq's PGresult
-
 namespace corio::pg {
 
 class result;
 
 namespace detail {
+
+/// A result's column: its name and type OID.
+struct column {
+  std::string name;
+  unsigned type = 0;
+};
+using columns = std::vector<column>;
+
+/// Where one field's bytes are in its result's data; NULL: length -1.
+struct field_ref {
+  std::size_t offset = 0;
+  std::int32_t length = -1;
+};
+
+/// How the connection fills results (src/pg/wire.cpp).
+struct result_access;
 
 /// One field of a result, as the readers below see it.
 struct field {
@@ -127,7 +142,8 @@ class row {
 };
 
 /// The outcome of one statement: its rows (read in binary), its columns,
-/// and the rows a command affected. Move-only; frees libpq's result.
+/// and the rows a command affected. Move-only; its rows' fields are views
+/// into one buffer it owns.
 class result {
  public:
   class iterator {
@@ -154,22 +170,20 @@ class result {
   };
 
   result() noexcept = default;
-  /// Takes ownership of libpq's result.
-  explicit result(pg_result* r) noexcept : m_result(r) {}
-  result(result&& o) noexcept : m_result(o.m_result) { o.m_result = nullptr; }
-  result& operator=(result&& o) noexcept;
+  result(result&&) noexcept = default;
+  result& operator=(result&&) noexcept = default;
   result(const result&) = delete;
   result& operator=(const result&) = delete;
-  ~result();
+  ~result() = default;
 
   /// The number of rows.
-  [[nodiscard]] std::size_t size() const noexcept;
-  [[nodiscard]] bool empty() const noexcept { return size() == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return m_rows; }
+  [[nodiscard]] bool empty() const noexcept { return m_rows == 0; }
   [[nodiscard]] row operator[](std::size_t i) const noexcept { return {this, static_cast<int>(i)}; }
   /// Row `i`, or std::out_of_range.
   [[nodiscard]] row at(std::size_t i) const;
   [[nodiscard]] iterator begin() const noexcept { return {this, 0}; }
-  [[nodiscard]] iterator end() const noexcept { return {this, static_cast<int>(size())}; }
+  [[nodiscard]] iterator end() const noexcept { return {this, static_cast<int>(m_rows)}; }
   /// The rows, for range-for: `for (auto r : res.rows())`.
   [[nodiscard]] const result& rows() const noexcept { return *this; }
 
@@ -180,14 +194,16 @@ class result {
   /// The column's type OID (pg::oid).
   [[nodiscard]] unsigned column_type(int column) const;
   /// The rows an INSERT, UPDATE, DELETE, MERGE, COPY or SELECT touched.
-  [[nodiscard]] std::uint64_t affected() const noexcept;
-
-  /// libpq's result, for what corio does not wrap.
-  [[nodiscard]] pg_result* native_handle() const noexcept { return m_result; }
+  [[nodiscard]] std::uint64_t affected() const noexcept { return m_affected; }
 
  private:
   friend class row;
-  pg_result* m_result = nullptr;
+  friend struct detail::result_access;
+  std::shared_ptr<const detail::columns> m_columns;  // shared by a statement's results
+  std::string m_data;                                // the rows' DataRow messages, back to back
+  std::vector<detail::field_ref> m_fields;           // row-major: rows x columns
+  std::size_t m_rows = 0;
+  std::uint64_t m_affected = 0;
 };
 
 }  // namespace corio::pg
