@@ -604,7 +604,7 @@ TEST(PgCopy, InFromAGeneratorAndOutAsOne) {
       expected.push_back(std::to_string(i) + "\tname " + std::to_string(i) + "\n");
     EXPECT_EQ(lines, expected);
     EXPECT_EQ((co_await db.query("SELECT 4")).at(0).get<std::int32_t>(0), 4)
-        << "back in pipeline mode after the COPYs";
+        << "queries go on after the COPYs";
   }());
 }
 
