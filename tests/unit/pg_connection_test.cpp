@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -915,6 +916,49 @@ TEST(PgListen, AListenerTooFarBehindFailsAfterWhatItKept) {
     co_await count_until_failure(events, count, failed);
     EXPECT_TRUE(failed);
     EXPECT_EQ(count, 65536) << "what the listener kept: its bound";
+  }());
+}
+
+}  // namespace
+
+namespace {
+
+// Until the server runs `sql` on some session (bounded: 2,000 looks, 10 s).
+corio::task<> until_running(pg::connection& watcher, std::string sql) {
+  for (int look = 0; look < 2000; ++look) {
+    const pg::result r = co_await watcher.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'", sql);
+    if (r.at(0).get<std::int64_t>(0) == 1) co_return;
+    co_await corio::sleep(std::chrono::milliseconds(5));
+  }
+}
+
+// The cancel request goes where the connection went: over the Unix socket,
+// whose file is moved away meanwhile, so the request cannot connect.
+TEST(PgCancel, ACancelRequestThatFailsClosesTheConnection) {
+  const corio_tools::pg_server& server = corio_tools::pg_server::shared();
+  const std::string socket_file =
+      server.socket_dir() + "/.s.PGSQL." + std::to_string(server.port());
+  corio::run([&socket_file]() -> corio::task<> {
+    auto db = co_await pg::connection::connect(corio_tools::pg_server::shared().socket_conninfo());
+    auto sleeper = corio::spawn(
+        [](pg::connection& db) -> corio::task<> { co_await db.query("SELECT pg_sleep(30)"); }(db));
+    auto watcher = co_await pg::connection::connect(tcp());
+    co_await until_running(watcher, "SELECT pg_sleep(30)");
+    std::filesystem::rename(socket_file, socket_file + ".away");
+    sleeper.cancel();
+    EXPECT_THROW(co_await std::move(sleeper), corio::cancelled_error);
+    for (int look = 0; look < 2000 && !db.broken(); ++look)
+      co_await corio::sleep(std::chrono::milliseconds(5));  // the request runs on a thread
+    std::filesystem::rename(socket_file + ".away", socket_file);
+    EXPECT_TRUE(db.broken());
+    try {
+      co_await db.query("SELECT 1");
+      ADD_FAILURE() << "a query on a closed connection";
+    } catch (const pg::connection_error& e) {
+      EXPECT_NE(std::string(e.what()).find("cancel request"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(db.stats().cancels, 0U);
   }());
 }
 
