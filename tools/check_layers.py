@@ -43,6 +43,7 @@ PUBLIC = {
     "corio/redis/": 6,
     "corio/pg/": 6,
     "corio/run.hpp": 7,
+    "corio/runtime.hpp": 7,
     "corio/corio.hpp": 7,
 }
 PRIVATE = {
@@ -60,6 +61,7 @@ PRIVATE = {
     "pool/": 5,
     "redis/": 6,
     "pg/": 6,
+    "runtime.cpp": 7,
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+[<"]([^>"]+)[>"]', re.MULTILINE)

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "corio/errors.hpp"
+#include "corio/exec/cross_loop.hpp"
+#include "corio/exec/loop_local.hpp"
 #include "corio/exec/offload.hpp"
 #include "corio/exec/thread_pool.hpp"
 #include "corio/flow/as_completed.hpp"
@@ -40,6 +42,7 @@
 #include "corio/redis/reply.hpp"
 #include "corio/redis/resp.hpp"
 #include "corio/run.hpp"
+#include "corio/runtime.hpp"
 #include "corio/sync/channel.hpp"
 #include "corio/sync/condition_variable.hpp"
 #include "corio/sync/event.hpp"
