@@ -687,36 +687,20 @@ class connection_state final : public corio::detail::job_owner {
   }
 
  public:
-  /// A stream took rows: the reader goes on when it is far enough behind.
-  void stream_took(const row_stream& s) noexcept {
-    if (m_paused && s.rows.size() <= row_stream::resume_at) {
+  /// A stream (row_stream, or a COPY TO's copy_stream) took rows: the
+  /// reader goes on when it is far enough behind.
+  template <class Stream>
+  void took(const Stream& s) noexcept {
+    if (m_paused && s.rows.size() <= Stream::resume_at) {
       m_paused = false;
       wake_reader();
     }
   }
   /// A stream ended before its rows did: the rest are dropped.
-  void stream_abandoned(row_stream& s) noexcept {
+  template <class Stream>
+  void abandoned(Stream& s) noexcept {
     s.abandoned = true;
     s.rows.clear();
-    if (m_paused) {
-      m_paused = false;
-      wake_reader();
-    }
-  }
-
-  /// A COPY TO's session took a row: the reader goes on when it is far
-  /// enough behind.
-  void copy_took(const copy_stream& cs) noexcept {
-    if (m_paused && cs.rows.size() <= copy_stream::resume_at) {
-      m_paused = false;
-      wake_reader();
-    }
-  }
-  /// A COPY's session ended before the COPY: the rest of its data is
-  /// dropped.
-  void copy_abandoned(copy_stream& cs) noexcept {
-    cs.abandoned = true;
-    cs.rows.clear();
     if (m_paused) {
       m_paused = false;
       wake_reader();
@@ -1167,7 +1151,7 @@ struct stream_guard {
   stream_guard(const stream_guard&) = delete;
   stream_guard& operator=(const stream_guard&) = delete;
   ~stream_guard() {
-    if (!s->done && s->state != nullptr) s->state->stream_abandoned(*s);
+    if (!s->done && s->state != nullptr) s->state->abandoned(*s);
   }
   detail::row_stream* s;
 };
@@ -1197,7 +1181,7 @@ async_generator<row> connection::stream_rows(std::shared_ptr<detail::row_stream>
     if (!s->rows.empty()) {
       s->current = std::move(s->rows.front());
       s->rows.pop_front();
-      if (s->state != nullptr) s->state->stream_took(*s);
+      if (s->state != nullptr) s->state->took(*s);
       s->current_row = s->current[0];
       co_yield s->current_row;
     } else if (s->error) {
@@ -1233,7 +1217,7 @@ class copy_session {
           m_st->lose(std::current_exception());
         }
       }
-      m_st->copy_abandoned(*m_copy);
+      m_st->abandoned(*m_copy);
     }
     m_st->release(m_owner);
   }
@@ -1296,7 +1280,7 @@ class copy_session {
     if (!cs.rows.empty()) {
       std::string row = std::move(cs.rows.front());
       cs.rows.pop_front();
-      m_st->copy_took(cs);
+      m_st->took(cs);
       co_return row;
     }
     (void)co_await outcome();

@@ -105,22 +105,26 @@ TEST(Runtime, CancellingASubmitToCancelsTheRemoteTaskAndWaitsForIt) {
   }());
 }
 
+// Records its loop, says it started, and sleeps until it is cancelled.
+corio::task<void> sleep_until_cancelled(std::atomic<int>& ran_on, std::atomic<bool>& started,
+                                        std::atomic<bool>& cancelled) {
+  ran_on.store(static_cast<int>(corio::this_loop_index()));
+  started.store(true, std::memory_order_release);
+  try {
+    co_await corio::sleep(1h);
+  } catch (const corio::cancelled_error&) {
+    cancelled.store(true);
+    throw;
+  }
+}
+
 TEST(Runtime, SpawnOnRunsThereAndTheShutdownCancelsWhatIsLeft) {
   std::atomic<int> ran_on{-1};
   std::atomic<bool> cancelled{false};
   std::atomic<bool> started{false};
   corio::runtime rt({.threads = 2});
   rt.run([&]() -> corio::task<void> {
-    corio::spawn_on(1, [&]() -> corio::task<void> {
-      ran_on.store(static_cast<int>(corio::this_loop_index()));
-      started.store(true, std::memory_order_release);
-      try {
-        co_await corio::sleep(1h);
-      } catch (const corio::cancelled_error&) {
-        cancelled.store(true);
-        throw;
-      }
-    });
+    corio::spawn_on(1, [&] { return sleep_until_cancelled(ran_on, started, cancelled); });
     co_await until_set(started);
   }());  // main ends: loop 1 cancels its task and drains
   EXPECT_EQ(ran_on.load(), 1);
@@ -237,19 +241,12 @@ TEST(Runtime, InvokeOnAllRunsOnEveryLoopAndRethrowsAnError) {
 }
 
 TEST(Runtime, MainsErrorIsRethrownAfterEveryLoopEnded) {
+  std::atomic<int> ran_on{-1};
   std::atomic<bool> cancelled{false};
   std::atomic<bool> started{false};
   corio::runtime rt({.threads = 2});
   EXPECT_THROW(rt.run([&]() -> corio::task<int> {
-    corio::spawn_on(1, [&]() -> corio::task<void> {
-      started.store(true, std::memory_order_release);
-      try {
-        co_await corio::sleep(1h);
-      } catch (const corio::cancelled_error&) {
-        cancelled.store(true);
-        throw;
-      }
-    });
+    corio::spawn_on(1, [&] { return sleep_until_cancelled(ran_on, started, cancelled); });
     co_await until_set(started);
     throw std::runtime_error("main failed");
   }()),
