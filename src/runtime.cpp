@@ -86,6 +86,21 @@ class runtime_impl final : public runtime_state {
   std::exception_ptr m_failure;
 };
 
+// This thread runs loop `index` of `rt` (this_loop_index, loop_count),
+// until the object goes.
+struct loop_identity {
+  loop_identity(runtime_state& rt, std::size_t index) noexcept {
+    t_runtime = &rt;
+    t_loop_index = index;
+  }
+  loop_identity(const loop_identity&) = delete;
+  loop_identity& operator=(const loop_identity&) = delete;
+  ~loop_identity() {
+    t_runtime = nullptr;
+    t_loop_index = 0;
+  }
+};
+
 task<void> until(event& end) {
   co_await end.wait();
 }
@@ -105,16 +120,13 @@ void run_worker(runtime_impl& rt, std::size_t index, const runtime_options& opti
     ready.arrive_and_wait();
     return;
   }
-  t_runtime = &rt;
-  t_loop_index = index;
+  const loop_identity identity(rt, index);
   ready.arrive_and_wait();
   try {
     corio::run(*loop, until(end));
   } catch (...) {
     rt.fail(std::current_exception());
   }
-  t_runtime = nullptr;
-  t_loop_index = 0;
 }
 
 }  // namespace
@@ -164,15 +176,8 @@ void runtime::run_loops(const std::function<void(event_loop&, detail::runtime_st
       break;
     }
   }
-  detail::t_runtime = &rt;
-  detail::t_loop_index = 0;
+  const detail::loop_identity identity(rt, 0);
   ready.arrive_and_wait();
-  struct clear_thread {
-    ~clear_thread() {
-      detail::t_runtime = nullptr;
-      detail::t_loop_index = 0;
-    }
-  } clears;
   if (std::exception_ptr e = rt.failure()) std::rethrow_exception(e);
   body(loop, rt);
   if (std::exception_ptr e = rt.failure()) std::rethrow_exception(e);

@@ -75,26 +75,19 @@ class runtime {
   // `main`, then the runtime's stop, however main ends.
   template <class T>
   static task<T> stops(detail::runtime_state& rt, task<T> main) {
-    std::exception_ptr error;
-    if constexpr (std::is_void_v<T>) {
-      try {
+    detail::call_result<T> out;
+    try {
+      if constexpr (std::is_void_v<T>) {
         co_await std::move(main);
-      } catch (...) {
-        error = std::current_exception();
+        out.m_value.emplace(true);
+      } else {
+        out.m_value.emplace(co_await std::move(main));
       }
-      rt.stop();
-      if (error) std::rethrow_exception(error);
-    } else {
-      std::optional<T> value;
-      try {
-        value.emplace(co_await std::move(main));
-      } catch (...) {
-        error = std::current_exception();
-      }
-      rt.stop();
-      if (error) std::rethrow_exception(error);
-      co_return std::move(*value);
+    } catch (...) {
+      out.m_error = std::current_exception();
     }
+    rt.stop();
+    co_return out.take();
   }
 
   // Makes the loops and their threads, runs `body` on loop 0 (this

@@ -78,4 +78,10 @@ std::unique_ptr<backend> make_uring_backend(const char** why);
 /// made (retries after EINTR included) to `syscalls`.
 std::intptr_t perform(io_op& op, std::uint64_t& syscalls) noexcept;
 
+/// One call of `kind` on the non-blocking `fd`, done now: the result or
+/// -errno (-EAGAIN: it would block), counted by the current loop's
+/// backend (off a loop, by nobody). For a caller that must not wait: a
+/// tick's flush.
+std::intptr_t perform_now(io_kind kind, int fd, void* buf, std::size_t len) noexcept;
+
 }  // namespace corio::detail

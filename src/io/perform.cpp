@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "corio/loop/detail/loop_core.hpp"
 #include "io/backend.hpp"
 
 namespace corio::detail {
@@ -85,6 +86,17 @@ std::intptr_t perform(io_op& op, std::uint64_t& syscalls) noexcept {
 
 std::intptr_t backend::perform_now(io_op& op) noexcept {
   return perform(op, m_syscalls);
+}
+
+std::intptr_t perform_now(io_kind kind, int fd, void* buf, std::size_t len) noexcept {
+  io_op op;
+  op.m_kind = kind;
+  op.m_fd = fd;
+  op.m_buf = buf;
+  op.m_len = len;
+  std::uint64_t uncounted = 0;  // off a loop thread: nobody to count for
+  loop_core* const loop = loop_core::current();
+  return loop != nullptr ? loop->io().perform_now(op) : perform(op, uncounted);
 }
 
 }  // namespace corio::detail

@@ -74,15 +74,8 @@ task<std::size_t> tcp_stream::write_all(const void* buf, std::size_t len, std::e
 std::size_t tcp_stream::try_write_some(const void* buf, std::size_t len,
                                        std::error_code& ec) noexcept {
   ec.clear();
-  detail::io_op op;
-  op.m_kind = detail::io_kind::send;
-  op.m_fd = m_fd.get();
-  op.m_buf = const_cast<void*>(buf);
-  op.m_len = len;
-  std::uint64_t uncounted = 0;  // off a loop thread: nobody to count for
-  detail::loop_core* const loop = detail::loop_core::current();
   const std::intptr_t r =
-      loop != nullptr ? loop->io().perform_now(op) : detail::perform(op, uncounted);
+      detail::perform_now(detail::io_kind::send, m_fd.get(), const_cast<void*>(buf), len);
   if (r >= 0) return static_cast<std::size_t>(r);
   if (r != -EAGAIN) ec.assign(static_cast<int>(-r), std::system_category());
   return 0;

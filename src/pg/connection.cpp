@@ -12,8 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
-#include <climits>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -63,35 +62,37 @@ namespace detail {
 
 class copy_session;
 
-/// A streamed query's rows on their way from the connection to the stream.
-struct row_stream {
+/// Rows on their way from the reader to a consumer that takes them one at
+/// a time (a stream, a COPY TO): one that falls behind pauses the reader,
+/// so the rest waits in the socket (flat memory).
+template <class Row>
+struct row_queue {
   static constexpr std::size_t pause_at = 1024;  // rows waiting: stop reading
   static constexpr std::size_t resume_at = 512;
 
-  std::deque<result> rows;  // one single-row result each
-  result current;           // the one whose row was yielded last
+  std::deque<Row> rows;
+  corio::detail::wake_slot arrival;  // the consumer waits here (a COPY's session: for all)
+  bool abandoned = false;            // the consumer ended first: rows are dropped
+};
+
+/// A streamed query's rows, one single-row result each.
+struct row_stream : row_queue<result> {
+  result current;  // the one whose row was yielded last
   row current_row;
-  corio::detail::wake_slot arrival;   // the stream waits here for rows
   connection_state* state = nullptr;  // nullptr once the connection is gone
   bool done = false;
-  bool abandoned = false;  // the stream ended first: rows are dropped
   std::exception_ptr error;
 };
 
-/// A COPY's exchange between its session and the connection's reader.
-struct copy_stream {
-  static constexpr std::size_t pause_at = 1024;  // COPY TO rows waiting: stop reading
-  static constexpr std::size_t resume_at = 512;
-
-  bool started = false;          // the server is in the COPY (CopyInResponse, CopyOutResponse)
-  bool in = false;               // ... FROM STDIN (else TO STDOUT)
-  bool done = false;             // its ReadyForQuery came, or the connection was lost
-  bool abandoned = false;        // the session ended first: data is dropped
-  std::deque<std::string> rows;  // COPY TO's data, a message each
-  std::uint64_t count = 0;       // the rows CommandComplete reports
+/// A COPY's exchange between its session and the connection's reader; the
+/// rows are COPY TO's data, a message each.
+struct copy_stream : row_queue<std::string> {
+  bool started = false;     // the server is in the COPY (CopyInResponse, CopyOutResponse)
+  bool in = false;          // ... FROM STDIN (else TO STDOUT)
+  bool done = false;        // its ReadyForQuery came, or the connection was lost
+  std::uint64_t count = 0;  // the rows CommandComplete reports
   std::optional<server_error> error;
-  std::exception_ptr lost;           // the connection's error, when it was lost
-  corio::detail::wake_slot arrival;  // the session waits here
+  std::exception_ptr lost;  // the connection's error, when it was lost
 };
 
 /// A prepared statement's row description, once the server gave it: the
@@ -383,12 +384,7 @@ class connection_state final : public corio::detail::job_owner {
   // -EINPROGRESS when it must be writable first (TLS), else -errno.
   std::intptr_t transfer(corio::detail::io_kind kind, char* buf, std::size_t len) noexcept {
     if (m_ssl == nullptr) {
-      corio::detail::io_op op;
-      op.m_kind = kind;
-      op.m_fd = socket();
-      op.m_buf = buf;
-      op.m_len = len;
-      const std::intptr_t r = m_loop->io().perform_now(op);
+      const std::intptr_t r = corio::detail::perform_now(kind, socket(), buf, len);
       if (r == -EAGAIN && kind == corio::detail::io_kind::send) return -EINPROGRESS;
       return r;
     }
@@ -419,11 +415,23 @@ class connection_state final : public corio::detail::job_owner {
         socket(), nullptr, 0);
   }
 
-  [[noreturn]] void fail_io(const char* what, std::intptr_t r) {
-    const std::exception_ptr e = std::make_exception_ptr(connection_error(
-        std::string("corio::pg: ") + what + ": " + std::strerror(static_cast<int>(-r))));
-    lose(e);
-    std::rethrow_exception(e);
+  // Sends what m_out holds, as much as the socket takes now: 0 when all
+  // of it went (or the send failed: then the connection is lost), else
+  // what to wait for (transfer()'s -EAGAIN or -EINPROGRESS).
+  std::intptr_t send_some() noexcept {
+    ++m_stats.flushes;
+    const std::intptr_t r = transfer(corio::detail::io_kind::send, m_out.data(), m_out.size());
+    if (r < 0 && r != -EAGAIN && r != -EINPROGRESS) {
+      lose(std::make_exception_ptr(connection_error(std::string("corio::pg: send: ") +
+                                                    std::strerror(static_cast<int>(-r)))));
+      return 0;
+    }
+    if (r > 0) {
+      m_out.erase(0, static_cast<std::size_t>(r));
+      m_drained.notify();
+    }
+    if (m_out.empty()) return 0;
+    return r < 0 ? r : -EINPROGRESS;
   }
 
   // The tick's queries, in one send when the socket takes them (the usual
@@ -431,22 +439,11 @@ class connection_state final : public corio::detail::job_owner {
   // to a writer job that waits for the socket.
   void flush() noexcept {
     if (m_broken || m_writing || m_out.empty()) return;
-    ++m_stats.flushes;
-    const std::intptr_t r = transfer(corio::detail::io_kind::send, m_out.data(), m_out.size());
-    if (r >= 0 && static_cast<std::size_t>(r) == m_out.size()) {
-      m_out.clear();
-      m_drained.notify();
-      return;
-    }
-    if (r < 0 && r != -EAGAIN && r != -EINPROGRESS) {
-      lose(std::make_exception_ptr(connection_error(std::string("corio::pg: send: ") +
-                                                    std::strerror(static_cast<int>(-r)))));
-      return;
-    }
-    if (r > 0) m_out.erase(0, static_cast<std::size_t>(r));
+    const std::intptr_t blocked = send_some();
+    if (blocked == 0) return;
     m_writing = true;
     try {
-      spawn_job(write_loop(state_link(this), m_generation, r < 0 ? r : -EINPROGRESS), "pg: writer");
+      spawn_job(write_loop(state_link(this), m_generation, blocked), "pg: writer");
     } catch (...) {
       lose(std::current_exception());
     }
@@ -462,23 +459,12 @@ class connection_state final : public corio::detail::job_owner {
       co_await st->wait_socket(blocked);
       st = link.state();
       if (st == nullptr || st->m_generation != generation) co_return;
-      ++st->m_stats.flushes;
-      const std::intptr_t r =
-          st->transfer(corio::detail::io_kind::send, st->m_out.data(), st->m_out.size());
-      if (r < 0 && r != -EAGAIN && r != -EINPROGRESS) {
-        st->lose(std::make_exception_ptr(connection_error(std::string("corio::pg: send: ") +
-                                                          std::strerror(static_cast<int>(-r)))));
-        co_return;
-      }
-      if (r > 0) {
-        st->m_out.erase(0, static_cast<std::size_t>(r));
-        st->m_drained.notify();
-      }
-      if (st->m_out.empty()) {
+      blocked = st->send_some();
+      if (st->m_broken) co_return;
+      if (blocked == 0) {
         st->m_writing = false;
         co_return;
       }
-      blocked = r < 0 ? r : -EINPROGRESS;
     }
   }
 
@@ -654,10 +640,7 @@ class connection_state final : public corio::detail::job_owner {
     switch (m.type) {
       case 'd':  // CopyData
         if (!cs.started || cs.in) unexpected(m.type);
-        if (cs.abandoned) return;
-        cs.rows.emplace_back(m.body);
-        cs.arrival.notify();
-        if (cs.rows.size() >= copy_stream::pause_at) m_paused = true;
+        if (!cs.abandoned) queue_row(cs, std::string(m.body));
         return;
       case 'C':
         cs.count = read_command_count(m.body);
@@ -673,32 +656,36 @@ class connection_state final : public corio::detail::job_owner {
     }
   }
 
-  // A streamed row goes to its stream; a stream that falls behind pauses
-  // the reader (flat memory: the rest waits in the socket).
+  // A streamed row goes to its stream.
   void take_row(pending_query& q, std::string_view body) {
     row_stream* s = q.stream.get();
     if (s == nullptr || s->abandoned || q.error) return;
     result one;
     start_result(one, q.columns->cols);
     append_row(one, body);
-    s->rows.push_back(std::move(one));
-    s->arrival.notify();
-    if (s->rows.size() >= row_stream::pause_at) m_paused = true;
+    queue_row(*s, std::move(one));
+  }
+
+  // A row for its consumer; one that falls behind pauses the reader.
+  template <class Row>
+  void queue_row(row_queue<Row>& q, Row row) {
+    q.rows.push_back(std::move(row));
+    q.arrival.notify();
+    if (q.rows.size() >= row_queue<Row>::pause_at) m_paused = true;
   }
 
  public:
-  /// A stream (row_stream, or a COPY TO's copy_stream) took rows: the
-  /// reader goes on when it is far enough behind.
-  template <class Stream>
-  void took(const Stream& s) noexcept {
-    if (m_paused && s.rows.size() <= Stream::resume_at) {
+  /// A consumer took rows: the reader goes on when it is far enough behind.
+  template <class Row>
+  void took(const row_queue<Row>& s) noexcept {
+    if (m_paused && s.rows.size() <= row_queue<Row>::resume_at) {
       m_paused = false;
       wake_reader();
     }
   }
-  /// A stream ended before its rows did: the rest are dropped.
-  template <class Stream>
-  void abandoned(Stream& s) noexcept {
+  /// A consumer ended before its rows did: the rest are dropped.
+  template <class Row>
+  void abandoned(row_queue<Row>& s) noexcept {
     s.abandoned = true;
     s.rows.clear();
     if (m_paused) {
@@ -707,8 +694,8 @@ class connection_state final : public corio::detail::job_owner {
     }
   }
 
-  /// Queues output written into m_out directly (a COPY's messages).
-  void queued() { m_loop->at_tick_end(m_flush); }
+  /// m_out has more: it goes at the end of the tick.
+  void queued() noexcept { m_loop->at_tick_end(m_flush); }
 
   /// Signalled as the socket takes m_out's bytes (a COPY FROM waits for it).
   corio::detail::wake_slot m_drained;
@@ -884,7 +871,7 @@ pending_query& connection_state::enqueue(std::string_view sql, std::span<const p
   q.prepares = prepare;
   q.statement = s.name;
   q.columns = s.columns;
-  m_loop->at_tick_end(m_flush);
+  queued();
   return q;
 }
 

@@ -6,6 +6,7 @@
 
 #include "corio/pg/param.hpp"
 #include "corio/pg/result.hpp"
+#include "pg/big_endian.hpp"
 
 namespace corio::pg {
 
@@ -15,13 +16,6 @@ namespace {
 
 // PostgreSQL's epoch, 2000-01-01 00:00:00 UTC, in Unix microseconds.
 constexpr std::int64_t k_pg_epoch_us = 946'684'800'000'000;
-
-std::uint64_t big_endian(const char* p, std::size_t n) noexcept {
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
 
 const char* type_name(unsigned type) noexcept {
   switch (type) {
@@ -80,7 +74,7 @@ void need_length(const field& f, std::size_t n, const char* wanted) {
 std::string numeric_text(const field& f) {
   if (f.length < 8) throw_type_error(f, "a numeric");
   const auto word = [&](std::size_t i) {
-    return static_cast<std::uint16_t>(big_endian(f.data + 2 * i, 2));
+    return static_cast<std::uint16_t>(load_big_endian(f.data + 2 * i, 2));
   };
   const int ndigits = word(0);
   const int weight = static_cast<std::int16_t>(word(1));
@@ -156,16 +150,16 @@ std::int64_t read_integer(const field& f) {
   switch (f.type) {
     case oid::int2:
       need_length(f, 2, "an int2");
-      return static_cast<std::int16_t>(big_endian(f.data, 2));
+      return static_cast<std::int16_t>(load_big_endian(f.data, 2));
     case oid::int4:
       need_length(f, 4, "an int4");
-      return static_cast<std::int32_t>(big_endian(f.data, 4));
+      return static_cast<std::int32_t>(load_big_endian(f.data, 4));
     case oid::oid:
       need_length(f, 4, "an oid");
-      return static_cast<std::int64_t>(big_endian(f.data, 4));
+      return static_cast<std::int64_t>(load_big_endian(f.data, 4));
     case oid::int8:
       need_length(f, 8, "an int8");
-      return static_cast<std::int64_t>(big_endian(f.data, 8));
+      return static_cast<std::int64_t>(load_big_endian(f.data, 8));
     case oid::numeric: {  // a whole number that fits (sum(int8) is a numeric)
       const std::string text = numeric_text(f);
       const std::size_t dot = text.find('.');
@@ -187,14 +181,14 @@ double read_double(const field& f) {
   switch (f.type) {
     case oid::float4: {
       need_length(f, 4, "a float4");
-      const auto bits = static_cast<std::uint32_t>(big_endian(f.data, 4));
+      const auto bits = static_cast<std::uint32_t>(load_big_endian(f.data, 4));
       float v = 0;
       std::memcpy(&v, &bits, sizeof v);
       return v;
     }
     case oid::float8: {
       need_length(f, 8, "a float8");
-      const std::uint64_t bits = big_endian(f.data, 8);
+      const std::uint64_t bits = load_big_endian(f.data, 8);
       double v = 0;
       std::memcpy(&v, &bits, sizeof v);
       return v;
@@ -247,7 +241,7 @@ std::vector<std::byte> read_bytes(const field& f) {
 std::chrono::system_clock::time_point read_time(const field& f) {
   if (f.type != oid::timestamptz && f.type != oid::timestamp) throw_type_error(f, "a timestamp");
   need_length(f, 8, "a timestamp");
-  const auto us = static_cast<std::int64_t>(big_endian(f.data, 8));
+  const auto us = static_cast<std::int64_t>(load_big_endian(f.data, 8));
   using tp = std::chrono::system_clock::time_point;
   if (us == INT64_MAX) return tp::max();  // 'infinity'
   if (us == INT64_MIN) return tp::min();
@@ -275,19 +269,15 @@ detail::field row::field(int column) const {
     throw std::out_of_range("corio::pg: row " + std::to_string(m_row) + " of a result of " +
                             std::to_string(r.m_rows));
   }
-  const int width = r.columns();
-  if (column < 0 || column >= width) {
-    throw type_error("corio::pg: no column " + std::to_string(column) + " (the result has " +
-                     std::to_string(width) + ")");
-  }
+  const unsigned type = r.column_at(column).type;
   const detail::field_ref& ref =
-      r.m_fields[static_cast<std::size_t>(m_row) * static_cast<std::size_t>(width) +
+      r.m_fields[static_cast<std::size_t>(m_row) * static_cast<std::size_t>(r.columns()) +
                  static_cast<std::size_t>(column)];
   detail::field f;
   f.res = m_result;
   f.row = m_row;
   f.column = column;
-  f.type = (*r.m_columns)[static_cast<std::size_t>(column)].type;
+  f.type = type;
   f.null = ref.length < 0;
   f.data = f.null ? "" : r.m_data.data() + ref.offset;
   f.length = f.null ? 0 : static_cast<std::size_t>(ref.length);
@@ -312,11 +302,16 @@ int result::columns() const noexcept {
   return m_columns == nullptr ? 0 : static_cast<int>(m_columns->size());
 }
 
-std::string_view result::column_name(int column) const {
+const detail::column& result::column_at(int column) const {
   if (column < 0 || column >= columns()) {
-    throw type_error("corio::pg: no column " + std::to_string(column));
+    throw type_error("corio::pg: no column " + std::to_string(column) + " (the result has " +
+                     std::to_string(columns()) + ")");
   }
-  return (*m_columns)[static_cast<std::size_t>(column)].name;
+  return (*m_columns)[static_cast<std::size_t>(column)];
+}
+
+std::string_view result::column_name(int column) const {
+  return column_at(column).name;
 }
 
 int result::column_index(std::string_view name) const {
@@ -327,10 +322,7 @@ int result::column_index(std::string_view name) const {
 }
 
 unsigned result::column_type(int column) const {
-  if (column < 0 || column >= columns()) {
-    throw type_error("corio::pg: no column " + std::to_string(column));
-  }
-  return (*m_columns)[static_cast<std::size_t>(column)].type;
+  return column_at(column).type;
 }
 
 }  // namespace corio::pg

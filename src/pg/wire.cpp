@@ -3,20 +3,22 @@
 #include "pg/wire.hpp"
 
 #include <charconv>
-#include <cstring>
+
+#include "pg/big_endian.hpp"
 
 namespace corio::pg::detail {
 
 namespace {
 
 void put_u16(std::string& out, std::uint16_t v) {
-  const char b[2] = {static_cast<char>(v >> 8), static_cast<char>(v & 0xff)};
+  char b[2];
+  store_big_endian(b, v, 2);
   out.append(b, 2);
 }
 
 void put_u32(std::string& out, std::uint32_t v) {
-  const char b[4] = {static_cast<char>(v >> 24), static_cast<char>((v >> 16) & 0xff),
-                     static_cast<char>((v >> 8) & 0xff), static_cast<char>(v & 0xff)};
+  char b[4];
+  store_big_endian(b, v, 4);
   out.append(b, 4);
 }
 
@@ -34,11 +36,7 @@ std::size_t begin_message(std::string& out, char type) {
 }
 
 void end_message(std::string& out, std::size_t at) {
-  const auto n = static_cast<std::uint32_t>(out.size() - at);
-  out[at] = static_cast<char>(n >> 24);
-  out[at + 1] = static_cast<char>((n >> 16) & 0xff);
-  out[at + 2] = static_cast<char>((n >> 8) & 0xff);
-  out[at + 3] = static_cast<char>(n & 0xff);
+  store_big_endian(&out[at], out.size() - at, 4);
 }
 
 void put_sync(std::string& out) {
@@ -47,15 +45,11 @@ void put_sync(std::string& out) {
 }
 
 std::uint32_t get_u32(const char* p) noexcept {
-  return (std::uint32_t{static_cast<unsigned char>(p[0])} << 24) |
-         (std::uint32_t{static_cast<unsigned char>(p[1])} << 16) |
-         (std::uint32_t{static_cast<unsigned char>(p[2])} << 8) |
-         std::uint32_t{static_cast<unsigned char>(p[3])};
+  return static_cast<std::uint32_t>(load_big_endian(p, 4));
 }
 
 std::uint16_t get_u16(const char* p) noexcept {
-  return static_cast<std::uint16_t>((static_cast<unsigned char>(p[0]) << 8) |
-                                    static_cast<unsigned char>(p[1]));
+  return static_cast<std::uint16_t>(load_big_endian(p, 2));
 }
 
 [[noreturn]] void malformed(const char* what) {
@@ -254,7 +248,9 @@ struct result_access {
     ++r.m_rows;
   }
 
-  static void set_tag(result& r, std::string_view body) { r.m_affected = read_command_count(body); }
+  static void set_tag(result& r, std::string_view body) noexcept {
+    r.m_affected = read_command_count(body);
+  }
 
   static void start(result& r, std::shared_ptr<const columns> cols) noexcept {
     r.m_columns = std::move(cols);

@@ -1,5 +1,5 @@
 // Fuzz target for the readers of binary result fields (a PostgreSQL
-// server's bytes are untrusted): libpq frames the messages, corio decodes
+// server's bytes are untrusted): corio frames the messages (pg_wire_fuzz), and decodes
 // the values. Built as resp_fuzz.cpp is: under libFuzzer
 // (run_libfuzzer.sh) and as a replay of the seed corpus and deterministic
 // mutations in every build. The first byte picks the column's type, the

@@ -29,8 +29,8 @@ case "$target" in
       -print_final_stats=1 "$out/corpus-$target" "$src/tests/fuzz/resp_corpus"
     ;;
   pg_field)
-    clang++ "${flags[@]}" -I/usr/include/postgresql "$src/tests/fuzz/pg_field_fuzz.cpp" \
-      "$src/src/pg/result.cpp" -lpq -o "$out/pg_field_fuzz"
+    clang++ "${flags[@]}" -I"$src/src" "$src/tests/fuzz/pg_field_fuzz.cpp" \
+      "$src/src/pg/result.cpp" -o "$out/pg_field_fuzz"
     "$out/pg_field_fuzz" -max_total_time="$seconds" -max_len=512 -timeout=10 \
       -print_final_stats=1 "$out/corpus-$target" "$src/tests/fuzz/pg_field_corpus"
     ;;

@@ -768,13 +768,13 @@ corio::task<std::int32_t> echo(pg::connection& db, std::int32_t v) {
 
 // Sums what `count` tasks, started together, get back from `echo`.
 corio::task<std::int64_t> echo_all(pg::connection& db, int count) {
-  std::vector<corio::join_handle<std::int32_t>> running;
-  running.reserve(static_cast<std::size_t>(count));
+  std::vector<corio::task<std::int32_t>> tasks;
+  tasks.reserve(static_cast<std::size_t>(count));
   for (int i = 0; i < count; ++i)
-    running.push_back(corio::spawn(echo(db, i)));
+    tasks.push_back(echo(db, i));
   std::int64_t sum = 0;
-  for (auto& h : running)
-    sum += co_await std::move(h);
+  for (const std::int32_t v : co_await corio::gather(std::move(tasks)))
+    sum += v;
   co_return sum;
 }
 

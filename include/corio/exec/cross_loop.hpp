@@ -135,8 +135,7 @@ struct remote_call {
   event_loop* m_origin = nullptr;
   event_loop* m_target = nullptr;
   waiter* m_waiter = nullptr;     // the caller's (its loop's thread only)
-  task_base* m_remote = nullptr;  // the task running it (the target's thread only)
-  bool m_remote_done = false;     // (the target's thread only)
+  task_base* m_remote = nullptr;  // the task running it, until it ends (the target's thread only)
   std::atomic<int> m_refs{2};     // the caller's side and the target's
   message m_request, m_cancel, m_reply;
   ended m_ended;
@@ -147,7 +146,7 @@ struct remote_call {
     m_request.m_run = [](posted_node& n) noexcept { static_cast<message&>(n).m_call->start(); };
     m_cancel.m_run = [](posted_node& n) noexcept {
       remote_call* c = static_cast<message&>(n).m_call;
-      if (c->m_remote != nullptr && !c->m_remote_done) c->m_remote->request_cancel();
+      if (c->m_remote != nullptr) c->m_remote->request_cancel();
       c->release();
     };
     m_reply.m_run = [](posted_node& n) noexcept { static_cast<message&>(n).m_call->replied(); };
@@ -197,7 +196,6 @@ struct remote_call {
     if (!m_result.m_value && !m_result.m_error) {  // cancelled before it ran
       m_result.m_error = std::make_exception_ptr(cancelled_error());
     }
-    m_remote_done = true;
     m_remote = nullptr;
     runtime_state* rt = m_runtime;
     event_loop* origin = m_origin;

@@ -199,6 +199,8 @@ class result {
  private:
   friend class row;
   friend struct detail::result_access;
+  /// Column `column`'s description, or pg::type_error.
+  [[nodiscard]] const detail::column& column_at(int column) const;
   std::shared_ptr<const detail::columns> m_columns;  // shared by a statement's results
   std::string m_data;                                // the rows' DataRow messages, back to back
   std::vector<detail::field_ref> m_fields;           // row-major: rows x columns
