@@ -119,15 +119,67 @@ void detail::loop_core::report_text(const char* data, std::size_t size) const {
 }
 
 void event_loop::post(detail::posted_node& node) noexcept {
+  post_chain(node, node);
+}
+
+void event_loop::post_chain(detail::posted_node& newest, detail::posted_node& oldest) noexcept {
   m_posting.fetch_add(1, std::memory_order_acquire);
   detail::posted_node* head = m_inbox.load(std::memory_order_relaxed);
   do {
-    node.m_next = head;
-  } while (!m_inbox.compare_exchange_weak(head, &node, std::memory_order_seq_cst,
+    oldest.m_next = head;
+  } while (!m_inbox.compare_exchange_weak(head, &newest, std::memory_order_seq_cst,
                                           std::memory_order_relaxed));
-  // Only the poster that finds the loop asleep writes the eventfd.
-  if (m_sleeping.exchange(false, std::memory_order_seq_cst)) m_backend->notify();
+  // Only the poster that finds the loop asleep writes the eventfd; the
+  // load first keeps an awake loop's line from being written by every
+  // poster.
+  if (m_sleeping.load(std::memory_order_seq_cst) &&
+      m_sleeping.exchange(false, std::memory_order_seq_cst)) {
+    m_backend->notify();
+  }
   m_posting.fetch_sub(1, std::memory_order_release);
+}
+
+void event_loop::post_batched(detail::posted_node& node) noexcept {
+  auto* source = static_cast<event_loop*>(t_current);
+  if (source == nullptr) {
+    post(node);
+    return;
+  }
+  source->queue_outbound(*this, node);
+}
+
+void event_loop::queue_outbound(event_loop& target, detail::posted_node& node) noexcept {
+  outbox_entry* e = nullptr;
+  for (std::size_t i = 0; i < m_outbox_used; ++i) {
+    if (m_outbox[i].m_target == &target) {
+      e = &m_outbox[i];
+      break;
+    }
+  }
+  if (e == nullptr) {
+    if (m_outbox_used == m_outbox.size()) flush_outbox();  // more targets than slots
+    e = &m_outbox[m_outbox_used++];
+    e->m_target = &target;
+    e->m_oldest = &node;
+  }
+  node.m_next = e->m_newest;
+  e->m_newest = &node;
+  ++m_counters.messages_sent;
+  if (++e->m_count < k_outbox_batch) return;
+  ++m_counters.message_batches;
+  target.post_chain(*e->m_newest, *e->m_oldest);
+  *e = m_outbox[--m_outbox_used];
+  m_outbox[m_outbox_used] = outbox_entry{};
+}
+
+void event_loop::flush_outbox() noexcept {
+  for (std::size_t i = 0; i < m_outbox_used; ++i) {
+    outbox_entry& e = m_outbox[i];
+    ++m_counters.message_batches;
+    e.m_target->post_chain(*e.m_newest, *e.m_oldest);
+    e = outbox_entry{};
+  }
+  m_outbox_used = 0;
 }
 
 void event_loop::post(std::function<void()> fn) {
@@ -193,19 +245,38 @@ void event_loop::run_posted() noexcept {
 void event_loop::poll_io(std::int64_t timeout_ns) {
   ++m_counters.polls;
   m_ticks_since_poll = 0;
+  // Only a poll that may block is reported: a busy loop pays nothing.
+  const bool reported = timeout_ns != 0 && hooked(detail::hook_poll);
+  if (reported) m_hooks->before_poll();
+  if (timeout_ns != 0 && m_options.idle_spin.count() > 0 && m_backend->io_pending() == 0 &&
+      spin_for_post(timeout_ns)) {
+    timeout_ns = 0;
+  }
   if (timeout_ns != 0) {
     m_sleeping.store(true, std::memory_order_seq_cst);
     if (m_inbox.load(std::memory_order_seq_cst) != nullptr) timeout_ns = 0;
   }
-  // Only a poll that may block is reported: a busy loop pays nothing.
-  if (timeout_ns != 0 && hooked(detail::hook_poll)) {
-    m_hooks->before_poll();
-    m_backend->poll(timeout_ns);
-    m_hooks->after_poll();
-  } else {
-    m_backend->poll(timeout_ns);
-  }
+  m_backend->poll(timeout_ns);
+  if (reported) m_hooks->after_poll();
   m_sleeping.store(false, std::memory_order_relaxed);
+}
+
+bool event_loop::spin_for_post(std::int64_t timeout_ns) noexcept {
+  std::int64_t spin = m_options.idle_spin.count();
+  if (timeout_ns > 0) spin = std::min(spin, timeout_ns);
+  const std::int64_t until = read_clock() + spin;
+  for (;;) {
+    // The clock is read once per 64 looks: a look is a load and a pause.
+    for (int i = 0; i < 64; ++i) {
+      if (m_inbox.load(std::memory_order_relaxed) != nullptr) return true;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#elif defined(__aarch64__)
+      asm volatile("yield");
+#endif
+    }
+    if (read_clock() >= until) return false;
+  }
 }
 
 std::int64_t event_loop::wait_for_timer_ns(std::int64_t deadline_ns) const noexcept {
@@ -253,7 +324,14 @@ void event_loop::tick() {
   }
 
   // 3. Callbacks from other threads.
-  if (m_inbox.load(std::memory_order_relaxed) != nullptr) run_posted();
+  publish_load();
+  if (m_inbox.load(std::memory_order_relaxed) != nullptr) {
+    run_posted();
+    publish_load();
+  }
+  // What the steps before sent to other loops goes before a poll that may
+  // block.
+  if (m_outbox_used != 0) flush_outbox();
 
   // 4. I/O. (Tick-end work registered by a tick-end callback counts as
   // ready: it must not wait behind a blocking poll.)
@@ -290,6 +368,8 @@ void event_loop::tick() {
     while (detail::tick_end_node* n = due.pop_front())
       n->m_fire(*n);
   }
+  // 7. The tick's messages to other loops, one push per loop.
+  if (m_outbox_used != 0) flush_outbox();
 }
 
 template <bool Hooked>
@@ -346,6 +426,7 @@ void event_loop::run_root(detail::task_base& main) {
   }
   if (hooked(detail::hook_run)) m_hooks->main_done(m_counters.live_tasks);
   shutdown();
+  if (m_outbox_used != 0) flush_outbox();  // ticks leave none; kept safe
   if (deadlock) {
     throw std::runtime_error(
         "corio: deadlock: the main task waits for something that can never happen "

@@ -17,9 +17,11 @@
 //      yield always lets due timers fire before the yielder goes on.
 //   6. run the tick-end callbacks registered during the tick
 //      (`loop_core::at_tick_end`): a batcher sends the keys that every task
-//      of the tick asked for as one batch.
+//      of the tick asked for as one batch; then the messages this tick
+//      batched for other loops (`post_batched`) go out, one push per loop.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -67,6 +69,13 @@ struct loop_options {
   /// `event_interval`, also 61 there): a busy loop still sees its sockets,
   /// and makes no system call in the iterations between.
   std::uint32_t event_interval = 61;
+  /// How long an idle loop with no I/O in flight watches its inbox before
+  /// it blocks: a message from another loop that comes meanwhile is run
+  /// without either side making a system call (waking a blocked loop costs
+  /// an eventfd write and a wake-up, microseconds). corio::runtime sets it
+  /// for its loops; a lone loop has nobody to hear from quickly, so the
+  /// default is zero. The spin counts as polling in the statistics.
+  std::chrono::nanoseconds idle_spin{0};
   /// How late a long timer may fire so that nearby timers share one
   /// wake-up. A timer due in d is rounded up to a power-of-two multiple of
   /// at most min(timer_slack, d / 1024) nanoseconds (the kernel's select()
@@ -115,7 +124,9 @@ struct loop_options {
 /// A loop's figures. The counters of detail::loop_counters are always kept
 /// (an increment each): `iterations`, `resumptions`, `polls`,
 /// `timers_fired`, `posted_callbacks` (callbacks posted from other threads
-/// that have run) and `live_tasks`; so are the ones below up to
+/// that have run), `live_tasks`, and the messages sent to other loops with
+/// post_batched (`messages_sent`) in `message_batches` pushes; so are the
+/// ones below up to
 /// `read_buffer_bytes`. The times need `loop_options::stats`, the last two
 /// debug mode and the watchdog.
 struct loop_stats : detail::loop_counters {
@@ -195,6 +206,18 @@ class event_loop final : private detail::loop_core {
   void post(std::function<void()> fn);
   /// As above without allocating: `node` must stay alive until it has run.
   void post(detail::posted_node& node) noexcept;
+  /// As post(node), from a task or callback of another loop (or of this
+  /// one): the node waits in the calling loop's outbox, with the rest of
+  /// what that loop's tick sends here, and all of it goes in one push at
+  /// the end of the tick (or once 256 have gathered). Off a loop it is a
+  /// plain post. The order of one sender's messages is kept.
+  void post_batched(detail::posted_node& node) noexcept;
+  /// How many tasks this loop holds, as it last published (once per tick,
+  /// and after running posted callbacks): what a balanced spawn weighs on
+  /// other loops.
+  [[nodiscard]] std::size_t published_load() const noexcept {
+    return m_published_load.load(std::memory_order_relaxed);
+  }
 
   /// A guard that keeps the loop waiting for work on another thread that
   /// will `post` back (see work_guard). Call it on the loop's thread.
@@ -219,12 +242,27 @@ class event_loop final : private detail::loop_core {
   // loop waits for it instead of reporting a deadlock. Both calls belong on
   // the loop's thread (the remove in the posted completion itself): user
   // code holds a work_guard, corio's executors use detail::external_work.
-  void add_external_work() noexcept { m_external.fetch_add(1, std::memory_order_relaxed); }
-  void remove_external_work() noexcept { m_external.fetch_sub(1, std::memory_order_relaxed); }
+  // Written by the loop's thread only: a plain add, no locked instruction.
+  void add_external_work() noexcept {
+    m_external.store(m_external.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  void remove_external_work() noexcept {
+    m_external.store(m_external.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
   /// Runs ticks until `main` is done; then cancels and drains the rest.
   void run_root(detail::task_base& main);
   void tick();
   void run_posted() noexcept;
+  // Pushes a chain of nodes (newest first, as the inbox keeps them) at once.
+  void post_chain(detail::posted_node& newest, detail::posted_node& oldest) noexcept;
+  void queue_outbound(event_loop& target, detail::posted_node& node) noexcept;
+  void flush_outbox() noexcept;
+  // Watches the inbox for up to idle_spin (bounded by `timeout_ns`, -1:
+  // none): true when a message came.
+  bool spin_for_post(std::int64_t timeout_ns) noexcept;
+  void publish_load() noexcept {
+    m_published_load.store(m_counters.live_tasks, std::memory_order_relaxed);
+  }
   template <bool Hooked>
   std::uint64_t run_ready();
   void poll_io(std::int64_t timeout_ns);
@@ -257,6 +295,20 @@ class event_loop final : private detail::loop_core {
   // (posted completions decrement it there), so relaxed suffices; atomic
   // because work_guard's holder may read it for diagnostics.
   std::atomic<std::int64_t> m_external{0};
+  // Messages for other loops gathered during this tick (post_batched),
+  // per target loop, newest first; empty between ticks.
+  struct outbox_entry {
+    event_loop* m_target = nullptr;
+    detail::posted_node* m_newest = nullptr;
+    detail::posted_node* m_oldest = nullptr;
+    std::uint32_t m_count = 0;
+  };
+  static constexpr std::size_t k_outbox_targets = 8;
+  static constexpr std::uint32_t k_outbox_batch = 256;
+  std::array<outbox_entry, k_outbox_targets> m_outbox{};
+  std::size_t m_outbox_used = 0;
+  // Read by other loops' balanced spawns (relaxed: a hint).
+  std::atomic<std::size_t> m_published_load{0};
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;
   loop_core* m_previous = nullptr;

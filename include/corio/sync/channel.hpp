@@ -312,12 +312,13 @@ class channel {
     lock.unlock();
   }
 
-  // A claimed waiter goes on on its own loop.
+  // A claimed waiter goes on on its own loop: from another loop in that
+  // loop's batch of messages of this tick, from a plain thread at once.
   static void resume(async_waiter& w) noexcept {
     if (event_loop::current() == w.m_loop) {
       w.on_claimed();
     } else {
-      w.m_loop->post(w);
+      w.m_loop->post_batched(w);
     }
   }
 

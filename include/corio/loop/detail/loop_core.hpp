@@ -48,6 +48,8 @@ struct loop_counters {
   std::uint64_t timers_fired = 0;
   std::uint64_t posted_callbacks = 0;  ///< callbacks posted from other threads that ran
   std::size_t live_tasks = 0;          ///< roots spawned and not finished
+  std::uint64_t messages_sent = 0;     ///< messages batched for other loops (post_batched)
+  std::uint64_t message_batches = 0;   ///< the pushes that carried them
 };
 
 /// A callback that runs once at the end of the current tick, after the
@@ -119,6 +121,8 @@ class loop_core : public task_owner {
   /// The I/O backend (src/io/backend.hpp).
   [[nodiscard]] backend& io() noexcept { return *m_io; }
 
+  /// Roots spawned on this loop and not finished.
+  [[nodiscard]] std::size_t live_tasks() const noexcept { return m_counters.live_tasks; }
   void note_spawned() noexcept { ++m_counters.live_tasks; }
   void note_finished() noexcept { --m_counters.live_tasks; }
   /// The owner of roots spawned without a group.
