@@ -240,12 +240,17 @@ corio::task<outcome_line> w_collect(u64 n) {
 
 // ---- offload: n FNV-style CPU jobs on a pool of 2, at most 64 in flight ----
 
-/// Job i of the contract: 200 rounds of FNV-style hashing.
-u64 offload_job(u64 i) {
+/// The contract's CPU job: `rounds` rounds of FNV-style hashing of i.
+u64 hash_rounds(u64 i, u64 rounds) {
   u64 h = 14695981039346656037ULL;
-  for (u64 r = 0; r < 200; ++r)
+  for (u64 r = 0; r < rounds; ++r)
     h = (h ^ ((i + r) & 0xff)) * 1099511628211ULL;
   return h;
+}
+
+/// Job i of offload: 200 rounds.
+u64 offload_job(u64 i) {
+  return hash_rounds(i, 200);
 }
 
 /// The check value of n jobs, computed on this thread.
@@ -618,13 +623,153 @@ corio::task<outcome_line> w_pg_pipeline(u64 n) {
   co_return o;
 }
 
+// ---- multi-core: a corio::runtime of --threads loops ------------------------
+
+/// --threads: the loops of a multi-core workload's runtime.
+std::size_t g_threads = 2;
+/// Whether --threads was given: a network server then runs on a runtime.
+bool g_threads_given = false;
+
+/// The loops' resumptions, in loop order, as a JSON field: how the work
+/// spread.
+corio::task<std::string> per_loop_resumptions() {
+  std::string out = ",\"resumptions_per_loop\":[";
+  for (std::size_t i = 0; i < corio::loop_count(); ++i) {
+    const u64 r = co_await corio::submit_to(
+        i, [] { return static_cast<u64>(corio::event_loop::current()->stats().resumptions); });
+    out += (i == 0 ? "" : ",") + std::to_string(r);
+  }
+  co_return out + "]";
+}
+
+/// Task i of mt-spawn: the offload job's hash of i with 50 rounds.
+u64 mt_job(u64 i) {
+  return hash_rounds(i, 50);
+}
+
+/// mt-spawn: n balanced spawns at once, each hashing; await them all.
+/// `expected` is computed before the clock starts, as the peers do.
+corio::task<outcome_line> w_mt_spawn(u64 n, u64 expected) {
+  std::vector<corio::remote_handle<u64>> handles;
+  handles.reserve(n);
+  for (u64 i = 0; i < n; ++i)
+    handles.push_back(corio::spawn_balanced([i] { return mt_job(i); }));
+  u64 x = 0;
+  for (auto& h : handles)
+    x ^= co_await h;
+  // (Each co_await its own statement: GCC 12 mishandles temporaries
+  // around one inside an expression.)
+  const std::string loops = co_await per_loop_resumptions();
+  co_return outcome_line{x, x == expected, ",\"placement\":\"spawn_balanced\"" + loops};
+}
+
+/// One task of mt-yield: yields `times` times.
+corio::task<u64> yielder(u64 times) {
+  for (u64 i = 0; i < times; ++i)
+    co_await corio::yield_now();
+  co_return times;
+}
+
+/// mt-yield: 4·T balanced tasks each yield n/(4·T) times.
+corio::task<outcome_line> w_mt_yield(u64 n) {
+  const u64 tasks = 4 * corio::loop_count();
+  const u64 each = n / tasks;
+  std::vector<corio::remote_handle<u64>> handles;
+  for (u64 t = 0; t < tasks; ++t)
+    handles.push_back(corio::spawn_balanced([each] { return yielder(each); }));
+  u64 total = 0;
+  for (auto& h : handles)
+    total += co_await h;
+  const std::string loops = co_await per_loop_resumptions();
+  co_return outcome_line{
+      total, total == each * tasks,
+      ",\"tasks\":" + std::to_string(tasks) + ",\"placement\":\"spawn_balanced\"" + loops};
+}
+
+/// One link of mt-chain: spawns the next (on this loop, as spawn does) and
+/// ends; the last one sets `done`.
+corio::task<> chain_link(u64 left, corio::event& done) {
+  if (left == 0) {
+    done.set();
+  } else {
+    corio::spawn(chain_link(left - 1, done));
+  }
+  co_return;
+}
+
+/// mt-chain: n tasks, each spawning the next.
+corio::task<outcome_line> w_mt_chain(u64 n) {
+  corio::event done;
+  corio::spawn(chain_link(n - 1, done));
+  co_await done.wait();
+  co_return outcome_line{n, true, ",\"placement\":\"spawn (the spawning loop)\""};
+}
+
+/// The far side of mt-pingpong, on another loop: returns each counter
+/// plus one.
+corio::task<> channel_ponger(corio::channel<u64>& in, corio::channel<u64>& out, u64 n) {
+  for (u64 i = 0; i < n; ++i)
+    co_await out.send(co_await in.receive() + 1);
+}
+
+/// The near side: n round trips.
+corio::task<u64> channel_pinger(corio::channel<u64>& to, corio::channel<u64>& from, u64 n) {
+  u64 c = 0;
+  for (u64 i = 0; i < n; ++i) {
+    co_await to.send(c);
+    c = co_await from.receive();
+  }
+  co_return c;
+}
+
+/// mt-pingpong: n round trips through two channels of capacity 1 between
+/// loop 0 and the last loop.
+corio::task<outcome_line> w_mt_pingpong(u64 n) {
+  corio::channel<u64> a(1);
+  corio::channel<u64> b(1);
+  auto near = corio::spawn(channel_pinger(a, b, n));
+  co_await corio::submit_to(corio::loop_count() - 1,
+                            [&a, &b, n] { return channel_ponger(a, b, n); });
+  const u64 c = co_await near;
+  const std::string loops = co_await per_loop_resumptions();
+  co_return outcome_line{
+      c, c == n,
+      ",\"placement\":\"loop 0 and loop " + std::to_string(corio::loop_count() - 1) + "\"" + loops};
+}
+
+/// One producer of mt-fanin: sends [lo, hi).
+corio::task<u64> fanin_producer(corio::channel<u64>& ch, u64 lo, u64 hi) {
+  for (u64 i = lo; i < hi; ++i)
+    co_await ch.send(i);
+  co_return hi - lo;
+}
+
+/// mt-fanin: T balanced producers into one channel of 1,024; this task sums.
+corio::task<outcome_line> w_mt_fanin(u64 n) {
+  corio::channel<u64> ch(1024);
+  const u64 producers = corio::loop_count();
+  std::vector<corio::remote_handle<u64>> handles;
+  for (u64 p = 0; p < producers; ++p) {
+    const u64 lo = n / producers * p;
+    const u64 hi = p + 1 == producers ? n : n / producers * (p + 1);
+    handles.push_back(corio::spawn_balanced([&ch, lo, hi] { return fanin_producer(ch, lo, hi); }));
+  }
+  u64 sum = 0;
+  for (u64 i = 0; i < n; ++i)
+    sum += co_await ch.receive();
+  for (auto& h : handles)
+    (void)co_await h;
+  const std::string loops = co_await per_loop_resumptions();
+  co_return outcome_line{sum, sum == triangle(n), ",\"placement\":\"spawn_balanced\"" + loops};
+}
+
 // ---- the workload table ----------------------------------------------------
 
 /// In-process workloads measure their own run and print the contract's
 /// line; network servers serve until a signal while a load client measures
 /// them, and print a line of their own loop's figures; clients of a real
 /// server (--redis) run like in-process ones, but only when named.
-enum class workload_kind { in_process, network_server, server_client };
+enum class workload_kind { in_process, multi_core, network_server, server_client };
 
 /// The measured part of an in-process run: starts the workload's task.
 /// It owns whatever the set-up made for it, which therefore lives until
@@ -643,6 +788,14 @@ measured_run set_up_offload(u64 n) {
   auto pool = std::make_shared<corio::thread_pool>(2);  // shared: std::function copies
   const u64 expected = offload_expected(n);
   return [pool, n, expected] { return w_offload(*pool, n, expected); };
+}
+
+/// mt-spawn's set-up: the expected check, outside the clock.
+measured_run set_up_mt_spawn(u64 n) {
+  u64 expected = 0;
+  for (u64 i = 0; i < n; ++i)
+    expected ^= mt_job(i);
+  return [n, expected] { return w_mt_spawn(n, expected); };
 }
 
 /// The http server of the contract, as a network workload's `serve`.
@@ -696,6 +849,26 @@ constexpr workload k_workloads[] = {
      .kind = workload_kind::server_client,
      .default_n = 200'000,
      .set_up = no_set_up<w_pg_pipeline>},
+    {.name = "mt-spawn",
+     .kind = workload_kind::multi_core,
+     .default_n = 1'000'000,
+     .set_up = set_up_mt_spawn},
+    {.name = "mt-yield",
+     .kind = workload_kind::multi_core,
+     .default_n = 10'000'000,
+     .set_up = no_set_up<w_mt_yield>},
+    {.name = "mt-chain",
+     .kind = workload_kind::multi_core,
+     .default_n = 1'000'000,
+     .set_up = no_set_up<w_mt_chain>},
+    {.name = "mt-pingpong",
+     .kind = workload_kind::multi_core,
+     .default_n = 1'000'000,
+     .set_up = no_set_up<w_mt_pingpong>},
+    {.name = "mt-fanin",
+     .kind = workload_kind::multi_core,
+     .default_n = 10'000'000,
+     .set_up = no_set_up<w_mt_fanin>},
     {.name = "echo", .kind = workload_kind::network_server, .serve = corio_examples::serve_echo},
     {.name = "http", .kind = workload_kind::network_server, .serve = serve_hello_world},
 };
@@ -711,10 +884,27 @@ const char* observe_label(const corio::loop_options& o) {
 /// check came out right.
 int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   const measured_run measured = w.set_up(n);  // outlives the loop, as a pool must
-  corio::event_loop loop(options);
+  std::string threads_field;
+  const char* backend = "";
+  const char* observe = "";
   const double cpu0 = cpu_seconds();
   const auto t0 = steady_clock::now();
-  outcome_line r = corio::run(loop, measured());
+  outcome_line r;
+  if (w.kind == workload_kind::multi_core) {
+    corio::runtime rt({.threads = g_threads, .loop = options});
+    r = rt.run([](const measured_run& m, const char*& backend,
+                  const char*& observe) -> corio::task<outcome_line> {
+      backend = corio::event_loop::current()->backend_name();
+      observe = observe_label(corio::event_loop::current()->options());
+      co_return co_await m();
+    }(measured, backend, observe));
+    threads_field = ",\"threads\":" + std::to_string(g_threads);
+  } else {
+    corio::event_loop loop(options);
+    r = corio::run(loop, measured());
+    backend = loop.backend_name();
+    observe = observe_label(loop.options());
+  }
   const double seconds =
       r.seconds >= 0 ? r.seconds : std::chrono::duration<double>(steady_clock::now() - t0).count();
   const double cpu = r.cpu_s >= 0 ? r.cpu_s : cpu_seconds() - cpu0;
@@ -724,11 +914,11 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   std::printf(
       "{\"impl\":\"corio\",\"workload\":\"%s\",\"n\":%llu,\"seconds\":%.6f,\"per_op_ns\":%.3f,"
       "\"ops_per_s\":%.1f,\"peak_rss_kb\":%ld,\"check\":%llu,\"check_ok\":%s,\"cpu_s\":%.6f,"
-      "\"cpu_per_op_ns\":%.3f,\"backend\":\"%s\",\"observe\":\"%s\"%s}\n",
+      "\"cpu_per_op_ns\":%.3f,\"backend\":\"%s\",\"observe\":\"%s\"%s%s}\n",
       w.name, static_cast<unsigned long long>(n), seconds, per_op_ns, ops_per_s, peak_rss_kb(),
       static_cast<unsigned long long>(r.check), r.check_ok ? "true" : "false", cpu,
-      n == 0 ? 0.0 : cpu / static_cast<double>(n) * 1e9, loop.backend_name(),
-      observe_label(loop.options()), r.extra.c_str());
+      n == 0 ? 0.0 : cpu / static_cast<double>(n) * 1e9, backend, observe, threads_field.c_str(),
+      r.extra.c_str());
   std::fflush(stdout);
   return r.check_ok ? 0 : 1;
 }
@@ -739,7 +929,7 @@ int usage(const char* why) {
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
                "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET] [--pg URL] [--pg-share "
-               "pool|round-robin] [--pg-connections N]\n"
+               "pool|round-robin] [--pg-connections N] [--threads T]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -751,11 +941,44 @@ int usage(const char* why) {
   return 2;
 }
 
+/// The network server of --threads T: a loop per thread, each accepting on
+/// its own SO_REUSEPORT listener, until SIGTERM or SIGINT; then one JSON
+/// line with the loops' figures (connections and system calls per loop).
+int serve_network_on_every_loop(const workload& w, std::uint16_t port,
+                                const corio::loop_options& options, corio::signal_set& stop) {
+  corio::runtime rt({.threads = g_threads, .loop = options});
+  const std::string figures = rt.run([](const workload& w, std::uint16_t port,
+                                        corio::signal_set& stop) -> corio::task<std::string> {
+    auto listener =
+        corio::tcp_listener::bind(corio::socket_address::loopback(port), {.reuse_port = true});
+    co_await corio_examples::until_signal(
+        corio::serve_every_loop(listener, [&w](corio::tcp_listener& l) { return w.serve(l); }),
+        stop);
+    std::string syscalls;
+    std::string resumptions;
+    for (std::size_t i = 0; i < corio::loop_count(); ++i) {
+      const corio::loop_stats s =
+          co_await corio::submit_to(i, [] { return corio::event_loop::current()->stats(); });
+      syscalls += (i == 0 ? "" : ",") + std::to_string(s.syscalls);
+      resumptions += (i == 0 ? "" : ",") + std::to_string(s.resumptions);
+    }
+    co_return std::string(",\"backend\":\"") + corio::event_loop::current()->backend_name() +
+        "\",\"syscalls_per_loop\":[" + syscalls + "],\"resumptions_per_loop\":[" + resumptions +
+        "]";
+  }(w, port, stop));
+  std::printf(
+      "{\"workload\":\"%s\",\"threads\":%zu,\"accept\":\"SO_REUSEPORT per loop\","
+      "\"peak_rss_kb\":%ld%s}\n",
+      w.name, g_threads, peak_rss_kb(), figures.c_str());
+  return 0;
+}
+
 /// Serves a network workload on 127.0.0.1:port until SIGTERM or SIGINT
 /// (run_peers.sh stops servers with SIGTERM), then prints one JSON line.
 int serve_network(const workload& w, std::uint16_t port, const corio::loop_options& options) {
   if (port == 0) return usage("--port is required for the network workloads");
   corio::signal_set stop{SIGINT, SIGTERM};  // before any thread starts
+  if (g_threads_given) return serve_network_on_every_loop(w, port, options, stop);
   corio::event_loop loop(options);
   corio::run(loop,
              [](const workload& w, std::uint16_t port, corio::signal_set& stop) -> corio::task<> {
@@ -808,6 +1031,10 @@ int main(int argc, char** argv) {
       g_pg = v;
     } else if (a == "--pg-share") {
       g_pg_round_robin = std::string_view(v) == "round-robin";
+    } else if (a == "--threads") {
+      g_threads = std::strtoul(v, nullptr, 10);
+      g_threads_given = true;
+      if (g_threads == 0 || g_threads > 1024) return usage("--threads takes 1 to 1024");
     } else if (a == "--pg-connections") {
       g_pg_connections = std::strtoul(v, nullptr, 10);
       if (g_pg_connections == 0 || g_pg_connections > 100)

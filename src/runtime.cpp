@@ -48,10 +48,12 @@ struct end_message : posted_node {
 
 class runtime_impl final : public runtime_state {
  public:
-  explicit runtime_impl(std::size_t n) : m_guards(n), m_ends(n) { m_loops.assign(n, nullptr); }
+  explicit runtime_impl(std::size_t n) : runtime_state(n), m_guards(n), m_ends(n) {}
 
   // On loop i's thread, before the loops start.
   void add(std::size_t i, event_loop& loop, event* end) {
+    enable_light_fences();
+    core_of(loop).m_runtime_index = i;
     m_guards[i] = loop.keep_alive();  // held until no call can reach it
     m_ends[i].m_end = end;
     m_ends[i].m_run = [](posted_node& n) noexcept { static_cast<end_message&>(n).m_end->set(); };
@@ -135,7 +137,9 @@ void run_worker(runtime_impl& rt, std::size_t index, const runtime_options& opti
 
 runtime::runtime(runtime_options options)
     : m_options(std::move(options)),
-      m_threads(m_options.threads != 0 ? m_options.threads : detail::allowed_cpus().size()) {}
+      m_threads(m_options.threads != 0 ? m_options.threads : detail::allowed_cpus().size()) {
+  if (m_threads > 1) m_options.loop.idle_spin = m_options.idle_spin;
+}
 
 runtime::~runtime() = default;
 

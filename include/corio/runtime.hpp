@@ -1,6 +1,7 @@
 // runtime: an event loop per core (corio::run for every core).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -23,6 +24,10 @@ struct runtime_options {
   bool pin = false;
   /// Every loop's options (the clock, debug mode, statistics).
   loop_options loop{};
+  /// With more than one loop, each loop's `loop_options::idle_spin`: how
+  /// long an idle loop watches for messages from the others before it
+  /// blocks, so that hand-offs between busy loops cost no system call.
+  std::chrono::nanoseconds idle_spin = std::chrono::microseconds(50);
 };
 
 /// A set of event loops, one per thread (per core by default), that a

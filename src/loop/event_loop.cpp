@@ -240,17 +240,28 @@ void event_loop::run_posted() noexcept {
     ++m_counters.posted_callbacks;
     fifo = next;
   }
+  publish_load();  // what other loops sent is counted now
 }
 
 void event_loop::poll_io(std::int64_t timeout_ns) {
   ++m_counters.polls;
   m_ticks_since_poll = 0;
+  // What timers and callbacks of this tick sent to other loops goes before
+  // a poll that may block (a cancel waiting here would deadlock).
+  if (m_outbox_used != 0) flush_outbox();
+  if (timeout_ns != 0) publish_load();  // idle now: the others may send work
+  const bool spin =
+      timeout_ns != 0 && m_options.idle_spin.count() > 0 && m_backend->io_pending() == 0;
+  // A message that comes within a few hundred looks is taken at once,
+  // without even the statistics' clock reads: the hand-off between two
+  // busy loops.
+  if (spin && look_for_post(256)) return;
   // Only a poll that may block is reported: a busy loop pays nothing.
   const bool reported = timeout_ns != 0 && hooked(detail::hook_poll);
   if (reported) m_hooks->before_poll();
-  if (timeout_ns != 0 && m_options.idle_spin.count() > 0 && m_backend->io_pending() == 0 &&
-      spin_for_post(timeout_ns)) {
-    timeout_ns = 0;
+  if (spin && spin_for_post(timeout_ns)) {
+    if (reported) m_hooks->after_poll();
+    return;  // no I/O is pending: nothing to poll for
   }
   if (timeout_ns != 0) {
     m_sleeping.store(true, std::memory_order_seq_cst);
@@ -261,22 +272,27 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
   m_sleeping.store(false, std::memory_order_relaxed);
 }
 
+bool event_loop::look_for_post(int looks) const noexcept {
+  for (int i = 0; i < looks; ++i) {
+    if (m_inbox.load(std::memory_order_relaxed) != nullptr) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+  return false;
+}
+
 bool event_loop::spin_for_post(std::int64_t timeout_ns) noexcept {
   std::int64_t spin = m_options.idle_spin.count();
   if (timeout_ns > 0) spin = std::min(spin, timeout_ns);
   const std::int64_t until = read_clock() + spin;
-  for (;;) {
-    // The clock is read once per 64 looks: a look is a load and a pause.
-    for (int i = 0; i < 64; ++i) {
-      if (m_inbox.load(std::memory_order_relaxed) != nullptr) return true;
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#elif defined(__aarch64__)
-      asm volatile("yield");
-#endif
-    }
+  // The clock is read once per 64 looks: a look is a load and a pause.
+  while (!look_for_post(64)) {
     if (read_clock() >= until) return false;
   }
+  return true;
 }
 
 std::int64_t event_loop::wait_for_timer_ns(std::int64_t deadline_ns) const noexcept {
@@ -324,14 +340,7 @@ void event_loop::tick() {
   }
 
   // 3. Callbacks from other threads.
-  publish_load();
-  if (m_inbox.load(std::memory_order_relaxed) != nullptr) {
-    run_posted();
-    publish_load();
-  }
-  // What the steps before sent to other loops goes before a poll that may
-  // block.
-  if (m_outbox_used != 0) flush_outbox();
+  if (m_inbox.load(std::memory_order_relaxed) != nullptr) run_posted();
 
   // 4. I/O. (Tick-end work registered by a tick-end callback counts as
   // ready: it must not wait behind a blocking poll.)
@@ -387,6 +396,12 @@ std::uint64_t event_loop::run_ready() {
     }
     m_ready_head = t->m_next_ready;
     if (m_ready_head == nullptr) m_ready_tail = nullptr;
+    if constexpr (Hooked) {
+      if (t->m_owner->m_home != this && m_options.debug) [[unlikely]] {
+        send_home(*t);
+        continue;
+      }
+    }
     m_current = t;
     if constexpr (Hooked) {
       m_hooks->before_resume(*t);
@@ -400,6 +415,24 @@ std::uint64_t event_loop::run_ready() {
   }
   m_current = nullptr;
   return ran;
+}
+
+void event_loop::send_home(detail::task_base& t) {
+  detail::loop_core* home_core = t.m_owner->m_home;
+  auto* home = static_cast<event_loop*>(home_core);
+  std::string who;
+  if (t.name() != nullptr) {
+    who += '\'';
+    who += t.name();
+    who += "' ";
+  }
+  who += t.where().function_name();
+  report("corio: task " + who + " of loop " + std::to_string(home_core->m_runtime_index) +
+         " was woken on loop " + std::to_string(m_runtime_index) +
+         ": a loop-local primitive (event, queue, mutex, semaphore, condition_variable, "
+         "task_group, a join_handle) was used from another loop's thread; across loops use a "
+         "channel, submit_to or spawn_on. The task goes back to its own loop.");
+  home->post([home, &t] { detail::core_of(*home).schedule(t); });
 }
 
 void event_loop::run_root(detail::task_base& main) {

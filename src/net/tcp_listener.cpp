@@ -41,6 +41,14 @@ tcp_listener tcp_listener::bind(const socket_address& addr, listen_options optio
   return l;
 }
 
+bool tcp_listener::reuses_port() const {
+  int on = 0;
+  socklen_t len = sizeof on;
+  if (::getsockopt(m_fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, &len) != 0)
+    throw_errno(errno, "getsockopt(SO_REUSEPORT)");
+  return on != 0;
+}
+
 task<tcp_stream> tcp_listener::accept() {
   std::chrono::milliseconds backoff(10);
   for (;;) {

@@ -3,6 +3,8 @@
 #include <sstream>
 
 #include "corio/observe/task_dump.hpp"
+
+#include "corio/exec/cross_loop.hpp"
 #include "observe/observe.hpp"
 #include "observe/observer.hpp"
 #include "task/describe.hpp"
@@ -139,7 +141,14 @@ std::vector<task_info> list_tasks() {
 
 void dump_tasks(std::ostream& out, event_loop& loop) {
   const std::vector<task_info> tasks = list_tasks(loop);
-  out << tasks.size() << " live task(s) on this loop\n";
+  out << tasks.size() << " live task(s) on this loop";
+  // On a runtime of several loops, which one (dumps are made on the loop's
+  // own thread).
+  if (detail::t_runtime != nullptr && detail::t_runtime->size() > 1) {
+    out << " (loop " << detail::core_of(loop).m_runtime_index << " of " << detail::t_runtime->size()
+        << ")";
+  }
+  out << '\n';
   for (const task_info& t : tasks) {
     out << "task ";
     if (!t.name.empty()) out << '\'' << t.name << "' ";

@@ -8,8 +8,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <mutex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -297,6 +300,276 @@ TEST(Runtime, LoopLocalGivesEachLoopItsOwnInstanceMadeAndDestroyedThere) {
     for (const auto& flag : own_thread)
       EXPECT_TRUE(flag.load()) << "destroyed on the loop that made it";
   }());
+}
+
+// ---- spawn_balanced and the batched messages -----------------------------
+
+// Task i of the balanced tests: where it ran, and i squared.
+corio::task<std::size_t> square_where(std::size_t i, std::vector<std::thread::id>& made_on,
+                                      std::vector<std::size_t>& ran_on) {
+  ran_on[i] = corio::this_loop_index();
+  made_on[i] = std::this_thread::get_id();
+  co_return i* i;
+}
+
+TEST(Runtime, SpawnBalancedUsesEveryLoopAndBringsResultsBack) {
+  constexpr std::size_t n = 2000;
+  std::vector<std::thread::id> made_on(n);
+  std::vector<std::size_t> ran_on(n, 99);
+  std::vector<std::thread::id> loop_thread(2);
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    for (std::size_t i = 0; i < 2; ++i)
+      loop_thread[i] = co_await corio::submit_to(i, [] { return std::this_thread::get_id(); });
+    std::vector<corio::remote_handle<std::size_t>> handles;
+    std::size_t local = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      handles.push_back(corio::spawn_balanced(
+          [i, &made_on, &ran_on] { return square_where(i, made_on, ran_on); }));
+      if (handles.back().local()) ++local;
+    }
+    // The first spawn ties (or loses) against the idle loop 1, and once
+    // this loop holds more tasks than loop 1 shows, loop 1 wins: both get
+    // some, whatever the timing.
+    EXPECT_GT(local, 0U);
+    EXPECT_LT(local, n);
+    for (std::size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(co_await handles[i], i * i);
+      EXPECT_TRUE(handles[i].done());
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      EXPECT_LT(ran_on[i], 2U);
+      if (ran_on[i] >= 2) break;
+      EXPECT_EQ(made_on[i], loop_thread[ran_on[i]]) << "the task is made on the loop it runs on";
+      EXPECT_EQ(ran_on[i] == 0, handles[i].local());
+    }
+  }());
+}
+
+// Sets `ran` if its body ever runs.
+corio::task<int> must_not_run(std::atomic<int>& ran) {
+  ran.fetch_add(1);
+  co_return 1;
+}
+
+TEST(Runtime, ABalancedTaskCancelledBeforeItStartedNeverRuns) {
+  std::atomic<int> ran{0};
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    std::vector<corio::remote_handle<int>> handles;
+    std::size_t remote = 0;
+    for (int i = 0; i < 600; ++i) {
+      handles.push_back(corio::spawn_balanced([&ran] { return must_not_run(ran); }));
+      handles.back().cancel();  // the cancel follows the request in the same batch
+      if (!handles.back().local()) ++remote;
+    }
+    EXPECT_GT(remote, 0U);
+    for (auto& h : handles)
+      EXPECT_THROW((void)co_await h, corio::cancelled_error);
+  }());
+  EXPECT_EQ(ran.load(), 0);
+}
+
+// Says it started, then sleeps until cancelled; records the cancellation.
+corio::task<int> started_then_sleeps(std::atomic<bool>& started, std::atomic<bool>& cancelled) {
+  started.store(true, std::memory_order_release);
+  try {
+    co_await corio::sleep(1h);
+  } catch (const corio::cancelled_error&) {
+    cancelled.store(true, std::memory_order_release);
+    throw;
+  }
+  co_return 0;
+}
+
+corio::task<void> nap() {
+  co_await corio::sleep(1ms);
+}
+
+// Awaits a balanced handle that is sure to be remote.
+corio::task<int> await_remote(std::atomic<bool>& started, std::atomic<bool>& cancelled) {
+  for (;;) {
+    auto h = corio::spawn_balanced([&] { return started_then_sleeps(started, cancelled); });
+    if (!h.local()) co_return co_await h;
+    h.cancel();
+    EXPECT_THROW((void)co_await h, corio::cancelled_error);
+    started.store(false);
+    cancelled.store(false);
+    corio::spawn(nap());  // one more local task: the next goes to loop 1 sooner
+  }
+}
+
+TEST(Runtime, CancellingTheAwaiterOfARemoteHandleCancelsTheTaskAndWaitsForIt) {
+  std::atomic<bool> started{false};
+  std::atomic<bool> cancelled{false};
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    auto waiter = corio::spawn(await_remote(started, cancelled));
+    co_await until_set(started);
+    waiter.cancel();
+    EXPECT_THROW((void)co_await std::move(waiter), corio::cancelled_error);
+    EXPECT_TRUE(cancelled.load(std::memory_order_acquire))
+        << "the awaiter resumed only after the remote task ended";
+  }());
+}
+
+TEST(Runtime, SpawnBalancedOffARuntimeRunsOnThisLoop) {
+  const int v = corio::run([]() -> corio::task<int> {
+    auto h = corio::spawn_balanced([] { return 20 + 1; });
+    EXPECT_TRUE(h.local());
+    const int a = co_await h;
+    auto t = corio::spawn_balanced([]() -> corio::task<int> { co_return 21; });
+    co_return a + co_await t;
+  }());
+  EXPECT_EQ(v, 42);
+  EXPECT_THROW((void)corio::spawn_balanced([] { return 1; }), std::logic_error) << "off any loop";
+}
+
+// Appends its number on the loop it was sent to.
+corio::task<void> append(std::vector<int>& seen, int i) {
+  seen.push_back(i);
+  co_return;
+}
+
+TEST(Runtime, MessagesOfOneTickGoInBatchesAndKeepTheirOrder) {
+  std::vector<int> seen;
+  // The tasks the messages spawn run in spawning order only unshuffled
+  // (CORIO_SHUFFLE shuffles each tick's ready tasks).
+  corio::loop_options in_order;
+  in_order.shuffle = false;
+  corio::runtime rt({.threads = 2, .loop = in_order});
+  rt.run([&]() -> corio::task<void> {
+    const corio::loop_stats before = corio::event_loop::current()->stats();
+    for (int i = 0; i < 1000; ++i)
+      corio::spawn_on(1, [&seen, i] { return append(seen, i); });
+    // Still this tick: 3 full batches of 256 went; 232 wait for its end.
+    const corio::loop_stats during = corio::event_loop::current()->stats();
+    EXPECT_EQ(during.messages_sent - before.messages_sent, 1000U);
+    EXPECT_EQ(during.message_batches - before.message_batches, 3U);
+    co_await corio::submit_to(1, [] { return 0; });  // after the 1,000 (one sender's order)
+    const corio::loop_stats after = corio::event_loop::current()->stats();
+    EXPECT_EQ(after.message_batches - before.message_batches, 4U) << "the rest with the call";
+    const std::size_t count = co_await corio::submit_to(1, [&seen] { return seen.size(); });
+    EXPECT_EQ(count, 1000U);
+  }());
+  ASSERT_EQ(seen.size(), 1000U);
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(seen[static_cast<std::size_t>(i)], i);
+}
+
+// Counts its end however it ends.
+corio::task<void> sleep_and_count(std::atomic<int>& ended) {
+  struct count_end {
+    std::atomic<int>& n;
+    ~count_end() { n.fetch_add(1); }
+  } c{ended};
+  co_await corio::sleep(1h);
+}
+
+TEST(Runtime, TheShutdownCancelsBalancedTasksOnEveryLoop) {
+  std::atomic<int> ended{0};
+  corio::runtime rt({.threads = 3});
+  rt.run([&]() -> corio::task<void> {
+    std::vector<corio::remote_handle<void>> handles;
+    for (int i = 0; i < 300; ++i)
+      handles.push_back(corio::spawn_balanced([&ended] { return sleep_and_count(ended); }));
+    co_await corio::sleep(1ms);
+    // main ends with every handle dropped: the tasks run on until the
+    // shutdown cancels them on their loops.
+  }());
+  EXPECT_EQ(ended.load(), 300);
+}
+
+// ---- servers on every loop --------------------------------------------------
+
+// Echoes one byte back with the index of the loop that serves it.
+corio::task<> tell_loop(corio::tcp_stream s) {
+  char c = 0;
+  co_await s.read_exact(&c, 1);
+  const char index = static_cast<char>('0' + corio::this_loop_index());
+  co_await s.write_all(&index, 1);
+}
+
+// Connects `n` clients one after another; counts which loop served each.
+corio::task<std::vector<int>> clients(corio::socket_address addr, int n) {
+  std::vector<int> per_loop(2, 0);
+  for (int i = 0; i < n; ++i) {
+    auto c = co_await corio::tcp_stream::connect(addr);
+    co_await c.write_all("?", 1);
+    char index = 0;
+    co_await c.read_exact(&index, 1);
+    ++per_loop.at(static_cast<std::size_t>(index - '0'));
+  }
+  co_return per_loop;
+}
+
+TEST(Runtime, ServeEveryLoopAcceptsOnEachLoopThroughOnePort) {
+  corio::runtime rt({.threads = 2});
+  const std::vector<int> per_loop = rt.run([]() -> corio::task<std::vector<int>> {
+    auto l = corio::tcp_listener::bind(corio::socket_address::loopback(0), {.reuse_port = true});
+    auto server = corio::spawn(corio::serve_every_loop(
+        l, [](corio::tcp_listener& mine) { return corio::serve(mine, tell_loop); }));
+    // 64 connections from 64 source ports: the kernel's hash sends some to
+    // each listener (all to one: a chance of 2 in 2^64).
+    auto counts = co_await clients(l.local_address(), 64);
+    server.cancel();
+    EXPECT_THROW(co_await std::move(server), corio::cancelled_error);
+    co_return counts;
+  }());
+  EXPECT_EQ(per_loop[0] + per_loop[1], 64);
+  EXPECT_GT(per_loop[0], 0);
+  EXPECT_GT(per_loop[1], 0);
+}
+
+TEST(Runtime, ServeEveryLoopWantsAListenerThatSharesItsPort) {
+  corio::runtime rt({.threads = 2});
+  rt.run([]() -> corio::task<void> {
+    auto l = corio::tcp_listener::bind(corio::socket_address::loopback(0));
+    EXPECT_FALSE(l.reuses_port());
+    EXPECT_THROW(co_await corio::serve_every_loop(
+                     l, [](corio::tcp_listener& mine) { return corio::serve(mine, tell_loop); }),
+                 std::invalid_argument);
+  }());
+}
+
+// ---- debug mode and observation across loops ---------------------------------
+
+corio::task<void> wait_for(corio::event& ev) {
+  co_await ev.wait();
+}
+
+TEST(Runtime, DebugModeReportsALoopLocalPrimitiveWokenFromAnotherLoop) {
+  std::mutex m;
+  std::vector<std::string> reports;
+  corio::loop_options debug;
+  debug.debug = true;
+  debug.report = [&](const std::string& r) {
+    const std::lock_guard lock(m);
+    reports.push_back(r);
+  };
+  corio::runtime rt({.threads = 2, .loop = debug});
+  std::string dump;
+  rt.run([&dump]() -> corio::task<void> {
+    corio::event ev;  // loop 0's
+    auto waiter = corio::spawn(wait_for(ev), "waits-on-loop-0");
+    co_await corio::sleep(1ms);                         // the waiter is parked
+    co_await corio::submit_to(1, [&ev] { ev.set(); });  // the misuse
+    co_await waiter;                                    // it still ends: sent back to loop 0
+    dump = co_await corio::submit_to(1, [] {
+      std::ostringstream out;
+      corio::dump_tasks(out);
+      return out.str();
+    });
+  }());
+  bool found = false;
+  for (const std::string& r : reports) {
+    if (r.find("waits-on-loop-0") != std::string::npos &&
+        r.find("of loop 0 was woken on loop 1") != std::string::npos) {
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << "reports: " << reports.size();
+  EXPECT_NE(dump.find("on this loop (loop 1 of 2)"), std::string::npos) << dump;
 }
 
 }  // namespace

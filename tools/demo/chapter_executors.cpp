@@ -22,12 +22,9 @@ using namespace std::chrono_literals;
 
 constexpr int k_cpu_jobs = 120;
 
-/// One CPU job: ~1.5 ms of FNV-style hashing.
+/// One CPU job: ~1.5 ms of hashing.
 u64 cpu_job(u64 i) {
-  u64 h = 14695981039346656037ULL;
-  for (u64 r = 0; r < 1'000'000; ++r)
-    h = (h ^ ((i + r) & 0xff)) * 1099511628211ULL;
-  return h;
+  return hash_rounds(i, 1'000'000);
 }
 
 /// Ticks every 1 ms until `done`, recording how late each tick fired.

@@ -26,6 +26,13 @@ std::vector<chapter>& registry() {
 
 }  // namespace
 
+u64 hash_rounds(u64 i, u64 rounds) {
+  u64 h = 14695981039346656037ULL;
+  for (u64 r = 0; r < rounds; ++r)
+    h = (h ^ ((i + r) & 0xff)) * 1099511628211ULL;
+  return h;
+}
+
 double since(steady::time_point t0) {
   return std::chrono::duration<double>(steady::now() - t0).count();
 }

@@ -2,7 +2,9 @@
 // (corio/runtime.hpp): submit_to, spawn_on, invoke_on_all.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "corio/cancelled_error.hpp"
+#include "corio/detail/frame_pool.hpp"
 #include "corio/exec/thread_pool.hpp"
 #include "corio/flow/gather.hpp"
 #include "corio/loop/event_loop.hpp"
@@ -34,8 +37,14 @@ class runtime_stopping_error : public std::runtime_error {
 
 namespace detail {
 
-/// What the loops of one runtime share: their addresses, and the count of
-/// calls between them still in flight, which the shutdown waits for.
+class runtime_state;
+/// The runtime of the loop on this thread (nullptr: none), and its index.
+inline thread_local constinit runtime_state* t_runtime = nullptr;
+inline thread_local constinit std::size_t t_loop_index = 0;
+
+/// What the loops of one runtime share: their addresses, their published
+/// loads, and the counts of calls between them, which the shutdown waits
+/// for.
 class runtime_state {
  public:
   runtime_state(const runtime_state&) = delete;
@@ -44,37 +53,97 @@ class runtime_state {
   [[nodiscard]] std::size_t size() const noexcept { return m_loops.size(); }
   [[nodiscard]] event_loop& loop(std::size_t i) const noexcept { return *m_loops[i]; }
 
-  /// A call is about to cross to another loop: false when the runtime is
-  /// stopping (then nothing may be posted). Pairs with end_call.
+  /// On a loop of this runtime: a call is about to cross to another loop;
+  /// false when the runtime is stopping (then nothing may be posted). Pairs
+  /// with end_call. Each loop counts in its own slot, so calls in flight
+  /// share no written cache line between loops.
   bool begin_call() noexcept {
-    m_in_flight.fetch_add(1, std::memory_order_seq_cst);
-    if (!m_stopping.load(std::memory_order_seq_cst)) return true;
+    bump(m_slots[t_loop_index].m_begun);
+    light_fence();
+    if (!m_stopping.load(std::memory_order_relaxed)) return true;
     end_call();
     return false;
   }
-  /// The call's last message was posted: once the runtime stops and none
-  /// is in flight, the loops may end.
+  /// On a loop of this runtime: a call's last message was posted (where it
+  /// waits in this loop's outbox until the tick ends: a loop flushes it
+  /// before it can end). Once the runtime stops and none is in flight, the
+  /// loops may end.
   void end_call() noexcept {
-    if (m_in_flight.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
-        m_workers_ended.load(std::memory_order_seq_cst)) {
-      release_loops();
-    }
+    bump(m_slots[t_loop_index].m_ended);
+    light_fence();
+    if (!m_workers_ended.load(std::memory_order_relaxed)) return;
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (nothing_in_flight()) release_loops();
   }
 
   /// The main task ended: no call may cross loops from now on; each loop
   /// cancels and drains its tasks, and ends once no call is in flight.
   void stop() noexcept {
     if (m_stopping.exchange(true, std::memory_order_seq_cst)) return;
+    heavy_fence();
     // A loop's end message goes before its release (else it could see no
     // work left while its main task still waits for the end): the calls'
     // last end_call releases only once the end messages are out.
     end_workers();
     m_workers_ended.store(true, std::memory_order_seq_cst);
-    if (m_in_flight.load(std::memory_order_seq_cst) == 0) release_loops();
+    heavy_fence();
+    if (nothing_in_flight()) release_loops();
+  }
+
+  /// Where a balanced spawn from this loop goes: the power of two choices
+  /// between this loop (its exact task count) and another one at random
+  /// (the larger of the count it last published and the calls this loop
+  /// sent it that have not come back: a loop that has not yet read a burst
+  /// of spawns still counts them); this loop on a tie.
+  [[nodiscard]] std::size_t pick_loop() noexcept {
+    const std::size_t self = t_loop_index;
+    const std::size_t n = m_loops.size();
+    if (n == 1) return self;
+    std::uint64_t& rng = t_pick_rng;
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    const std::size_t other = (self + 1 + rng % (n - 1)) % n;
+    const std::size_t theirs = std::max(m_loops[other]->published_load(), out_to(self, other));
+    return theirs < core_of(*m_loops[self]).live_tasks() ? other : self;
+  }
+
+  /// Calls loop `from` sent to loop `to` that loop `to` has not finished,
+  /// as loop `to` last told (once per tick of its own).
+  [[nodiscard]] std::size_t out_to(std::size_t from, std::size_t to) const noexcept {
+    return m_out[from * m_out_stride + to].load(std::memory_order_relaxed);
+  }
+  /// On loop `from`: a call went out to loop `to`.
+  void note_sent(std::size_t from, std::size_t to) noexcept {
+    m_out[from * m_out_stride + to].fetch_add(1, std::memory_order_relaxed);
+  }
+  /// On this loop: a call from loop `from` finished here; told to the
+  /// counts at this tick's end, together with the tick's others.
+  void note_finished(std::size_t from) noexcept {
+    const std::size_t here = t_loop_index;
+    slot& mine = m_slots[here];
+    if (mine.m_finished_from == nullptr) return;
+    ++mine.m_finished_from[from];
+    if (!mine.m_tell_finished.linked()) core_of(*m_loops[here]).at_tick_end(mine.m_tell_finished);
   }
 
  protected:
-  runtime_state() = default;
+  explicit runtime_state(std::size_t loops)
+      : m_loops(loops, nullptr),
+        m_out_stride((loops + 7) / 8 * 8),  // a row per loop, in lines of its own
+        m_out(std::make_unique<std::atomic<std::size_t>[]>(loops * m_out_stride)),
+        m_slots(std::make_unique<slot[]>(loops)) {
+    for (std::size_t i = 0; i < loops; ++i) {
+      slot& s = m_slots[i];
+      s.m_finished_from = std::make_unique<std::size_t[]>(loops);
+      s.m_tell_finished.m_runtime = this;
+      s.m_tell_finished.m_index = i;
+      s.m_tell_finished.m_fire = [](tick_end_node& n) noexcept {
+        auto& t = static_cast<finished_notice&>(n);
+        t.m_runtime->tell_finished(t.m_index);
+      };
+    }
+  }
   virtual ~runtime_state() = default;
 
   // Ends the other loops' main tasks (their tasks are then cancelled).
@@ -84,14 +153,78 @@ class runtime_state {
   virtual void release_loops() noexcept = 0;
 
   std::vector<event_loop*> m_loops;
+
+ private:
+  struct finished_notice : tick_end_node {
+    runtime_state* m_runtime = nullptr;
+    std::size_t m_index = 0;
+  };
+  // One loop's counts, written by that loop's thread only.
+  struct alignas(64) slot {
+    std::atomic<std::uint64_t> m_begun{0};
+    std::atomic<std::uint64_t> m_ended{0};
+    // Calls from each loop finished here this tick, and what tells them.
+    std::unique_ptr<std::size_t[]> m_finished_from;
+    finished_notice m_tell_finished;
+  };
+
+  void tell_finished(std::size_t here) noexcept {
+    std::size_t* finished = m_slots[here].m_finished_from.get();
+    for (std::size_t from = 0; from < m_loops.size(); ++from) {
+      if (finished[from] == 0) continue;
+      m_out[from * m_out_stride + here].fetch_sub(finished[from], std::memory_order_relaxed);
+      finished[from] = 0;
+    }
+  }
+
+  static void bump(std::atomic<std::uint64_t>& c) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  // The counts and the stop flags form Dekker pairs (a loop writes its
+  // count then reads the flag; stop() writes the flag then reads the
+  // counts). The busy side, every call, pays only a compiler barrier: the
+  // rare side makes every thread of the process pass a full barrier
+  // (membarrier), as liburcu does. Where the kernel lacks it, both sides
+  // use full fences.
+  static void light_fence() noexcept {
+    if (t_light_fences_ok) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+    } else {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+  }
+  static void heavy_fence() noexcept;
+
+  // Ended counts are read before begun ones: a call ends after it began, so
+  // a call seen ended is seen begun, and equal sums mean none in flight (a
+  // call begun after the reads sees m_stopping and is refused).
+  [[nodiscard]] bool nothing_in_flight() const noexcept {
+    std::uint64_t ended = 0;
+    std::uint64_t begun = 0;
+    for (std::size_t i = 0; i < m_loops.size(); ++i)
+      ended += m_slots[i].m_ended.load(std::memory_order_seq_cst);
+    for (std::size_t i = 0; i < m_loops.size(); ++i)
+      begun += m_slots[i].m_begun.load(std::memory_order_seq_cst);
+    return begun == ended;
+  }
+
+  static inline thread_local constinit std::uint64_t t_pick_rng = 0x9E3779B97F4A7C15ULL;
+  // Set on each loop's thread when the runtime starts, if membarrier
+  // works in this process.
+  static inline thread_local constinit bool t_light_fences_ok = false;
+
+ protected:
+  /// On each loop's thread before it runs: sets t_light_fences_ok.
+  static void enable_light_fences() noexcept;
+
+ private:
+  std::size_t m_out_stride;
+  std::unique_ptr<std::atomic<std::size_t>[]> m_out;
+  std::unique_ptr<slot[]> m_slots;
   std::atomic<bool> m_stopping{false};
   std::atomic<bool> m_workers_ended{false};
-  std::atomic<std::int64_t> m_in_flight{0};
 };
-
-/// The runtime of the loop on this thread (nullptr: none), and its index.
-inline thread_local constinit runtime_state* t_runtime = nullptr;
-inline thread_local constinit std::size_t t_loop_index = 0;
 
 [[nodiscard]] runtime_state& runtime_for(std::size_t target, const char* what);
 
@@ -111,68 +244,178 @@ struct remote_call_traits<Fn> {
   using value = typename returned::value_type;
 };
 
-/// One submit_to: its function, its result, and the three messages that
-/// carry it (the request and a cancel to the target, the reply back). Apart
-/// from both frames, counted: the caller's loop and the target's each hold
-/// a reference while they may still touch it.
-template <class Fn>
-struct remote_call {
-  using traits = remote_call_traits<Fn>;
-  using value = typename traits::value;
-
-  struct message : posted_node {
-    remote_call* m_call = nullptr;
+/// A function run in a task on another loop (or this one), as the origin
+/// loop sees it: the result, whether it came, and who waits for it. It is
+/// its own message (the request to the target, then the reply back) and
+/// its own done listener on the remote task: one allocation per call, kept
+/// small because a million calls in flight are a million of them. Counted:
+/// the origin's handle holds one reference, the target side another until
+/// the reply has run on the origin (so the origin frees it, except after
+/// a late cancel), a cancel message in flight one.
+template <class T>
+struct remote_state : posted_node, done_listener {
+  struct operations {
+    void (*start)(remote_state&) noexcept;  // on the target: spawns the task
+    void (*destroy)(remote_state&) noexcept;
   };
-  // Told when the remote task ends, however it ends: a task cancelled
-  // before it started never runs its body.
-  struct ended : done_listener {
-    remote_call* m_call = nullptr;
+  struct cancel_message : posted_node {
+    remote_state* m_state;
   };
 
-  Fn m_fn;
-  call_result<value> m_result;
-  runtime_state* m_runtime;
+  call_result<T> m_result;
   event_loop* m_origin = nullptr;
-  event_loop* m_target = nullptr;
-  waiter* m_waiter = nullptr;     // the caller's (its loop's thread only)
+  event_loop* m_target;
+  waiter* m_waiter = nullptr;     // the origin's thread only
   task_base* m_remote = nullptr;  // the task running it, until it ends (the target's thread only)
-  std::atomic<int> m_refs{2};     // the caller's side and the target's
-  message m_request, m_cancel, m_reply;
-  ended m_ended;
+  const operations* m_ops;
+  const char* m_name;
+  std::atomic<int> m_refs{2};
+  std::uint32_t m_from = 0;  // the loops' indexes (remote calls)
+  std::uint32_t m_to = 0;
+  bool m_local = false;  // the target is the origin: no messages
+  bool m_done = false;   // the reply ran (the origin's thread only)
+  bool m_cancel_sent = false;
 
-  remote_call(runtime_state& rt, event_loop& target, Fn fn)
-      : m_fn(std::move(fn)), m_runtime(&rt), m_target(&target) {
-    m_request.m_call = m_cancel.m_call = m_reply.m_call = this;
-    m_request.m_run = [](posted_node& n) noexcept { static_cast<message&>(n).m_call->start(); };
-    m_cancel.m_run = [](posted_node& n) noexcept {
-      remote_call* c = static_cast<message&>(n).m_call;
-      if (c->m_remote != nullptr) c->m_remote->request_cancel();
-      c->release();
+  remote_state(event_loop& target, std::size_t target_index, const operations& ops,
+               const char* name) noexcept
+      : m_target(&target),
+        m_ops(&ops),
+        m_name(name),
+        m_to(static_cast<std::uint32_t>(target_index)) {
+    m_run = [](posted_node& n) noexcept {
+      auto& s = static_cast<remote_state&>(n);
+      s.m_ops->start(s);
     };
-    m_reply.m_run = [](posted_node& n) noexcept { static_cast<message&>(n).m_call->replied(); };
-    m_ended.m_call = this;
-    m_ended.m_on_done = [](done_listener& l) noexcept { static_cast<ended&>(l).m_call->reply(); };
+    m_on_done = [](done_listener& l) noexcept { static_cast<remote_state&>(l).reply(); };
   }
+  remote_state(const remote_state&) = delete;
+  remote_state& operator=(const remote_state&) = delete;
 
   void release() noexcept {
-    if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) m_ops->destroy(*this);
   }
 
+  /// On the origin loop: sends the request (on this loop: starts it here).
+  /// Throws runtime_stopping_error once the runtime is stopping.
+  void send() {
+    m_origin = &current_event_loop();
+    if (m_target == m_origin) {
+      m_local = true;
+      m_ops->start(*this);
+      return;
+    }
+    runtime_state& rt = *t_runtime;
+    if (!rt.begin_call()) throw runtime_stopping_error();
+    external_work::add(*m_origin);
+    m_from = static_cast<std::uint32_t>(t_loop_index);
+    rt.note_sent(m_from, m_to);
+    m_target->post_batched(*this);
+  }
+
+  // On the target: the task runs as `t`, and tells this listener when it
+  // ends.
+  void started(task_base& t) noexcept {
+    m_remote = &t;
+    done_listener::m_next = t.m_listeners;
+    t.m_listeners = this;
+  }
+
+  /// On the origin: asks the remote task to stop (once).
+  void cancel() noexcept {
+    if (m_done || std::exchange(m_cancel_sent, true)) return;
+    if (m_local) {
+      if (m_remote != nullptr) m_remote->request_cancel();
+      return;
+    }
+    auto* c = new (std::nothrow) cancel_message;
+    if (c == nullptr) {
+      report_current(std::string_view("corio: no memory to cancel a remote task; it runs on"));
+      return;
+    }
+    if (!t_runtime->begin_call()) {  // stopping: every loop cancels its tasks anyway
+      delete c;
+      return;
+    }
+    c->m_state = this;
+    c->m_run = [](posted_node& n) noexcept {
+      auto* msg = static_cast<cancel_message*>(&n);
+      remote_state* s = msg->m_state;
+      delete msg;
+      if (s->m_remote != nullptr) s->m_remote->request_cancel();
+      s->release();
+      t_runtime->end_call();
+    };
+    m_refs.fetch_add(1, std::memory_order_relaxed);
+    m_target->post_batched(*c);
+  }
+
+  // On the target, the task done: the result goes back, in the same node
+  // the request came in. Nothing here touches the call after the post but
+  // through locals.
+  void reply() noexcept {
+    if (!m_result.m_value && !m_result.m_error) {  // cancelled before it ran
+      m_result.m_error = std::make_exception_ptr(cancelled_error());
+    }
+    m_remote = nullptr;
+    if (m_local) {
+      replied();
+      return;
+    }
+    m_run = [](posted_node& n) noexcept { static_cast<remote_state&>(n).replied(); };
+    runtime_state& rt = *t_runtime;
+    rt.note_finished(m_from);
+    m_origin->post_batched(*this);
+    rt.end_call();
+  }
+
+  // On the origin.
+  void replied() noexcept {
+    if (!m_local) external_work::remove(*m_origin);
+    m_done = true;
+    if (waiter* w = std::exchange(m_waiter, nullptr)) {
+      if (w->m_state == waiter::state::aborted) {
+        core_of(*m_origin).schedule(*w->m_task);  // finish() throws cancelled_error
+      } else {
+        w->wake();
+      }
+    }
+    release();  // the target side's reference
+  }
+};
+
+/// One call: the function and how it runs on the target.
+template <class Fn>
+struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> {
+  using traits = remote_call_traits<Fn>;
+  using value = typename traits::value;
+  using state = remote_state<value>;
+
+  Fn m_fn;
+
+  remote_call(event_loop& target, std::size_t target_index, Fn fn, const char* name)
+      : state(target, target_index, k_ops, name), m_fn(std::move(fn)) {}
+
+  static void destroy(state& s) noexcept { delete static_cast<remote_call*>(&s); }
+
+  // From the spawning thread's frame pool, like a task's frame: the
+  // spawning loop frees it too, but after a late cancel.
+  static void* operator new(std::size_t size) { return frame_alloc(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
+
   // On the target: runs the function in a task of its own there.
-  void start() noexcept {
+  static void start(state& s) noexcept {
+    auto& self = static_cast<remote_call&>(s);
     try {
-      join_handle<void> h = spawn_into(*core_of(*m_target).owner_for_spawn(), core_of(*m_target),
-                                       body(this), "submit_to");
-      m_remote = h.get();
-      m_ended.m_next = m_remote->m_listeners;
-      m_remote->m_listeners = &m_ended;
+      loop_core& core = core_of(*self.m_target);
+      join_handle<void> h = spawn_into(*core.owner_for_spawn(), core, body(&self), self.m_name);
+      self.started(*h.get());
     } catch (...) {  // out of memory: the caller gets it
-      m_result.m_error = std::current_exception();
-      reply();
+      self.m_result.m_error = std::current_exception();
+      self.reply();
     }
   }
 
-  // Every outcome is caught; the reply goes when the task ends (m_ended).
+  // Every outcome is caught; the reply goes when the task ends.
   static task<void> body(remote_call* self) {
     if constexpr (traits::is_task) {
       try {
@@ -190,87 +433,80 @@ struct remote_call {
     }
   }
 
-  // On the target, the function done: the result goes back. Nothing here
-  // touches the call after the post but through locals.
-  void reply() noexcept {
-    if (!m_result.m_value && !m_result.m_error) {  // cancelled before it ran
-      m_result.m_error = std::make_exception_ptr(cancelled_error());
-    }
-    m_remote = nullptr;
-    runtime_state* rt = m_runtime;
-    event_loop* origin = m_origin;
-    origin->post(m_reply);
-    release();  // the target's reference
-    rt->end_call();
-  }
-
-  // On the caller's loop.
-  void replied() noexcept {
-    external_work::remove(*m_origin);
-    waiter* w = std::exchange(m_waiter, nullptr);
-    if (w->m_state == waiter::state::aborted) {
-      core_of(*m_origin).schedule(*w->m_task);  // finish() throws cancelled_error
-    } else {
-      w->wake();
-    }
-  }
+  static constexpr typename state::operations k_ops{&start, &destroy};
 };
 
-/// submit_to's awaitable: parks the caller until the reply, through a
-/// cancellation too (the remote task is cancelled and awaited: what it
-/// borrowed from the caller stays valid).
+/// Waits for a remote call's reply, through a cancellation too: the remote
+/// task is cancelled and awaited (what it borrowed from the waiter stays
+/// valid), then cancelled_error.
+template <class T>
+class remote_wait : public waiter {
+ public:
+  explicit remote_wait(remote_state<T>* s) noexcept : m_state(s) {}
+
+  [[nodiscard]] bool await_ready() const noexcept { return m_state->m_done; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    if (!park(*this, h, "remote call")) return false;
+    return wait_for_reply();
+  }
+  void on_abort() noexcept { m_state->cancel(); }
+  T await_resume() {
+    finish();
+    return m_state->m_result.take();
+  }
+
+ protected:
+  // Parked: the reply resumes it, cancelled or not.
+  bool wait_for_reply() noexcept {
+    if (m_state->m_done) {
+      end_without_suspending();
+      return false;
+    }
+    m_defer_abort = true;
+    m_state->m_waiter = this;
+    return true;
+  }
+
+  remote_state<T>* m_state;
+};
+
+/// submit_to's awaitable: the call goes out when it is awaited.
 template <class Fn>
-class remote_call_awaitable : public waiter {
+class submit_awaitable : public remote_wait<typename remote_call<Fn>::value> {
   using call = remote_call<Fn>;
+  using base = remote_wait<typename call::value>;
 
  public:
-  remote_call_awaitable(runtime_state& rt, event_loop& target, Fn fn)
-      : m_call(new call(rt, target, std::move(fn))) {}
-  remote_call_awaitable(remote_call_awaitable&& o) noexcept
-      : waiter(), m_call(std::exchange(o.m_call, nullptr)) {}
-  remote_call_awaitable(const remote_call_awaitable&) = delete;
-  remote_call_awaitable& operator=(const remote_call_awaitable&) = delete;
-  remote_call_awaitable& operator=(remote_call_awaitable&&) = delete;
-  ~remote_call_awaitable() {
-    if (m_call == nullptr) return;
-    if (!m_sent) {
-      delete m_call;  // never went out
+  submit_awaitable(event_loop& target, std::size_t target_index, Fn fn)
+      : base(new call(target, target_index, std::move(fn), "submit_to")) {}
+  submit_awaitable(submit_awaitable&& o) noexcept
+      : base(std::exchange(o.m_state, nullptr)), m_sent(o.m_sent) {}
+  submit_awaitable(const submit_awaitable&) = delete;
+  submit_awaitable& operator=(const submit_awaitable&) = delete;
+  submit_awaitable& operator=(submit_awaitable&&) = delete;
+  ~submit_awaitable() {
+    if (this->m_state == nullptr) return;
+    if (m_sent) {
+      this->m_state->release();
     } else {
-      m_call->release();
+      this->m_state->m_ops->destroy(*this->m_state);  // never went out
     }
   }
 
   static constexpr bool await_ready() noexcept { return false; }
-
   bool await_suspend(std::coroutine_handle<> h) {
     if (!park(*this, h, "submit_to")) return false;
-    m_defer_abort = true;  // the reply resumes it, cancelled or not
-    if (!m_call->m_runtime->begin_call()) {
-      end_without_suspending();
-      throw runtime_stopping_error();
+    try {
+      this->m_state->send();
+    } catch (...) {
+      this->end_without_suspending();
+      throw;
     }
-    m_call->m_origin = &current_event_loop();
-    m_call->m_waiter = this;
-    external_work::add(*m_call->m_origin);
     m_sent = true;
-    m_call->m_target->post(m_call->m_request);
-    return true;
-  }
-
-  // The caller was cancelled: so is the remote task (the call's own
-  // reference keeps it for the cancel message).
-  void on_abort() noexcept {
-    m_call->m_refs.fetch_add(1, std::memory_order_relaxed);
-    m_call->m_target->post(m_call->m_cancel);
-  }
-
-  typename call::value await_resume() {
-    finish();
-    return m_call->m_result.take();
+    return this->wait_for_reply();
   }
 
  private:
-  call* m_call;
   bool m_sent = false;
 };
 
@@ -306,6 +542,60 @@ struct remote_spawn final : posted_node {
 
 }  // namespace detail
 
+/// The handle of a task that spawn_balanced started, maybe on another loop
+/// of the runtime: await it for the result (an error the task ended with
+/// is rethrown here), or cancel it. Like join_handle, dropping it leaves
+/// the task running. Cancelling the task that awaits it cancels the remote
+/// task and waits for it to end, then throws cancelled_error. Belongs to
+/// the loop that spawned: await and cancel it there.
+///
+/// \code
+///   std::vector<corio::remote_handle<std::uint64_t>> hs;
+///   for (std::uint64_t i = 0; i < n; ++i)
+///     hs.push_back(corio::spawn_balanced([i] { return checksum(i); }));
+///   std::uint64_t x = 0;
+///   for (auto& h : hs) x ^= co_await h;
+/// \endcode
+template <class T>
+class remote_handle {
+ public:
+  remote_handle() noexcept = default;
+  explicit remote_handle(detail::remote_state<T>* s) noexcept : m_state(s) {}
+  remote_handle(remote_handle&& o) noexcept : m_state(std::exchange(o.m_state, nullptr)) {}
+  remote_handle& operator=(remote_handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      m_state = std::exchange(o.m_state, nullptr);
+    }
+    return *this;
+  }
+  remote_handle(const remote_handle&) = delete;
+  remote_handle& operator=(const remote_handle&) = delete;
+  ~remote_handle() { reset(); }
+
+  [[nodiscard]] bool valid() const noexcept { return m_state != nullptr; }
+  /// True once the task's outcome is back on this loop.
+  [[nodiscard]] bool done() const noexcept { return m_state != nullptr && m_state->m_done; }
+  /// True when the task went to this loop.
+  [[nodiscard]] bool local() const noexcept { return m_state != nullptr && m_state->m_local; }
+  /// Asks the task to stop (its next suspension throws cancelled_error);
+  /// awaiting the handle then gives cancelled_error unless it finished
+  /// first.
+  void cancel() noexcept {
+    if (m_state != nullptr) m_state->cancel();
+  }
+  /// Waits for the task's outcome; its value can be taken once.
+  [[nodiscard]] detail::remote_wait<T> operator co_await() noexcept {
+    return detail::remote_wait<T>(m_state);
+  }
+
+ private:
+  void reset() noexcept {
+    if (detail::remote_state<T>* s = std::exchange(m_state, nullptr)) s->release();
+  }
+  detail::remote_state<T>* m_state = nullptr;
+};
+
 /// The index of the loop running this code in its runtime (0 on a loop of
 /// its own, as corio::run makes, and off any loop).
 [[nodiscard]] inline std::size_t this_loop_index() noexcept {
@@ -336,7 +626,39 @@ struct remote_spawn final : posted_node {
 template <class Fn>
 [[nodiscard]] auto submit_to(std::size_t loop, Fn fn) {
   detail::runtime_state& rt = detail::runtime_for(loop, "submit_to");
-  return detail::remote_call_awaitable<Fn>(rt, rt.loop(loop), std::move(fn));
+  return detail::submit_awaitable<Fn>(rt.loop(loop), loop, std::move(fn));
+}
+
+/// Runs `make()` in a task on a lightly loaded loop of this runtime, now,
+/// and returns its handle: the power of two choices between this loop and
+/// another at random, by their task counts (the other's as it last
+/// published it, about once a tick), this loop on a tie. `make` may return
+/// a task or a value; it is called on the chosen loop, so the task's frame
+/// is made and freed by that loop's thread (coroutine frames are pooled
+/// per thread), and it must not touch this loop's tasks or sync primitives.
+/// A task sent to another loop travels in that tick's batch of messages to
+/// it. Off a runtime, and on a runtime of one loop, it spawns here. Throws
+/// runtime_stopping_error once the runtime is stopping.
+///
+/// \code
+///   auto h = corio::spawn_balanced([&img] { return render(img); });
+///   auto pixels = co_await h;
+/// \endcode
+template <class Make>
+[[nodiscard]] auto spawn_balanced(Make make, const char* name = "spawn_balanced") {
+  using call = detail::remote_call<Make>;
+  event_loop* here = event_loop::current();
+  if (here == nullptr) detail::throw_no_loop("corio::spawn_balanced");
+  detail::runtime_state* rt = detail::t_runtime;
+  const std::size_t index = rt != nullptr ? rt->pick_loop() : 0;
+  auto* c = new call(rt != nullptr ? rt->loop(index) : *here, index, std::move(make), name);
+  try {
+    c->send();
+  } catch (...) {
+    delete c;
+    throw;
+  }
+  return remote_handle<typename call::value>(c);
 }
 
 /// Starts the task `make()` returns on loop `loop`, detached: that loop
@@ -356,7 +678,7 @@ void spawn_on(std::size_t loop, Make make, const char* name = "spawn_on") {
     delete node;
     throw runtime_stopping_error();
   }
-  rt.loop(loop).post(*node);
+  rt.loop(loop).post_batched(*node);
 }
 
 /// Runs `fn(index)` on every loop of this runtime at once (a submit_to

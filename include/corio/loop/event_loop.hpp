@@ -212,9 +212,9 @@ class event_loop final : private detail::loop_core {
   /// the end of the tick (or once 256 have gathered). Off a loop it is a
   /// plain post. The order of one sender's messages is kept.
   void post_batched(detail::posted_node& node) noexcept;
-  /// How many tasks this loop holds, as it last published (once per tick,
-  /// and after running posted callbacks): what a balanced spawn weighs on
-  /// other loops.
+  /// How many tasks this loop holds, as it last published (after running
+  /// callbacks posted to it, and before a poll that may block): what a
+  /// balanced spawn weighs on other loops.
   [[nodiscard]] std::size_t published_load() const noexcept {
     return m_published_load.load(std::memory_order_relaxed);
   }
@@ -260,6 +260,9 @@ class event_loop final : private detail::loop_core {
   // Watches the inbox for up to idle_spin (bounded by `timeout_ns`, -1:
   // none): true when a message came.
   bool spin_for_post(std::int64_t timeout_ns) noexcept;
+  // Looks at the inbox `looks` times, pausing between: true when a
+  // message came.
+  [[nodiscard]] bool look_for_post(int looks) const noexcept;
   void publish_load() noexcept {
     m_published_load.store(m_counters.live_tasks, std::memory_order_relaxed);
   }
@@ -269,6 +272,9 @@ class event_loop final : private detail::loop_core {
   /// How long an idle loop may block for a timer due at `deadline_ns`.
   [[nodiscard]] std::int64_t wait_for_timer_ns(std::int64_t deadline_ns) const noexcept;
   void shuffle_ready();
+  // Debug mode: a task of another loop was scheduled here (a loop-local
+  // primitive used across loops); reports it and posts it back home.
+  void send_home(detail::task_base& t);
   void shutdown();
   [[nodiscard]] bool has_ready() const noexcept { return m_ready_head != nullptr; }
   [[nodiscard]] bool idle_forever() const noexcept;

@@ -6,9 +6,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <stdexcept>
 #include <utility>
+#include <vector>
 
+#include "corio/exec/cross_loop.hpp"
 #include "corio/flow/detail/child_scope.hpp"
+#include "corio/flow/gather.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/task/cancel.hpp"
 #include "corio/time/sleep.hpp"
@@ -177,6 +181,64 @@ task<> serve(tcp_listener& listener, F on_connection, serve_options options = {}
   connections.cancel_all();
   co_await shield(connections.wait_until(&detail::child_scope::all_done));
   std::rethrow_exception(stopped);
+}
+
+namespace detail {
+
+/// One loop's server of serve_every_loop: its own listener on the shared
+/// address, then the server.
+template <class Server>
+task<> serve_reusing_port(socket_address address, listen_options options, Server server) {
+  tcp_listener listener = tcp_listener::bind(address, options);
+  co_await server(listener);
+}
+
+template <class Server>
+task<> serve_on_loop(std::size_t loop, socket_address address, listen_options options,
+                     Server server) {
+  co_await submit_to(loop, [address, options, server]() mutable {
+    return serve_reusing_port(address, options, std::move(server));
+  });
+}
+
+}  // namespace detail
+
+/// Serves on every loop of this runtime: `listener`, bound on this loop
+/// with `listen_options::reuse_port`, serves here, and every other loop
+/// binds a listener of its own to the same address (SO_REUSEPORT: the
+/// kernel spreads new connections across the listeners, by a hash of the
+/// peer's address and port) and serves it. `server(tcp_listener&)` returns
+/// that loop's server task (serve, serve_http, or your own accept loop);
+/// it is copied to each loop, so per-loop state belongs in loop_local.
+/// Each connection stays on the loop that accepted it. Cancelling this
+/// cancels every loop's server and waits for them all; an error of one
+/// ends them all. Off a runtime, or with one loop, it serves `listener`
+/// alone.
+///
+/// \code
+///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8080),
+///                                      {.reuse_port = true});
+///   co_await corio::serve_every_loop(l, [](corio::tcp_listener& mine) {
+///     return corio::serve_http(mine, handler);
+///   });
+/// \endcode
+template <class Server>
+task<> serve_every_loop(tcp_listener& listener, Server server, listen_options options = {}) {
+  options.reuse_port = true;
+  if (loop_count() > 1 && !listener.reuses_port()) {
+    throw std::invalid_argument(
+        "corio::serve_every_loop: bind the listener with listen_options::reuse_port, so that "
+        "the other loops' listeners can share its port");
+  }
+  const socket_address address = listener.local_address();
+  const std::size_t here = this_loop_index();
+  std::vector<task<>> servers;
+  servers.reserve(loop_count());
+  for (std::size_t i = 0; i < loop_count(); ++i) {
+    servers.push_back(i == here ? server(listener)
+                                : detail::serve_on_loop(i, address, options, server));
+  }
+  co_await gather(std::move(servers));
 }
 
 }  // namespace corio

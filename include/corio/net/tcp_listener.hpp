@@ -44,6 +44,8 @@ class tcp_listener {
   [[nodiscard]] task<tcp_stream> accept();
 
   [[nodiscard]] socket_address local_address() const;
+  /// True when it was bound with listen_options::reuse_port.
+  [[nodiscard]] bool reuses_port() const;
   void close() noexcept;
   [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 

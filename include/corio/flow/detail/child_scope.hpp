@@ -29,6 +29,7 @@ class child_scope final : public task_owner {
   explicit child_scope(bool fail_fast, bool collect = true) noexcept
       : m_loop(&current_loop()), m_fail_fast(fail_fast), m_collect(collect) {
     m_opener = m_loop->current_task();
+    m_home = m_loop;
     m_loop->add_scope(*this);
   }
   child_scope(const child_scope&) = delete;

@@ -121,6 +121,10 @@ class loop_core : public task_owner {
   /// The I/O backend (src/io/backend.hpp).
   [[nodiscard]] backend& io() noexcept { return *m_io; }
 
+  /// This loop's index in its corio::runtime (0 on a loop of its own):
+  /// reports name loops by it.
+  std::size_t m_runtime_index = 0;
+
   /// Roots spawned on this loop and not finished.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return m_counters.live_tasks; }
   void note_spawned() noexcept { ++m_counters.live_tasks; }
@@ -169,7 +173,7 @@ class loop_core : public task_owner {
   }
 
  protected:
-  loop_core() = default;
+  loop_core() noexcept { m_home = this; }
   ~loop_core() = default;
 
   // Out of line on purpose: visible here, GCC would guess at it in

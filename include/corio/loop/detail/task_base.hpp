@@ -89,7 +89,9 @@ struct waiter {
   // to whoever sees the completion.
   bool m_defer_abort = false;
 
-  bool begin(std::coroutine_handle<> h) noexcept;  // false: cancelled, do not suspend
+  // false: cancelled, do not suspend. Always inlined: every suspension
+  // runs it, and GCC stops inlining it in large translation units.
+  [[gnu::always_inline]] inline bool begin(std::coroutine_handle<> h) noexcept;
   /// Records what the wait is for (task dumps); nothing when compiled out.
   void describe(const char* what) noexcept {
     if constexpr (observe_enabled) m_what = what;
@@ -170,6 +172,8 @@ struct frame_info {
 /// every live root can be found and cancelled. Child scopes are also linked
 /// into their loop's list of scopes (through this class's own list_node),
 /// so task dumps find every live root.
+class loop_core;
+
 class task_owner : public list_node {
  public:
   virtual void on_member_done(task_base& t) noexcept = 0;
@@ -179,6 +183,9 @@ class task_owner : public list_node {
   /// The task that opened this scope and waits for its members (nullptr for
   /// the loop itself).
   task_base* m_opener = nullptr;
+  /// The loop whose tasks these are (debug mode checks that a task is
+  /// resumed by its own loop).
+  loop_core* m_home = nullptr;
 
  protected:
   ~task_owner() = default;
