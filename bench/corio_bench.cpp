@@ -634,11 +634,9 @@ bool g_threads_given = false;
 /// spread.
 corio::task<std::string> per_loop_resumptions() {
   std::string out = ",\"resumptions_per_loop\":[";
-  for (std::size_t i = 0; i < corio::loop_count(); ++i) {
-    const u64 r = co_await corio::submit_to(
-        i, [] { return static_cast<u64>(corio::event_loop::current()->stats().resumptions); });
-    out += (i == 0 ? "" : ",") + std::to_string(r);
-  }
+  const std::vector<corio::loop_stats> loops = co_await corio::every_loop_stats();
+  for (std::size_t i = 0; i < loops.size(); ++i)
+    out += (i == 0 ? "" : ",") + std::to_string(loops[i].resumptions);
   co_return out + "]";
 }
 
@@ -956,11 +954,10 @@ int serve_network_on_every_loop(const workload& w, std::uint16_t port,
         stop);
     std::string syscalls;
     std::string resumptions;
-    for (std::size_t i = 0; i < corio::loop_count(); ++i) {
-      const corio::loop_stats s =
-          co_await corio::submit_to(i, [] { return corio::event_loop::current()->stats(); });
-      syscalls += (i == 0 ? "" : ",") + std::to_string(s.syscalls);
-      resumptions += (i == 0 ? "" : ",") + std::to_string(s.resumptions);
+    const std::vector<corio::loop_stats> loops = co_await corio::every_loop_stats();
+    for (std::size_t i = 0; i < loops.size(); ++i) {
+      syscalls += (i == 0 ? "" : ",") + std::to_string(loops[i].syscalls);
+      resumptions += (i == 0 ? "" : ",") + std::to_string(loops[i].resumptions);
     }
     co_return std::string(",\"backend\":\"") + corio::event_loop::current()->backend_name() +
         "\",\"syscalls_per_loop\":[" + syscalls + "],\"resumptions_per_loop\":[" + resumptions +

@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace corio::detail {
 
@@ -49,3 +50,19 @@ runtime_state& runtime_for(std::size_t target, const char* what) {
 }
 
 }  // namespace corio::detail
+
+namespace corio {
+
+task<std::vector<loop_stats>> every_loop_stats() {
+  std::vector<loop_stats> all;
+  if (detail::t_runtime == nullptr) {
+    all.push_back(detail::current_event_loop().stats());
+    co_return all;
+  }
+  all.reserve(loop_count());
+  for (std::size_t i = 0; i < loop_count(); ++i)
+    all.push_back(co_await submit_to(i, [] { return detail::current_event_loop().stats(); }));
+  co_return all;
+}
+
+}  // namespace corio

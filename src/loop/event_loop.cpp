@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "corio/detail/cpu_relax.hpp"
+#include "corio/detail/xorshift.hpp"
 #include "corio/errors.hpp"
 #include "corio/loop/detail/loop_hooks.hpp"
 #include "detail/environment.hpp"
@@ -166,20 +168,21 @@ void event_loop::queue_outbound(event_loop& target, detail::posted_node& node) n
   e->m_newest = &node;
   ++m_counters.messages_sent;
   if (++e->m_count < k_outbox_batch) return;
-  ++m_counters.message_batches;
-  target.post_chain(*e->m_newest, *e->m_oldest);
-  *e = m_outbox[--m_outbox_used];
+  send_batch(*e);
+  *e = m_outbox[--m_outbox_used];  // the last entry fills the gap
   m_outbox[m_outbox_used] = outbox_entry{};
 }
 
 void event_loop::flush_outbox() noexcept {
-  for (std::size_t i = 0; i < m_outbox_used; ++i) {
-    outbox_entry& e = m_outbox[i];
-    ++m_counters.message_batches;
-    e.m_target->post_chain(*e.m_newest, *e.m_oldest);
-    e = outbox_entry{};
-  }
+  for (std::size_t i = 0; i < m_outbox_used; ++i)
+    send_batch(m_outbox[i]);
   m_outbox_used = 0;
+}
+
+void event_loop::send_batch(outbox_entry& e) noexcept {
+  ++m_counters.message_batches;
+  e.m_target->post_chain(*e.m_newest, *e.m_oldest);
+  e = outbox_entry{};
 }
 
 void event_loop::post(std::function<void()> fn) {
@@ -275,11 +278,7 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
 bool event_loop::look_for_post(int looks) const noexcept {
   for (int i = 0; i < looks; ++i) {
     if (m_inbox.load(std::memory_order_relaxed) != nullptr) return true;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
+    detail::cpu_relax();
   }
   return false;
 }
@@ -316,10 +315,7 @@ void event_loop::shuffle_ready() {
       !items.empty() && (items.front()->m_flags & detail::tf_yielded) != 0 ? 1 : 0;
   if (items.size() < fixed + 2) return;
   for (std::size_t i = items.size() - 1; i > fixed; --i) {
-    m_rng ^= m_rng << 13;
-    m_rng ^= m_rng >> 7;
-    m_rng ^= m_rng << 17;
-    std::swap(items[i], items[fixed + m_rng % (i + 1 - fixed)]);
+    std::swap(items[i], items[fixed + detail::xorshift64(m_rng) % (i + 1 - fixed)]);
   }
   m_ready_head = m_ready_tail = nullptr;
   for (detail::task_base* t : items)
@@ -459,7 +455,6 @@ void event_loop::run_root(detail::task_base& main) {
   }
   if (hooked(detail::hook_run)) m_hooks->main_done(m_counters.live_tasks);
   shutdown();
-  if (m_outbox_used != 0) flush_outbox();  // ticks leave none; kept safe
   if (deadlock) {
     throw std::runtime_error(
         "corio: deadlock: the main task waits for something that can never happen "

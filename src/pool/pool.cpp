@@ -1,6 +1,7 @@
 // pool_core: the slow paths of pool<T> (waiting, creation, checks,
 // eviction, housekeeping, leak reports, close), which do not depend on T.
 #include "corio/pool/pool.hpp"
+#include "corio/detail/xorshift.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -234,10 +235,8 @@ std::int64_t pool_core::lifetime_for_new() noexcept {
   if (life <= 0) return scope_guard::never;
   std::int64_t cut = 0;
   if (life >= 10'000'000'000) {  // up to 2.5% earlier, so that they expire apart
-    m_jitter_state ^= m_jitter_state << 13;
-    m_jitter_state ^= m_jitter_state >> 7;
-    m_jitter_state ^= m_jitter_state << 17;
-    cut = static_cast<std::int64_t>(m_jitter_state % static_cast<std::uint64_t>(life / 40));
+    cut = static_cast<std::int64_t>(detail::xorshift64(m_jitter_state) %
+                                    static_cast<std::uint64_t>(life / 40));
   }
   return saturating_add(m_loop->now_ns(), life - cut);
 }

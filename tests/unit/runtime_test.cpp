@@ -572,4 +572,25 @@ TEST(Runtime, DebugModeReportsALoopLocalPrimitiveWokenFromAnotherLoop) {
   EXPECT_NE(dump.find("on this loop (loop 1 of 2)"), std::string::npos) << dump;
 }
 
+corio::task<void> yield_times(int n) {
+  for (int i = 0; i < n; ++i)
+    co_await corio::yield_now();
+}
+
+TEST(Runtime, EveryLoopStatsReadsEachLoopOnItsOwnThread) {
+  corio::runtime rt({.threads = 3});
+  rt.run([]() -> corio::task<void> {
+    const std::vector<corio::loop_stats> before = co_await corio::every_loop_stats();
+    co_await corio::submit_to(2, [] { return yield_times(100); });
+    const std::vector<corio::loop_stats> after = co_await corio::every_loop_stats();
+    EXPECT_EQ(after.size(), 3U);
+    EXPECT_GE(after[2].resumptions - before[2].resumptions, 100U) << "loop 2 ran the yields";
+    EXPECT_LT(after[1].resumptions - before[1].resumptions, 100U) << "loop 1 did not";
+  }());
+  const std::size_t alone = corio::run([]() -> corio::task<std::size_t> {
+    co_return (co_await corio::every_loop_stats()).size();
+  }());
+  EXPECT_EQ(alone, 1U) << "off a runtime: this loop's alone";
+}
+
 }  // namespace

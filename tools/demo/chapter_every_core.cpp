@@ -59,11 +59,9 @@ corio::task<u64> all_requests(spread& where, Spawn spawn_one) {
 /// The resumptions each loop of this runtime made, as "a / b / ...".
 corio::task<std::string> resumptions_per_loop() {
   std::string out;
-  for (std::size_t i = 0; i < corio::loop_count(); ++i) {
-    const auto r = co_await corio::submit_to(
-        i, [] { return corio::event_loop::current()->stats().resumptions; });
-    out += (i == 0 ? "" : " / ") + std::to_string(r);
-  }
+  const std::vector<corio::loop_stats> loops = co_await corio::every_loop_stats();
+  for (std::size_t i = 0; i < loops.size(); ++i)
+    out += (i == 0 ? "" : " / ") + std::to_string(loops[i].resumptions);
   co_return out;
 }
 

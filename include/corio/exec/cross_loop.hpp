@@ -20,6 +20,7 @@
 
 #include "corio/cancelled_error.hpp"
 #include "corio/detail/frame_pool.hpp"
+#include "corio/detail/xorshift.hpp"
 #include "corio/exec/thread_pool.hpp"
 #include "corio/flow/gather.hpp"
 #include "corio/loop/event_loop.hpp"
@@ -99,11 +100,7 @@ class runtime_state {
     const std::size_t self = t_loop_index;
     const std::size_t n = m_loops.size();
     if (n == 1) return self;
-    std::uint64_t& rng = t_pick_rng;
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    const std::size_t other = (self + 1 + rng % (n - 1)) % n;
+    const std::size_t other = (self + 1 + xorshift64(t_pick_rng) % (n - 1)) % n;
     const std::size_t theirs = std::max(m_loops[other]->published_load(), out_to(self, other));
     return theirs < core_of(*m_loops[self]).live_tasks() ? other : self;
   }
@@ -111,18 +108,17 @@ class runtime_state {
   /// Calls loop `from` sent to loop `to` that loop `to` has not finished,
   /// as loop `to` last told (once per tick of its own).
   [[nodiscard]] std::size_t out_to(std::size_t from, std::size_t to) const noexcept {
-    return m_out[from * m_out_stride + to].load(std::memory_order_relaxed);
+    return out_cell(from, to).load(std::memory_order_relaxed);
   }
   /// On loop `from`: a call went out to loop `to`.
   void note_sent(std::size_t from, std::size_t to) noexcept {
-    m_out[from * m_out_stride + to].fetch_add(1, std::memory_order_relaxed);
+    out_cell(from, to).fetch_add(1, std::memory_order_relaxed);
   }
   /// On this loop: a call from loop `from` finished here; told to the
   /// counts at this tick's end, together with the tick's others.
   void note_finished(std::size_t from) noexcept {
     const std::size_t here = t_loop_index;
     slot& mine = m_slots[here];
-    if (mine.m_finished_from == nullptr) return;
     ++mine.m_finished_from[from];
     if (!mine.m_tell_finished.linked()) core_of(*m_loops[here]).at_tick_end(mine.m_tell_finished);
   }
@@ -172,9 +168,13 @@ class runtime_state {
     std::size_t* finished = m_slots[here].m_finished_from.get();
     for (std::size_t from = 0; from < m_loops.size(); ++from) {
       if (finished[from] == 0) continue;
-      m_out[from * m_out_stride + here].fetch_sub(finished[from], std::memory_order_relaxed);
+      out_cell(from, here).fetch_sub(finished[from], std::memory_order_relaxed);
       finished[from] = 0;
     }
+  }
+
+  std::atomic<std::size_t>& out_cell(std::size_t from, std::size_t to) const noexcept {
+    return m_out[from * m_out_stride + to];
   }
 
   static void bump(std::atomic<std::uint64_t>& c) noexcept {
@@ -700,5 +700,15 @@ task<void> invoke_on_all(Fn fn) {
   }
   co_await gather(std::move(calls));
 }
+
+/// Every loop's statistics, in loop order, each read on its own loop's
+/// thread (a loop's figures are not synchronised for other threads): how
+/// work spread over the runtime. Off a runtime, this loop's alone.
+///
+/// \code
+///   for (const corio::loop_stats& s : co_await corio::every_loop_stats())
+///     std::printf("%llu resumptions\n", static_cast<unsigned long long>(s.resumptions));
+/// \endcode
+[[nodiscard]] task<std::vector<loop_stats>> every_loop_stats();
 
 }  // namespace corio

@@ -74,7 +74,8 @@ struct loop_options {
   /// without either side making a system call (waking a blocked loop costs
   /// an eventfd write and a wake-up, microseconds). corio::runtime sets it
   /// for its loops; a lone loop has nobody to hear from quickly, so the
-  /// default is zero. The spin counts as polling in the statistics.
+  /// default is zero. The spin counts as polling in the statistics, but
+  /// for its first few hundred looks (a quick hand-off reads no clock).
   std::chrono::nanoseconds idle_spin{0};
   /// How late a long timer may fire so that nearby timers share one
   /// wake-up. A timer due in d is rounded up to a power-of-two multiple of
@@ -257,6 +258,9 @@ class event_loop final : private detail::loop_core {
   void post_chain(detail::posted_node& newest, detail::posted_node& oldest) noexcept;
   void queue_outbound(event_loop& target, detail::posted_node& node) noexcept;
   void flush_outbox() noexcept;
+  struct outbox_entry;
+  // Pushes one target's batch and empties its entry.
+  void send_batch(outbox_entry& e) noexcept;
   // Watches the inbox for up to idle_spin (bounded by `timeout_ns`, -1:
   // none): true when a message came.
   bool spin_for_post(std::int64_t timeout_ns) noexcept;

@@ -3,6 +3,8 @@
 
 #include <mutex>
 
+#include "corio/detail/cpu_relax.hpp"
+
 namespace corio::detail {
 
 /// std::mutex, but a contended lock() first retries for a short while (the
@@ -16,20 +18,12 @@ class spinning_mutex {
   void lock() noexcept {
     for (int i = 0; i < 128; ++i) {
       if (m_mutex.try_lock()) return;
-#if defined(__x86_64__) || defined(__i386__)
-      __builtin_ia32_pause();
-#elif defined(__aarch64__)
-      asm volatile("yield");
-#endif
+      cpu_relax();
     }
     m_mutex.lock();
   }
-  bool try_lock() noexcept {
-    return m_mutex.try_lock();
-  }
-  void unlock() noexcept {
-    m_mutex.unlock();
-  }
+  bool try_lock() noexcept { return m_mutex.try_lock(); }
+  void unlock() noexcept { m_mutex.unlock(); }
 
  private:
   std::mutex m_mutex;
