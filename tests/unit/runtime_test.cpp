@@ -593,4 +593,24 @@ TEST(Runtime, EveryLoopStatsReadsEachLoopOnItsOwnThread) {
   EXPECT_EQ(alone, 1U) << "off a runtime: this loop's alone";
 }
 
+corio::task<void> nothing() {
+  co_return;
+}
+
+TEST(Runtime, TheMetricsExportCountsMessagesToOtherLoops) {
+  corio::runtime rt({.threads = 2});
+  const std::string text = rt.run([]() -> corio::task<std::string> {
+    for (int i = 0; i < 10; ++i)
+      corio::spawn_on(1, [] { return nothing(); });
+    co_await corio::submit_to(1, [] { return 0; });  // the 11th, in the same batch
+    corio::metrics_registry metrics;
+    metrics.add_loop(*corio::event_loop::current(), "0");  // read on its own thread
+    co_return metrics.prometheus();
+  }());
+  EXPECT_NE(text.find("corio_loop_messages_sent_total{loop=\"0\"} 11\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("corio_loop_message_batches_total{loop=\"0\"} 1\n"), std::string::npos)
+      << text;
+}
+
 }  // namespace
