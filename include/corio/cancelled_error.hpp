@@ -18,6 +18,7 @@ namespace corio {
 /// awaits the cleanup shielded and rethrows.
 class cancelled_error {
  public:
+  /// The fixed message "corio: task cancelled" (for logs; there is no other payload).
   [[nodiscard]] const char* what() const noexcept { return "corio: task cancelled"; }
 };
 

@@ -14,6 +14,7 @@ namespace corio {
 /// Thrown by `timeout()` and `timeout_at()` when the deadline passes first.
 class timeout_error : public std::runtime_error {
  public:
+  /// A timeout with the generic message "corio: operation timed out".
   timeout_error() : std::runtime_error("corio: operation timed out") {}
   /// A timeout that says what waited, and for how long (a pool's acquire).
   explicit timeout_error(const std::string& what) : std::runtime_error(what) {}
@@ -38,8 +39,12 @@ class queue_closed : public std::runtime_error {
 /// first. `got()` says how many bytes did arrive (asyncio's IncompleteReadError).
 class incomplete_read_error : public std::runtime_error {
  public:
+  /// Records that `got` of the `wanted` bytes arrived; `what()` reads
+  /// "corio: stream ended after <got> of <wanted> bytes".
   incomplete_read_error(std::size_t got, std::size_t wanted);
+  /// How many bytes arrived before the end of the stream (fewer than `wanted()`).
   [[nodiscard]] std::size_t got() const noexcept { return m_got; }
+  /// How many bytes the read asked for.
   [[nodiscard]] std::size_t wanted() const noexcept { return m_wanted; }
 
  private:
@@ -54,8 +59,10 @@ class incomplete_read_error : public std::runtime_error {
 /// the buffer held.
 class limit_overrun_error : public std::length_error {
  public:
+  /// An overrun with message `what`, when the buffer held `buffered` bytes.
   limit_overrun_error(const std::string& what, std::size_t buffered)
       : std::length_error(what), m_buffered(buffered) {}
+  /// How many bytes the buffer held when the limit was hit.
   [[nodiscard]] std::size_t buffered() const noexcept { return m_buffered; }
 
  private:
@@ -67,6 +74,8 @@ class limit_overrun_error : public std::length_error {
 /// its first failure itself, as asyncio.gather does.)
 class task_group_error : public std::runtime_error {
  public:
+  /// Takes the failures, first one first; `what()` becomes
+  /// "N task(s) failed; <first message>; <second message>...".
   explicit task_group_error(std::vector<std::exception_ptr> errors);
 
   /// The failures, first one first.

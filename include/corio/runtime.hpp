@@ -50,6 +50,9 @@ struct runtime_options {
 /// \endcode
 class runtime {
  public:
+  /// Sizes a runtime with `options` (0 threads: one per CPU this process
+  /// may run on). Starts nothing: the loops and their threads exist only
+  /// during run().
   explicit runtime(runtime_options options = {});
   ~runtime();
   runtime(const runtime&) = delete;
@@ -60,7 +63,8 @@ class runtime {
 
   /// Runs `main` to completion on loop 0 (this thread) with the other
   /// loops running; returns its value or rethrows its error. Once per
-  /// runtime.
+  /// runtime: a second call, or a call on a thread that runs a loop,
+  /// throws std::logic_error.
   template <class T>
   T run(task<T> main) {
     if constexpr (std::is_void_v<T>) {

@@ -559,9 +559,14 @@ struct remote_spawn final : posted_node {
 template <class T>
 class remote_handle {
  public:
+  /// An empty handle (`valid()` is false) that refers to no task.
   remote_handle() noexcept = default;
+  /// Adopts the shared state `s`; called by `spawn_balanced`, not by user code.
   explicit remote_handle(detail::remote_state<T>* s) noexcept : m_state(s) {}
+  /// Takes over `o`'s task; `o` becomes empty.
   remote_handle(remote_handle&& o) noexcept : m_state(std::exchange(o.m_state, nullptr)) {}
+  /// Drops the task this handle referred to (which keeps running) and takes
+  /// over `o`'s.
   remote_handle& operator=(remote_handle&& o) noexcept {
     if (this != &o) {
       reset();
@@ -573,6 +578,7 @@ class remote_handle {
   remote_handle& operator=(const remote_handle&) = delete;
   ~remote_handle() { reset(); }
 
+  /// True when the handle refers to a task (not default-constructed or moved from).
   [[nodiscard]] bool valid() const noexcept { return m_state != nullptr; }
   /// True once the task's outcome is back on this loop.
   [[nodiscard]] bool done() const noexcept { return m_state != nullptr && m_state->m_done; }
@@ -618,8 +624,9 @@ class remote_handle {
 /// is stopping.
 ///
 /// \code
-///   std::size_t hits = co_await corio::submit_to(2, [&key] { return cache_of_loop_2.count(key);
-///   }); auto page = co_await corio::submit_to(1, [url]() -> corio::task<std::string> {
+///   std::size_t hits =
+///       co_await corio::submit_to(2, [&key] { return cache_of_loop_2.count(key); });
+///   auto page = co_await corio::submit_to(1, [url]() -> corio::task<std::string> {
 ///     co_return co_await fetch(url);
 ///   });
 /// \endcode

@@ -28,6 +28,11 @@ namespace corio {
 template <class T>
 class loop_local {
  public:
+  /// Sizes one empty slot per loop of the current thread's runtime (one off a
+  /// runtime); `make` runs later, on each loop's first `local()`. Make it on
+  /// a loop of the runtime it serves: `local()` throws std::logic_error when
+  /// the calling loop's index is out of range (a loop of another, larger
+  /// runtime), and other use from another runtime is not detected.
   explicit loop_local(std::function<T()> make)
       : m_make(std::move(make)), m_instances(loop_count()) {}
   loop_local(const loop_local&) = delete;

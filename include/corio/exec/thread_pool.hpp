@@ -35,12 +35,12 @@ struct thread_pool_options {
 
 /// Counters of a thread_pool, read at any time from any thread.
 struct thread_pool_stats {
-  std::size_t threads = 0;      // started so far
-  std::size_t queued = 0;       // waiting for a thread now
-  std::size_t running = 0;      // on a thread now
-  std::uint64_t completed = 0;  // jobs finished (results posted back)
-  std::uint64_t rejected = 0;   // offloads refused by queue_limit
-  std::size_t peak_queued = 0;
+  std::size_t threads = 0;      ///< Worker threads started so far.
+  std::size_t queued = 0;       ///< Jobs waiting for a thread now.
+  std::size_t running = 0;      ///< Jobs on a thread now.
+  std::uint64_t completed = 0;  ///< Jobs finished (results posted back).
+  std::uint64_t rejected = 0;   ///< Offloads refused by `queue_limit`.
+  std::size_t peak_queued = 0;  ///< The most jobs ever waiting at once.
 };
 
 namespace detail {
@@ -105,13 +105,22 @@ struct call_result {
 /// \endcode
 class thread_pool {
  public:
+  /// A pool of `threads` workers (0 counts as 1), all started now, with no
+  /// queue limit.
   explicit thread_pool(std::size_t threads) : thread_pool(thread_pool_options{threads}) {}
+  /// A pool sized by `options` (a `threads` of 0 counts as 1). Unless
+  /// `start_on_demand` is set, every worker starts now, and a thread that
+  /// cannot start throws std::system_error.
   explicit thread_pool(const thread_pool_options& options);
   ~thread_pool();
   thread_pool(const thread_pool&) = delete;
   thread_pool& operator=(const thread_pool&) = delete;
 
+  /// A consistent snapshot of the pool's counters (taken under its lock);
+  /// safe to call from any thread.
   [[nodiscard]] thread_pool_stats stats() const noexcept;
+  /// The options the pool was made with, as given (a `threads` of 0 is
+  /// reported as 0, though the pool runs one worker).
   [[nodiscard]] const thread_pool_options& options() const noexcept { return m_options; }
 
   /// Queues `job` (used by offload); false when the queue is full.

@@ -136,14 +136,21 @@ inline generator_promise<T> generator_promise<T>::s_empty;
 template <class T>
 class [[nodiscard]] async_generator {
  public:
+  /// The coroutine promise type, required by the C++ coroutine machinery; not for direct use.
   using promise_type = detail::generator_promise<T>;
+  /// The item type `next()` gives (in a `std::optional`): `T` without reference or cv.
   using value_type = std::remove_cvref_t<T>;
+  /// The coroutine handle type of the body; an implementation detail.
   using handle_type = std::coroutine_handle<promise_type>;
 
+  /// An empty generator: `done()` is true and `next()` gives std::nullopt.
   async_generator() noexcept = default;
+  /// Adopts the coroutine `h`; called by the promise, not by user code.
   explicit async_generator(handle_type h) noexcept : m_p(&h.promise()) {}
+  /// Takes over `o`'s body; `o` becomes empty.
   async_generator(async_generator&& o) noexcept
       : m_p(std::exchange(o.m_p, &promise_type::s_empty)) {}
+  /// Destroys the body this generator holds (if any) and takes over `o`'s.
   async_generator& operator=(async_generator&& o) noexcept {
     if (this != &o) {
       destroy();

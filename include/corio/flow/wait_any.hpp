@@ -11,11 +11,14 @@ namespace corio {
 /// The result of `wait_any`: which task finished first, and its value.
 template <class T>
 struct any_result {
+  /// Position, in the vector passed to `wait_any`, of the task that finished first.
   std::size_t index;
-  T value;
+  T value;  ///< That task's value.
 };
+/// The result of `wait_any` over `task<>`s: which task finished first.
 template <>
 struct any_result<void> {
+  /// Position, in the vector passed to `wait_any`, of the task that finished first.
   std::size_t index;
 };
 

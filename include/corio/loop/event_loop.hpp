@@ -39,8 +39,8 @@ namespace corio {
 /// Which system interface a loop waits on for I/O.
 enum class io_backend_kind : std::uint8_t {
   automatic,  ///< io_uring when the kernel allows it, else epoll
-  epoll,
-  uring,  ///< io_uring, falling back to epoll when it is unavailable
+  epoll,      ///< epoll (readiness plus non-blocking system calls)
+  uring,      ///< io_uring, falling back to epoll when it is unavailable
 };
 
 /// How an event loop runs. The defaults suit production.
@@ -61,6 +61,8 @@ struct loop_options {
   /// environment. The seed is logged once per process;
   /// `CORIO_SHUFFLE_SEED` replays it.
   std::optional<bool> shuffle{};
+  /// The seed of the shuffle when it is on; 0 (the default) takes the
+  /// process-wide seed (`CORIO_SHUFFLE_SEED`, else a random one, logged).
   std::uint64_t shuffle_seed = 0;
   /// Resumptions per iteration before timers and I/O are looked at again.
   std::uint32_t budget = 256;
@@ -131,6 +133,7 @@ struct loop_options {
 /// `read_buffer_bytes`. The times need `loop_options::stats`, the last two
 /// debug mode and the watchdog.
 struct loop_stats : detail::loop_counters {
+  /// Timers armed on the loop now (sleeps, deadlines of `timeout`s and the like).
   std::size_t pending_timers = 0;
   /// System calls the loop's I/O backend made on this thread: each
   /// non-blocking attempt, epoll_wait and epoll_ctl, io_uring_enter,
@@ -140,9 +143,12 @@ struct loop_stats : detail::loop_counters {
   /// io_uring, the provided buffers that multishot receives filled; at most
   /// a few per socket). Always 0 on epoll, where data waits in the kernel.
   std::size_t read_buffer_bytes = 0;
-  /// Since the loop was made: time blocked waiting for I/O or timers, and
-  /// the rest (running tasks, timers, callbacks). Kept with `stats`.
+  /// Since the loop was made: time blocked waiting for I/O or timers. Kept
+  /// with `stats`.
   std::chrono::nanoseconds polling{0};
+  /// Since the loop was made: the time not spent `polling` (running tasks,
+  /// timers, callbacks), up to the current tick. Without `stats` it is the
+  /// whole time since the loop was made.
   std::chrono::nanoseconds running{0};
   /// Resumptions longer than slow_callback_duration (debug mode).
   std::uint64_t slow_resumptions = 0;
@@ -187,6 +193,10 @@ void install_hooks(event_loop& loop, std::unique_ptr<loop_hooks> hooks) noexcept
 /// \endcode
 class event_loop final : private detail::loop_core {
  public:
+  /// Makes a loop with `options` (the environment variables named there may
+  /// override them) and opens its I/O backend. Does not run anything: a loop
+  /// runs through `corio::run` (run.hpp). Throws std::system_error when the
+  /// backend cannot be set up.
   explicit event_loop(loop_options options = {});
   ~event_loop();
   event_loop(const event_loop&) = delete;
@@ -224,10 +234,17 @@ class event_loop final : private detail::loop_core {
   /// will `post` back (see work_guard). Call it on the loop's thread.
   [[nodiscard]] work_guard keep_alive();
 
+  /// The loop's figures now (see loop_stats). Not synchronised: call it on
+  /// the loop's thread (`every_loop_stats()` reads every loop of a runtime).
   [[nodiscard]] loop_stats stats() const noexcept;
   /// Sends a report (debug mode's findings, dumps) to `loop_options::report`.
   using loop_core::report;
+  /// The options in effect: as given, except that `CORIO_DEBUG` may have
+  /// turned debug mode on, debug mode turns the watchdog on, and a build
+  /// with CORIO_NO_OBSERVE turns debug, task_timing, stats and watchdog off.
+  /// (`CORIO_BACKEND` and `CORIO_SHUFFLE` are not reflected here.)
   [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
+  /// The I/O backend in use, "epoll" or "io_uring" (after any fallback).
   [[nodiscard]] const char* backend_name() const noexcept;
 
  private:
@@ -349,9 +366,14 @@ inline const loop_core& core_of(const event_loop& loop) noexcept {
 /// \endcode
 class work_guard {
  public:
+  /// An empty guard that holds no loop (`loop()` is nullptr).
   work_guard() noexcept = default;
+  /// Holds `loop` open (as `loop.keep_alive()`). Call it on the loop's
+  /// thread; throws std::bad_alloc when it cannot allocate its release message.
   explicit work_guard(event_loop& loop);
+  /// Takes over `o`'s hold on its loop; `o` becomes empty.
   work_guard(work_guard&& o) noexcept : m_release(std::exchange(o.m_release, nullptr)) {}
+  /// Releases this guard's loop (as `reset()`) and takes over `o`'s hold.
   work_guard& operator=(work_guard&& o) noexcept {
     if (this != &o) {
       reset();
@@ -363,7 +385,8 @@ class work_guard {
   work_guard& operator=(const work_guard&) = delete;
   ~work_guard() { reset(); }
 
-  /// Runs `fn` on the loop's thread soon (event_loop::post).
+  /// Runs `fn` on the loop's thread soon (event_loop::post). Throws
+  /// std::logic_error on an empty or released guard.
   void post(std::function<void()> fn) const;
   /// Lets the loop go, once what was posted before has run. Idempotent.
   void reset() noexcept;

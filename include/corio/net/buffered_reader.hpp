@@ -41,8 +41,12 @@ namespace corio {
 template <class Stream = tcp_stream>
 class buffered_reader {
  public:
+  /// The default buffer bound: 64 KiB (asyncio's default `limit`).
   static constexpr std::size_t default_max_buffer = std::size_t{64} * 1024;
 
+  /// A reader of `stream` (which it refers to, not owns) whose buffer holds
+  /// at most `max_buffer` bytes (0 counts as 1). Reads nothing until asked;
+  /// the buffer is allocated, and grown up to `max_buffer`, as reads need it.
   explicit buffered_reader(Stream& stream, std::size_t max_buffer = default_max_buffer)
       : m_stream(&stream), m_max(std::max<std::size_t>(max_buffer, 1)) {}
 
@@ -89,6 +93,7 @@ class buffered_reader {
   /// What is buffered now, without reading (zero-copy parsing); drop what
   /// you used with discard().
   [[nodiscard]] std::string_view buffered() const noexcept { return m_in.pending(); }
+  /// Drops the first `n` buffered bytes (all of them when fewer are buffered).
   void discard(std::size_t n) noexcept { m_in.consume(std::min(n, m_in.size())); }
   /// True once the stream has ended and the buffer is empty.
   [[nodiscard]] bool at_eof() const noexcept { return m_eof && m_in.empty(); }

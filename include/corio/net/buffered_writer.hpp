@@ -40,8 +40,13 @@ namespace corio {
 template <class Stream = tcp_stream>
 class buffered_writer {
  public:
+  /// The default buffer size: 64 KiB.
   static constexpr std::size_t default_capacity = std::size_t{64} * 1024;
 
+  /// A writer to `stream` (which it refers to, not owns) with a buffer of
+  /// `capacity` bytes (0 counts as 1), allocated on the first buffered write.
+  /// The destructor does not flush: bytes still buffered then are dropped,
+  /// so await flush() before letting the writer go.
   explicit buffered_writer(Stream& stream, std::size_t capacity = default_capacity)
       : m_stream(&stream), m_capacity(std::max<std::size_t>(capacity, 1)) {}
 
@@ -80,6 +85,7 @@ class buffered_writer {
 
   /// Bytes buffered and not yet sent.
   [[nodiscard]] std::size_t buffered() const noexcept { return m_end - m_begin; }
+  /// The buffer's size in bytes: the most `put` can hold before a flush.
   [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
 
  private:

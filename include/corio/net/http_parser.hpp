@@ -13,18 +13,20 @@ namespace corio {
 
 /// One header field as it appeared (name case kept, value trimmed).
 struct http_header {
-  std::string_view name;
-  std::string_view value;
+  std::string_view name;   ///< The field name, as sent (compare it case-insensitively).
+  std::string_view value;  ///< The field value, without leading and trailing spaces and tabs.
 };
 
 /// A parsed request. Every view points into the bytes given to the parser
 /// and lives as long as they stay put.
 struct http_request {
-  std::string_view method;
-  std::string_view target;
-  int version_minor = 1;  // HTTP/1.<version_minor>
+  std::string_view method;  ///< The method token, such as "GET" (case-sensitive).
+  std::string_view target;  ///< The request target as sent ("/path?query", or an absolute URI).
+  int version_minor = 1;    ///< Minor version: 1 (HTTP/1.1) or 0 (HTTP/1.0); any digit is accepted.
+  /// The header fields in order of arrival. They live in the parser: valid
+  /// until its next parse().
   std::span<const http_header> headers;
-  std::string_view body;  // Content-Length bytes; empty without one
+  std::string_view body;  ///< Content-Length bytes; empty without one.
   /// Whether the connection stays open after the response: HTTP/1.1
   /// unless "Connection: close", HTTP/1.0 only with "Connection: keep-alive".
   bool keep_alive = true;
@@ -36,13 +38,13 @@ struct http_request {
 /// What the parser makes of the bytes so far. Every error maps to the
 /// response status a server sends before closing the connection.
 enum class http_parse_status : std::uint8_t {
-  complete,               // request() is valid; consumed() bytes belong to it
-  incomplete,             // more bytes are needed
-  bad_request,            // 400: malformed request line, header or length
-  header_too_large,       // 431: request line and headers over the limit
-  body_too_large,         // 413: Content-Length over the limit
-  not_implemented,        // 501: Transfer-Encoding (chunked bodies) is not supported
-  version_not_supported,  // 505: not HTTP/1.x
+  complete,               ///< request() is valid; consumed() bytes belong to it
+  incomplete,             ///< more bytes are needed
+  bad_request,            ///< 400: malformed request line, header or length
+  header_too_large,       ///< 431: request line and headers over the limit
+  body_too_large,         ///< 413: Content-Length over the limit
+  not_implemented,        ///< 501: Transfer-Encoding (chunked bodies) is not supported
+  version_not_supported,  ///< 505: not HTTP/1.x
 };
 
 /// The status code that answers a parse error (400, 431, 413, 501, 505),
@@ -50,11 +52,14 @@ enum class http_parse_status : std::uint8_t {
 [[nodiscard]] int http_error_status(http_parse_status s) noexcept;
 
 /// Bounds on one request. The parser never asks for more than
-/// max_header_bytes + max_body_bytes of buffered input.
+/// max_header_bytes + max_body_bytes of buffered input. Past
+/// max_header_bytes (empty lines before the request line count too) or
+/// max_headers, parse() says `header_too_large`; past max_body_bytes,
+/// `body_too_large`, known from the head before any of the body is read.
 struct http_limits {
-  std::size_t max_header_bytes = std::size_t{8} * 1024;  // request line and header fields
-  std::size_t max_headers = 64;
-  std::size_t max_body_bytes = std::size_t{1024} * 1024;
+  std::size_t max_header_bytes = std::size_t{8} * 1024;   ///< request line and header fields
+  std::size_t max_headers = 64;                           ///< header fields at most
+  std::size_t max_body_bytes = std::size_t{1024} * 1024;  ///< Content-Length at most
 };
 
 /// Parses one request at a time from the front of a buffer. Call parse()
@@ -78,13 +83,23 @@ struct http_limits {
 /// \endcode
 class http_request_parser {
  public:
+  /// A parser that enforces `limits` on every request it parses.
   explicit http_request_parser(http_limits limits = {});
 
+  /// Parses the request at the front of `data` (all bytes received so far
+  /// and not yet dropped). Returns `complete` when the whole request
+  /// (head and Content-Length body) is there, `incomplete` when more bytes
+  /// are needed, otherwise the error the server should answer (errors are
+  /// returned, not thrown).
   http_parse_status parse(std::string_view data);
 
+  /// The request parsed last. Its views point into the `data` of the last
+  /// parse() call (and into the parser, for `headers`); meaningful after
+  /// `complete`, and valid until the next parse() or until those bytes move.
   [[nodiscard]] const http_request& request() const noexcept { return m_request; }
   /// Bytes of the complete request (leading empty lines, head and body).
   [[nodiscard]] std::size_t consumed() const noexcept { return m_consumed; }
+  /// The limits the parser enforces.
   [[nodiscard]] const http_limits& limits() const noexcept { return m_limits; }
   /// After parse() said `incomplete`: the head has arrived and asks for
   /// `Expect: 100-continue` (HTTP/1.1), and its body has not all arrived.

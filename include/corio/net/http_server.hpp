@@ -32,6 +32,7 @@ namespace corio {
 /// handler that sets small bodies allocates nothing once it is warm.
 class http_response {
  public:
+  /// The status code to send; 200 unless set_status() changed it.
   [[nodiscard]] int status() const noexcept { return m_status; }
   /// 100..999; std::invalid_argument otherwise.
   void set_status(int code);
@@ -39,9 +40,15 @@ class http_response {
   /// not a token or the value holds CR, LF or another control character
   /// (so a request's bytes copied into a header cannot split the response).
   void add_header(std::string_view name, std::string_view value);
+  /// Replaces the body with a copy of `body` (Content-Length follows it;
+  /// a response to HEAD sends the length without the body).
   void set_body(std::string_view body) { m_body.assign(body); }
+  /// The body, to build in place (append to it rather than copy a string in).
   [[nodiscard]] std::string& body() noexcept { return m_body; }
+  /// The body as it stands.
   [[nodiscard]] const std::string& body() const noexcept { return m_body; }
+  /// The headers added so far, as the "Name: value" lines (each ending in
+  /// CR LF) the server sends (without the Content-Length and Connection it adds itself).
   [[nodiscard]] std::string_view header_lines() const noexcept { return m_headers; }
   /// Back to 200 with no headers and no body (capacity kept).
   void clear() noexcept {

@@ -15,7 +15,11 @@ namespace corio {
 /// an unknown host), `what()` its message and the name looked up.
 class resolve_error : public std::runtime_error {
  public:
+  /// A failure `code` (an EAI_* value) looking up `host`; `what()` reads
+  /// "corio: cannot resolve '<host>': <gai_strerror(code)>".
   resolve_error(int code, const std::string& host);
+  /// getaddrinfo's EAI_* code (EAI_SYSTEM never appears here: `resolve`
+  /// throws std::system_error for it instead).
   [[nodiscard]] int code() const noexcept { return m_code; }
 
  private:

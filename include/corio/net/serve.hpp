@@ -36,8 +36,10 @@ struct server_stats {
   std::uint64_t idle_closed = 0;
   /// Bytes of buffer the connections hold now (HTTP: input and output
   /// buffers), and the most one connection ever held: the memory a client
-  /// can make the server keep.
+  /// can make the server keep. Only serve_http keeps these two; plain
+  /// `serve` leaves them at 0 (its handler owns its buffers).
   std::size_t buffer_bytes = 0;
+  /// The most buffer one connection ever held (see buffer_bytes).
   std::size_t peak_connection_buffer_bytes = 0;
 };
 

@@ -9,6 +9,7 @@ namespace corio {
 
 /// How a listener is set up.
 struct listen_options {
+  /// listen()'s backlog: connections the kernel queues before accept (it may cap it).
   int backlog = 1024;
   /// SO_REUSEPORT: several listeners (one per loop) share the port and the
   /// kernel spreads connections between them.
@@ -34,6 +35,7 @@ struct listen_options {
 /// \endcode
 class tcp_listener {
  public:
+  /// A listener that holds no socket (native_handle() is -1).
   tcp_listener() noexcept = default;
 
   /// Binds and listens; port 0 picks a free port (see local_address()).
@@ -43,10 +45,14 @@ class tcp_listener {
   /// The next connection.
   [[nodiscard]] task<tcp_stream> accept();
 
+  /// The address the socket is bound to (the port chosen, after binding
+  /// port 0). Throws std::system_error (getsockname), as on a closed listener.
   [[nodiscard]] socket_address local_address() const;
   /// True when it was bound with listen_options::reuse_port.
   [[nodiscard]] bool reuses_port() const;
+  /// Closes the socket now (the destructor does it otherwise); idempotent.
   void close() noexcept;
+  /// The socket's descriptor, still owned by the listener; -1 when closed.
   [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:

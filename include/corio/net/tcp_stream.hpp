@@ -34,6 +34,7 @@ namespace corio {
 /// \endcode
 class tcp_stream {
  public:
+  /// A stream that holds no socket (is_open() is false).
   tcp_stream() noexcept = default;
   /// Adopts a connected, non-blocking descriptor.
   explicit tcp_stream(int fd) noexcept : m_fd(fd) {}
@@ -73,6 +74,8 @@ class tcp_stream {
                                                   std::error_code& ec) noexcept {
     return {detail::io_kind::recv, m_fd.get(), buf, len, "recv", ec};
   }
+  /// write_some without exceptions for I/O errors: a failure sets `ec` and
+  /// gives 0; success clears it (see the read_some overload above).
   [[nodiscard]] detail::io_awaitable_ec write_some(const void* buf, std::size_t len,
                                                    std::error_code& ec) noexcept {
     return {detail::io_kind::send, m_fd.get(), const_cast<void*>(buf), len, "send", ec};
@@ -106,9 +109,16 @@ class tcp_stream {
   /// TCP_NODELAY: send small writes at once (no Nagle delay).
   void set_nodelay(bool on);
 
+  /// This end's address. Throws std::system_error (getsockname), as on a
+  /// closed stream.
   [[nodiscard]] socket_address local_address() const;
+  /// The peer's address. Throws std::system_error (getpeername: ENOTCONN
+  /// once the peer is gone, for instance).
   [[nodiscard]] socket_address peer_address() const;
+  /// True while the stream holds a descriptor (not default-constructed,
+  /// moved from or closed); says nothing about the peer.
   [[nodiscard]] bool is_open() const noexcept { return m_fd.get() >= 0; }
+  /// The socket's descriptor, still owned by the stream; -1 when closed.
   [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:

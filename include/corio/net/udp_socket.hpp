@@ -15,9 +15,9 @@ namespace corio {
 /// One datagram received: its length, who sent it, and whether it was
 /// longer than the buffer (the rest of it is then lost, as with recvfrom).
 struct datagram {
-  std::size_t size = 0;
-  socket_address from;
-  bool truncated = false;
+  std::size_t size = 0;  ///< Bytes placed in the buffer (at most its length, even when truncated).
+  socket_address from;   ///< The sender's address.
+  bool truncated = false;  ///< True when the datagram was longer than the buffer (MSG_TRUNC).
 };
 
 /// Options of udp_socket::bind.
@@ -98,6 +98,7 @@ struct recv_msg_awaitable : msg_call {
 /// \endcode
 class udp_socket {
  public:
+  /// A socket object that holds no descriptor (is_open() is false).
   udp_socket() noexcept = default;
 
   /// A socket bound to `local` (port 0: the kernel picks one).
@@ -119,9 +120,16 @@ class udp_socket {
     return {m_fd.get(), buf, len};
   }
 
+  /// The address the socket is bound to (the port chosen, after binding
+  /// port 0). Throws std::system_error (getsockname).
   [[nodiscard]] socket_address local_address() const;
+  /// Closes the socket now (the destructor does it otherwise); idempotent.
+  /// Calls of other tasks pending on it fail with ECANCELED.
   void close() noexcept { m_fd.reset(); }
+  /// True while the socket holds a descriptor (not default-constructed,
+  /// moved from or closed).
   [[nodiscard]] bool is_open() const noexcept { return m_fd.get() >= 0; }
+  /// The socket's descriptor, still owned by the socket; -1 when closed.
   [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:

@@ -12,8 +12,8 @@ namespace corio {
 /// A histogram of durations in nanoseconds with log-linear buckets (as
 /// HdrHistogram does): each power of two is cut into 16 equal buckets, so
 /// any quantile is known within 1/16 (6.25%) of its value, from 1 ns to
-/// about 18 minutes (longer values land in the last bucket; the maximum is
-/// kept exactly). Recording is a few instructions and never allocates; the
+/// about 36 minutes (2^41 ns; longer values land in the last bucket; the
+/// maximum is kept exactly). Recording is a few instructions and never allocates; the
 /// whole histogram is one fixed array (about 5 KiB), so it can be copied as
 /// a snapshot. Not thread-safe: one writer, or a lock around it.
 ///
@@ -24,9 +24,14 @@ namespace corio {
 /// \endcode
 class latency_histogram {
  public:
+  /// Bits of each power of two that pick its bucket: 2^sub_bits buckets per power.
   static constexpr int sub_bits = 4;
+  /// Buckets per power of two (16); also the values below 16 ns, one bucket each.
   static constexpr std::uint64_t sub_count = 1U << sub_bits;
+  /// The highest power of two with buckets of its own: values below
+  /// 2^(max_exponent + 1) ns are bucketed exactly, larger ones go to the last bucket.
   static constexpr int max_exponent = 40;  // 2^40 ns ~ 18.3 min
+  /// The number of buckets (608): the size of the fixed array.
   static constexpr std::size_t bucket_count = (max_exponent - sub_bits + 2) * sub_count;
 
   /// Records one duration of `ns` nanoseconds (negative counts as 0).
@@ -37,6 +42,7 @@ class latency_histogram {
     m_sum_ns += v;
     if (v > m_max_ns) m_max_ns = v;
   }
+  /// Records one duration, converted to nanoseconds (truncated; negative counts as 0).
   template <class Rep, class Period>
   void record(std::chrono::duration<Rep, Period> d) noexcept {
     record_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
@@ -44,15 +50,20 @@ class latency_histogram {
 
   /// Adds every sample of `other` (to combine histograms of several loops).
   void merge(const latency_histogram& other) noexcept;
+  /// Forgets every sample: back to an empty histogram.
   void reset() noexcept { *this = latency_histogram(); }
 
+  /// The number of samples recorded.
   [[nodiscard]] std::uint64_t count() const noexcept { return m_count; }
+  /// The longest sample, exactly; 0 when empty.
   [[nodiscard]] std::chrono::nanoseconds max() const noexcept {
     return std::chrono::nanoseconds(m_max_ns);
   }
+  /// The total of all samples, exactly; 0 when empty.
   [[nodiscard]] std::chrono::nanoseconds sum() const noexcept {
     return std::chrono::nanoseconds(m_sum_ns);
   }
+  /// The exact mean, sum() / count() rounded down; 0 when empty.
   [[nodiscard]] std::chrono::nanoseconds mean() const noexcept {
     return std::chrono::nanoseconds(m_count == 0 ? 0 : m_sum_ns / m_count);
   }

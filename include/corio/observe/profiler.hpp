@@ -29,8 +29,8 @@ struct profiler_options {
 
 /// One operation's statistics, as `profiler::snapshot()` gives them.
 struct profile_entry {
-  std::string name;
-  latency_histogram histogram;
+  std::string name;             ///< The operation's name, as given to measure() or record().
+  latency_histogram histogram;  ///< Its durations (a copy, taken under the profiler's lock).
   /// Scopes that ended by an exception (cancellation included).
   std::uint64_t errors = 0;
 };
@@ -54,6 +54,7 @@ class profiler {
  public:
   class scope;
 
+  /// An empty profiler that logs slow operations as `options` says.
   explicit profiler(profiler_options options = {});
   profiler(const profiler&) = delete;
   profiler& operator=(const profiler&) = delete;
@@ -88,6 +89,8 @@ class profiler {
 /// A running measurement (see profiler::measure). Move-only.
 class profiler::scope {
  public:
+  /// Takes over `o`'s measurement; `o` then records nothing. The scope (and
+  /// any it was moved into) must not outlive its profiler.
   scope(scope&& o) noexcept
       : m_owner(std::exchange(o.m_owner, nullptr)),
         m_metric(o.m_metric),

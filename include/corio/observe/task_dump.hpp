@@ -17,8 +17,8 @@ struct task_info {
   /// The coroutine function the task runs ("serve(int)"), its file and line
   /// (GCC gives the line of the function's closing brace).
   std::string function;
-  std::string file;
-  unsigned line = 0;
+  std::string file;   ///< The source file of `function` (see above).
+  unsigned line = 0;  ///< The line in `file` (see above).
   /// "running" (this very resumption), "ready" (queued to run), "waiting";
   /// "cancelling" is added when a cancellation was requested.
   std::string state;
@@ -40,7 +40,7 @@ struct task_info {
 /// Every live task of `loop` (detached ones, then members of task groups
 /// and gathers).
 [[nodiscard]] std::vector<task_info> list_tasks(event_loop& loop);
-/// The same for the loop running on this thread.
+/// The same for the loop running on this thread (empty off a loop).
 [[nodiscard]] std::vector<task_info> list_tasks();
 
 /// Writes one block per live task: name, state, age, what it waits on and
@@ -53,6 +53,8 @@ struct task_info {
 ///   //   main_task() at app.cpp:60 > [child tasks] > 'worker' worker(int) at app.cpp:40 > ...
 /// \endcode
 void dump_tasks(std::ostream& out, event_loop& loop);
+/// The same for the loop running on this thread; off a loop it writes a
+/// line saying that no loop runs here.
 void dump_tasks(std::ostream& out);
 
 }  // namespace corio

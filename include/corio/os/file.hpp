@@ -13,10 +13,10 @@ namespace corio {
 
 /// How `file::open` opens a file.
 enum class open_mode : std::uint8_t {
-  read,        // must exist
-  write,       // created or truncated
-  append,      // created; every write goes to the end
-  read_write,  // created if missing, not truncated
+  read,        ///< read only; the file must exist
+  write,       ///< write only; created or truncated
+  append,      ///< write only; created if missing; every write goes to the end
+  read_write,  ///< read and write; created if missing, not truncated
 };
 
 /// A regular file, owned: the destructor closes it. On io_uring, reads and
@@ -37,8 +37,13 @@ enum class open_mode : std::uint8_t {
 /// \endcode
 class file {
  public:
+  /// A file object that holds no descriptor (is_open() is false).
   file() noexcept = default;
 
+  /// Opens `path` in `mode` (close-on-exec) on the blocking pool, at
+  /// position 0. `permissions` (less the umask) apply only when the file is
+  /// created. Throws std::system_error whose message names the path
+  /// (ENOENT, EACCES, EISDIR...).
   [[nodiscard]] static task<file> open(std::string path, open_mode mode = open_mode::read,
                                        unsigned permissions = 0644);
 
@@ -57,9 +62,17 @@ class file {
   [[nodiscard]] task<> sync();
   /// The file's size now.
   [[nodiscard]] std::uint64_t size() const;
+  /// Where read() and write_all() go next: an offset the object keeps
+  /// itself (read_at and write_at leave it alone). In append mode it counts
+  /// the bytes write_all() wrote, not the file's end. Two read() or write_all()
+  /// calls at once on one file would race on it: await one before the next.
   [[nodiscard]] std::uint64_t position() const noexcept { return m_position; }
+  /// Closes the file now (the destructor does it otherwise); idempotent.
   void close() noexcept { m_fd.reset(); }
+  /// True while the object holds a descriptor (not default-constructed,
+  /// moved from or closed).
   [[nodiscard]] bool is_open() const noexcept { return m_fd.get() >= 0; }
+  /// The file's descriptor, still owned by the object; -1 when closed.
   [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:

@@ -39,6 +39,7 @@ namespace corio {
 /// \endcode
 class pipe_stream {
  public:
+  /// A pipe object that holds no descriptor (is_open() is false).
   pipe_stream() noexcept = default;
   /// Adopts a non-blocking pipe end.
   explicit pipe_stream(int fd) noexcept : m_fd(fd) {}
@@ -61,7 +62,10 @@ class pipe_stream {
   /// Closes now: for a child's stdin, the child reads end of file. Calls of
   /// other tasks pending on it fail with ECANCELED.
   void close() noexcept { m_fd.reset(); }
+  /// True while the object holds a descriptor (not default-constructed,
+  /// moved from or closed).
   [[nodiscard]] bool is_open() const noexcept { return m_fd.get() >= 0; }
+  /// The pipe end's descriptor, still owned by the object; -1 when closed.
   [[nodiscard]] int native_handle() const noexcept { return m_fd.get(); }
 
  private:
@@ -94,12 +98,16 @@ enum class stdio : std::uint8_t { inherit, pipe, null };
 struct process_options {
   // The {} initializers keep -Wmissing-field-initializers quiet about
   // designated initializers that leave these out.
+  /// The program (`argv[0]`) and its arguments; must not be empty.
   std::vector<std::string> argv{};
+  /// The child's whole environment as "NAME=value" strings; std::nullopt:
+  /// this process's environment.
   std::optional<std::vector<std::string>> env{};
-  std::string cwd{};  // empty: this process's working directory
-  stdio stdin_mode = stdio::inherit;
-  stdio stdout_mode = stdio::inherit;
-  stdio stderr_mode = stdio::inherit;
+  std::string cwd{};                   ///< The child's working directory; empty: this process's.
+  stdio stdin_mode = stdio::inherit;   ///< What the child's stdin is connected to.
+  stdio stdout_mode = stdio::inherit;  ///< What the child's stdout is connected to.
+  stdio stderr_mode = stdio::inherit;  ///< What the child's stderr is connected to.
+  /// Send stderr wherever stdout goes; `stderr_mode` is then ignored.
   bool stderr_to_stdout = false;
 };
 
@@ -131,8 +139,12 @@ struct process_options {
 /// \endcode
 class subprocess {
  public:
+  /// An object that holds no process (pid() is -1).
   subprocess() noexcept = default;
+  /// Takes over `o`'s child, status and pipes; `o` becomes empty.
   subprocess(subprocess&& o) noexcept;
+  /// Kills and reaps the child this object held, if it was not reaped yet
+  /// (as the destructor does), then takes over `o`'s.
   subprocess& operator=(subprocess&& o) noexcept;
   subprocess(const subprocess&) = delete;
   subprocess& operator=(const subprocess&) = delete;
@@ -154,9 +166,14 @@ class subprocess {
 
   /// The child's process id (kept after it was reaped, as asyncio does).
   [[nodiscard]] pid_t pid() const noexcept { return m_pid; }
-  /// The pipe ends; closed unless the matching mode was stdio::pipe.
+  /// The parent's end of the child's stdin; closed unless `stdin_mode` was
+  /// stdio::pipe.
   [[nodiscard]] pipe_stream& stdin_pipe() noexcept { return m_stdin; }
+  /// The parent's end of the child's stdout; closed unless
+  /// `stdout_mode` was stdio::pipe.
   [[nodiscard]] pipe_stream& stdout_pipe() noexcept { return m_stdout; }
+  /// The parent's end of the child's stderr; closed unless `stderr_mode`
+  /// was stdio::pipe (and `stderr_to_stdout` was not set).
   [[nodiscard]] pipe_stream& stderr_pipe() noexcept { return m_stderr; }
 
   /// Waits for the child to exit, reaps it and returns its status: the exit
@@ -199,9 +216,9 @@ class subprocess {
 ///   if (r.returncode != 0) log(r.err);
 /// \endcode
 struct process_result {
-  int returncode = 0;
-  std::string out;
-  std::string err;
+  int returncode = 0;  ///< The exit code, or -N when signal N ended the child.
+  std::string out;     ///< Everything the child wrote to stdout (empty unless stdout was a pipe).
+  std::string err;     ///< Everything the child wrote to stderr (empty unless stderr was a pipe).
 };
 
 /// Runs a program to completion (asyncio's communicate): writes `input` to

@@ -21,13 +21,16 @@ namespace corio {
 /// Why a process_pool call failed.
 class process_error : public std::runtime_error {
  public:
+  /// What went wrong; see why().
   enum class reason : std::uint8_t {
-    crashed,           // the worker died during the call (it is replaced)
-    failed,            // the function threw; what() carries its message
-    unknown_function,  // no function of that name was registered
-    bad_reply,         // the worker answered something malformed (it is replaced)
+    crashed,           ///< the worker died during the call (it is replaced)
+    failed,            ///< the function threw; what() carries its message
+    unknown_function,  ///< no function of that name was registered
+    bad_reply,         ///< the worker answered something malformed (it is replaced)
   };
+  /// An error of kind `r` with the message `what`.
   process_error(reason r, const std::string& what) : std::runtime_error(what), m_reason(r) {}
+  /// Which kind of failure this is.
   [[nodiscard]] reason why() const noexcept { return m_reason; }
 
  private:
@@ -39,6 +42,9 @@ class process_error : public std::runtime_error {
 /// they are forked).
 class process_functions {
  public:
+  /// A registered function: takes the call's argument bytes, returns the
+  /// reply bytes; an exception it throws reaches the caller as
+  /// process_error(failed) with its what() (it runs in the worker process).
   using function = std::function<std::string(std::string_view)>;
 
   /// Registers `fn` under `name` (a later registration of a name wins).
@@ -59,9 +65,9 @@ class process_functions {
 
 /// Counters of a process_pool.
 struct process_pool_stats {
-  std::uint64_t calls = 0;     // calls answered (values and function errors)
-  std::uint64_t crashes = 0;   // workers that died or answered garbage
-  std::uint64_t restarts = 0;  // workers started to replace one
+  std::uint64_t calls = 0;     ///< Calls answered (values and function errors).
+  std::uint64_t crashes = 0;   ///< Workers that died (during a call or idle) or answered garbage.
+  std::uint64_t restarts = 0;  ///< Workers started to replace one.
 };
 
 /// Worker processes forked at start-up, each running registered functions
@@ -91,6 +97,9 @@ struct process_pool_stats {
 /// \endcode
 class process_pool {
  public:
+  /// Forks `workers` worker processes now (0 counts as 1), each with a copy
+  /// of `functions`. Throws std::system_error when a socket pair or a fork
+  /// fails; the workers already started are then killed and reaped.
   process_pool(std::size_t workers, process_functions functions);
   ~process_pool();
   process_pool(const process_pool&) = delete;
@@ -99,6 +108,7 @@ class process_pool {
   /// Runs `name(args)` in a worker; see the class comment.
   [[nodiscard]] task<std::string> call(std::string name, std::string args);
 
+  /// The pool's counters, kept on the loop that uses the pool: read them there.
   [[nodiscard]] const process_pool_stats& stats() const noexcept { return m_stats; }
   /// The workers' process ids now (-1 for one that died and is not yet
   /// replaced).

@@ -43,8 +43,8 @@ enum class transaction_state : std::uint8_t {
 
 /// A notification: `NOTIFY channel, 'payload'` in some session.
 struct notification {
-  std::string channel;
-  std::string payload;
+  std::string channel;  ///< The channel it was sent on.
+  std::string payload;  ///< The payload string; empty when NOTIFY gave none.
   /// The server process of the session that sent it.
   int sender = 0;
 };
@@ -62,9 +62,11 @@ struct connection_stats {
 
 /// How a transaction runs (BEGIN's options; unset: the server's defaults).
 struct transaction_options {
+  /// The isolation level (`server_default`: none is named, so the session's
+  /// default_transaction_isolation applies).
   enum class level : std::uint8_t { server_default, read_committed, repeatable_read, serializable };
-  level isolation = level::server_default;
-  bool read_only = false;
+  level isolation = level::server_default;  ///< BEGIN ISOLATION LEVEL ..., unless server_default.
+  bool read_only = false;                   ///< BEGIN ... READ ONLY: the transaction may not write.
   /// With serializable and read_only: wait for a snapshot that cannot fail.
   bool deferrable = false;
 };
@@ -160,17 +162,25 @@ class query_awaiter final : public query_waiter {
 /// \endcode
 class transaction {
  public:
+  /// Takes over `o`'s transaction; `o` is left empty (its destructor does
+  /// nothing, and its queries throw connection_error).
   transaction(transaction&& o) noexcept;
   transaction& operator=(transaction&&) = delete;
   transaction(const transaction&) = delete;
   transaction& operator=(const transaction&) = delete;
   ~transaction();
 
+  /// As connection::query, inside this transaction: its rows; pg::error
+  /// for a statement the server refuses (which fails the transaction: only
+  /// rollback, or a savepoint's rollback, helps). Await it in the
+  /// expression that makes it.
   template <class... Args>
   [[nodiscard]] detail::query_awaiter<sizeof...(Args), false> query(std::string_view sql,
                                                                     const Args&... args) {
     return {m_state, m_id, sql, args...};
   }
+  /// As connection::execute, inside this transaction: the rows the command
+  /// affected; errors as for query().
   template <class... Args>
   [[nodiscard]] detail::query_awaiter<sizeof...(Args), true> execute(std::string_view sql,
                                                                      const Args&... args) {
@@ -229,8 +239,13 @@ class transaction {
 /// \endcode
 class connection {
  public:
+  /// A connection object that is not connected: broken() is true, and
+  /// queries throw connection_error.
   connection() noexcept;
+  /// Takes over `o`'s connection and its pending queries; `o` is left not connected.
   connection(connection&&) noexcept;
+  /// Closes this object's connection, if any (its pending queries fail with
+  /// connection_error), and takes over the other's.
   connection& operator=(connection&&) noexcept;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -319,6 +334,7 @@ class connection {
   [[nodiscard]] int server_version() const noexcept;
   /// Queries sent and not yet answered.
   [[nodiscard]] std::size_t pending() const noexcept;
+  /// What the connection did so far (all zero for an object never connected).
   [[nodiscard]] connection_stats stats() const noexcept;
   /// The transaction state after the last answered query.
   [[nodiscard]] transaction_state transaction_status() const noexcept;

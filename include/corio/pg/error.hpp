@@ -23,10 +23,16 @@ namespace corio::pg {
 /// \endcode
 class error : public std::runtime_error {
  public:
+  /// An error with the server's fields; `what()` becomes "corio::pg: ERROR:
+  /// <message> (SQLSTATE <sqlstate>)", plus "; DETAIL: <detail>" when there is one.
   error(std::string sqlstate, std::string message, std::string detail = {}, std::string hint = {});
+  /// The five-character SQLSTATE code ("23505"); may be empty.
   [[nodiscard]] const std::string& sqlstate() const noexcept { return m_sqlstate; }
+  /// The server's primary message, without the SQLSTATE.
   [[nodiscard]] const std::string& message() const noexcept { return m_message; }
+  /// The server's DETAIL field; empty when it sent none.
   [[nodiscard]] const std::string& detail() const noexcept { return m_detail; }
+  /// The server's HINT field (a suggestion for fixing it); empty when it sent none.
   [[nodiscard]] const std::string& hint() const noexcept { return m_hint; }
 
  private:

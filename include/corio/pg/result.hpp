@@ -125,6 +125,8 @@ class row {
   [[nodiscard]] T get(std::string_view name) const {
     return get<T>(column_index(name));
   }
+  /// True when column `column` holds NULL. Throws pg::type_error for a
+  /// column that is not there, std::out_of_range for a row that is not.
   [[nodiscard]] bool is_null(int column) const { return field(column).null; }
   /// The number of columns.
   [[nodiscard]] int size() const noexcept;
@@ -146,22 +148,30 @@ class row {
 /// into one buffer it owns.
 class result {
  public:
+  /// A forward iterator over the rows; dereferencing gives a `row` by value.
+  /// Valid while the result lives (and is not moved from).
   class iterator {
    public:
-    using value_type = row;
-    using difference_type = std::ptrdiff_t;
+    using value_type = row;                  ///< What the iterator gives: a row, by value.
+    using difference_type = std::ptrdiff_t;  ///< Iterator boilerplate.
+    /// A singular iterator, for the iterator concepts; do not dereference it.
     iterator() noexcept = default;
+    /// An iterator at row `i` of `r`; made by begin() and end().
     iterator(const result* r, int i) noexcept : m_result(r), m_index(i) {}
+    /// The current row.
     row operator*() const noexcept { return {m_result, m_index}; }
+    /// Moves to the next row.
     iterator& operator++() noexcept {
       ++m_index;
       return *this;
     }
+    /// Moves to the next row, returning the iterator as it was.
     iterator operator++(int) noexcept {
       iterator old = *this;
       ++m_index;
       return old;
     }
+    /// Equal when at the same row index (iterators of one result only).
     bool operator==(const iterator& o) const noexcept { return m_index == o.m_index; }
 
    private:
@@ -169,8 +179,11 @@ class result {
     int m_index = 0;
   };
 
+  /// An empty result: no rows, no columns.
   result() noexcept = default;
+  /// Takes over the rows; rows and iterators of the source must not be used after.
   result(result&&) noexcept = default;
+  /// Takes over the rows; rows and iterators of either result must not be used after.
   result& operator=(result&&) noexcept = default;
   result(const result&) = delete;
   result& operator=(const result&) = delete;
@@ -178,16 +191,24 @@ class result {
 
   /// The number of rows.
   [[nodiscard]] std::size_t size() const noexcept { return m_rows; }
+  /// True when there are no rows.
   [[nodiscard]] bool empty() const noexcept { return m_rows == 0; }
+  /// Row `i`, unchecked here: reading from a row past the end throws
+  /// std::out_of_range (use at() to fail at once).
   [[nodiscard]] row operator[](std::size_t i) const noexcept { return {this, static_cast<int>(i)}; }
   /// Row `i`, or std::out_of_range.
   [[nodiscard]] row at(std::size_t i) const;
+  /// An iterator at the first row.
   [[nodiscard]] iterator begin() const noexcept { return {this, 0}; }
+  /// An iterator past the last row.
   [[nodiscard]] iterator end() const noexcept { return {this, static_cast<int>(m_rows)}; }
   /// The rows, for range-for: `for (auto r : res.rows())`.
   [[nodiscard]] const result& rows() const noexcept { return *this; }
 
+  /// The number of columns (0 for a command that returns no rows).
   [[nodiscard]] int columns() const noexcept;
+  /// The name of column `column` (as the query labels it); pg::type_error
+  /// when there is no such column. The view lives as long as the result.
   [[nodiscard]] std::string_view column_name(int column) const;
   /// The index of the column named `name`, or pg::type_error.
   [[nodiscard]] int column_index(std::string_view name) const;

@@ -44,12 +44,12 @@ struct batcher_options {
 
 /// What a batcher did.
 struct batcher_stats {
-  std::uint64_t loads = 0;       ///< load() calls
-  std::uint64_t cache_hits = 0;  ///< loads answered from the cache
-  std::uint64_t batches = 0;     ///< calls of the batch function
-  std::uint64_t keys = 0;        ///< keys sent, after duplicates and drops
-  std::uint64_t failed_batches = 0;
-  std::size_t max_keys = 0;  ///< the largest batch sent
+  std::uint64_t loads = 0;           ///< load() calls
+  std::uint64_t cache_hits = 0;      ///< loads answered from the cache
+  std::uint64_t batches = 0;         ///< calls of the batch function
+  std::uint64_t keys = 0;            ///< keys sent, after duplicates and drops
+  std::uint64_t failed_batches = 0;  ///< batches that threw, or gave the wrong count of results
+  std::size_t max_keys = 0;          ///< the largest batch sent
   /// keys_per_batch[i]: batches of 2^i up to 2^(i+1) - 1 keys.
   std::array<std::uint64_t, 32> keys_per_batch{};
 };
@@ -174,11 +174,16 @@ class batcher final : private detail::job_owner {
   /// The same, with a value or an error per key.
   using outcome_batch_function = std::function<task<std::vector<outcome<V>>>(std::span<const K>)>;
 
+  /// A batcher whose batch function gives one value per key. Throws
+  /// std::invalid_argument when `fn` is empty.
   explicit batcher(batch_function fn, batcher_options options = {})
       : m_values_fn(std::move(fn)), m_options(options) {
     if (!m_values_fn) detail::throw_invalid_argument("corio::batcher: no batch function");
     init();
   }
+  /// A batcher whose batch function gives a value or an error per key (an
+  /// empty outcome fails its loads with std::logic_error). Throws
+  /// std::invalid_argument when `fn` is empty.
   explicit batcher(outcome_batch_function fn, batcher_options options = {})
       : m_outcomes_fn(std::move(fn)), m_options(options) {
     if (!m_outcomes_fn) detail::throw_invalid_argument("corio::batcher: no batch function");
@@ -203,6 +208,7 @@ class batcher final : private detail::job_owner {
   /// Forgets every cached value.
   void clear_all() noexcept { m_cache.clear(); }
 
+  /// What the batcher did so far.
   [[nodiscard]] const batcher_stats& stats() const noexcept { return m_stats; }
 
  private:

@@ -30,6 +30,7 @@ namespace corio {
 /// the acquire waited).
 class pool_closed : public std::runtime_error {
  public:
+  /// The error for the pool named `pool_name`: "corio::pool '<name>' is closed".
   explicit pool_closed(const std::string& pool_name)
       : std::runtime_error("corio::pool '" + pool_name + "' is closed") {}
 };
@@ -66,25 +67,25 @@ struct pool_options {
   /// Which idle connection is lent first: the most recently returned (LIFO:
   /// the others age out when traffic falls) or the least (FIFO: all stay
   /// warm).
-  enum class order : std::uint8_t { lifo, fifo } idle_order = order::lifo;
+  enum class order : std::uint8_t { lifo, fifo } idle_order = order::lifo;  ///< LIFO by default.
 };
 
 /// A pool's figures now. `size` counts open connections (idle, lent, or
 /// being validated or reset); `creating` those being opened.
 struct pool_stats {
-  std::size_t size = 0;
-  std::size_t idle = 0;
-  std::size_t in_use = 0;
-  std::size_t creating = 0;
-  std::size_t waiters = 0;
-  std::size_t max_size = 0;
-  std::uint64_t acquires = 0;  ///< leases handed out
-  std::uint64_t waits = 0;     ///< acquires that had to wait
-  std::uint64_t timeouts = 0;  ///< acquires that timed out
-  std::uint64_t creations = 0;
-  std::uint64_t creation_failures = 0;
-  std::uint64_t validation_failures = 0;
-  std::uint64_t leaks_reported = 0;
+  std::size_t size = 0;         ///< open connections: idle, lent, or being validated or reset
+  std::size_t idle = 0;         ///< connections waiting to be lent
+  std::size_t in_use = 0;       ///< connections lent out now
+  std::size_t creating = 0;     ///< connections being opened now
+  std::size_t waiters = 0;      ///< acquires waiting now
+  std::size_t max_size = 0;     ///< the bound in force (pool_options::max_size, or resize())
+  std::uint64_t acquires = 0;   ///< leases handed out
+  std::uint64_t waits = 0;      ///< acquires that had to wait
+  std::uint64_t timeouts = 0;   ///< acquires that timed out
+  std::uint64_t creations = 0;  ///< connections opened
+  std::uint64_t creation_failures = 0;    ///< `create` calls that threw
+  std::uint64_t validation_failures = 0;  ///< `validate` calls that said no or threw
+  std::uint64_t leaks_reported = 0;       ///< leases reported held past leak_threshold
   /// Connections closed, by cause.
   struct evictions_t {
     std::uint64_t broken = 0;      ///< discarded, or has_broken said so
@@ -93,7 +94,7 @@ struct pool_stats {
     std::uint64_t validation = 0;  ///< validate said no
     std::uint64_t closed = 0;      ///< the pool was closed
     std::uint64_t resized = 0;     ///< resize() shrank the pool
-  } evictions;
+  } evictions;                     ///< Connections closed, by cause (see evictions_t).
 };
 
 namespace detail {
@@ -369,15 +370,22 @@ class pool;
 /// connection for validation before anyone gets it again.
 ///
 /// \code
-///   auto conn = co_await db.acquire();
-///   co_await conn->query("SELECT 1");
-/// \endcode  // returned here
+///   {
+///     auto conn = co_await db.acquire();
+///     co_await conn->query("SELECT 1");
+///   }  // returned here
+/// \endcode
 template <class T>
 class [[nodiscard]] pool_lease {
  public:
+  /// An empty lease (false in a boolean context), as try_acquire gives
+  /// when nothing is free.
   pool_lease() noexcept = default;
+  /// Adopts the pool's slot `s`; called by the pool, not by user code.
   explicit pool_lease(detail::pool_slot_of<T>& s) noexcept : m_slot(&s) {}
+  /// Takes over `o`'s connection; `o` becomes empty.
   pool_lease(pool_lease&& o) noexcept : m_slot(std::exchange(o.m_slot, nullptr)) {}
+  /// Returns the connection this lease held (as release()) and takes over `o`'s.
   pool_lease& operator=(pool_lease&& o) noexcept {
     if (this != &o) {
       end(false);
@@ -389,8 +397,12 @@ class [[nodiscard]] pool_lease {
   pool_lease& operator=(const pool_lease&) = delete;
   ~pool_lease() { end(false); }
 
+  /// The connection. The lease must not be empty (check it when it came
+  /// from try_acquire).
   [[nodiscard]] T& operator*() const noexcept { return m_slot->m_conn; }
+  /// Member access to the connection; the lease must not be empty.
   [[nodiscard]] T* operator->() const noexcept { return &m_slot->m_conn; }
+  /// The connection, as `*lease`; the lease must not be empty.
   [[nodiscard]] T& get() const noexcept { return m_slot->m_conn; }
   /// False after release() or discard() (or for a moved-from lease).
   [[nodiscard]] explicit operator bool() const noexcept { return m_slot != nullptr; }
@@ -462,6 +474,10 @@ class pool final : public detail::pool_core {
   };
 
  public:
+  /// A pool that makes connections with `hooks` as `options` say. Made on
+  /// a loop, it starts there at once (housekeeping, the min_idle fill);
+  /// made off a loop, at its first acquire(), on that loop. Throws
+  /// std::invalid_argument when `hooks.create` is empty or `max_size` is 0.
   explicit pool(pool_hooks<T> hooks, pool_options options = {})
       : pool_core(std::move(options)), m_hooks(std::move(hooks)) {
     m_has_validate = static_cast<bool>(m_hooks.validate);

@@ -23,13 +23,13 @@ namespace corio::redis {
 
 /// Where and how to connect.
 struct connection_options {
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 6379;
+  std::string host = "127.0.0.1";  ///< A host name or numeric address (resolved when connecting).
+  std::uint16_t port = 6379;       ///< The TCP port.
   /// A Unix socket path; when set, used instead of host and port.
   std::string unix_socket;
   /// ACL user (Redis 6+) and password: AUTH, or HELLO's AUTH.
   std::string username;
-  std::string password;
+  std::string password;  ///< The password (empty: no AUTH); see username.
   /// SELECT this database after connecting (0: the default one).
   int database = 0;
   /// CLIENT SETNAME (shows in CLIENT LIST).
@@ -37,21 +37,22 @@ struct connection_options {
   /// Speak RESP3 (HELLO 3), falling back to RESP2 when the server does not
   /// know HELLO (before Redis 6).
   bool resp3 = true;
+  /// The longest connect() (connection and handshake) may take; then timeout_error.
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(10);
   /// After the connection was lost (the server restarted), the next command
   /// connects again instead of failing.
   bool reconnect = false;
-  resp_limits limits;
+  resp_limits limits;  ///< Bounds on what the server may send (see resp_limits).
 };
 
 /// SET's options: an expiry (PX, in milliseconds; 0: none, or keep the
 /// old one with `keep_ttl`), and set only if the key does not exist (NX)
 /// or only if it does (XX).
 struct set_options {
-  std::chrono::milliseconds expire{0};
-  bool keep_ttl = false;
-  bool only_if_absent = false;   ///< NX
-  bool only_if_present = false;  ///< XX
+  std::chrono::milliseconds expire{0};  ///< PX: the expiry; 0: none (then see keep_ttl).
+  bool keep_ttl = false;                ///< KEEPTTL: keep the key's old expiry (without `expire`).
+  bool only_if_absent = false;          ///< NX
+  bool only_if_present = false;         ///< XX
 };
 
 /// What a connection did.
@@ -60,13 +61,13 @@ struct connection_stats {
   std::uint64_t writes = 0;           ///< write system calls (several commands each)
   std::uint64_t reads = 0;            ///< read system calls
   std::uint64_t dropped_replies = 0;  ///< replies of cancelled commands, read and dropped
-  std::uint64_t reconnects = 0;
+  std::uint64_t reconnects = 0;       ///< connections made again after one was lost
 };
 
 /// A message of a subscription (`connection::subscribe`).
 struct message {
-  std::string channel;
-  std::string payload;
+  std::string channel;  ///< The channel the message was published on.
+  std::string payload;  ///< The message itself.
   /// The pattern that matched, for a pattern subscription (PSUBSCRIBE).
   std::string pattern;
 };
@@ -169,8 +170,13 @@ class command_awaiter final : public reply_waiter {
 /// \endcode
 class connection {
  public:
+  /// A connection object that is not connected: broken() is true, and
+  /// commands throw connection_error.
   connection() noexcept;
+  /// Takes over `o`'s connection and its pending commands; `o` is left not connected.
   connection(connection&&) noexcept;
+  /// Closes this object's connection, if any (its pending commands fail
+  /// with connection_error), and takes over the other's.
   connection& operator=(connection&&) noexcept;
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
@@ -196,20 +202,34 @@ class connection {
   task<std::vector<reply>> send_all(const std::vector<std::vector<std::string>>& commands);
 
   // Typed helpers for the common commands.
+  /// GET: the value, or std::nullopt when the key does not exist.
+  /// redis::error when the key holds another type (WRONGTYPE).
   task<std::optional<std::string>> get(std::string_view key);
   /// SET with an expiry in seconds (0: none); true when it was set.
   task<bool> set(std::string_view key, std::string_view value,
                  std::chrono::seconds expire = std::chrono::seconds(0));
   /// SET with options; true when it was set (NX and XX may refuse).
   task<bool> set(std::string_view key, std::string_view value, set_options options);
+  /// MGET: one value per key, in order, std::nullopt for a missing key (or
+  /// one of another type). `keys` must not be empty (the server refuses:
+  /// redis::error).
   task<std::vector<std::optional<std::string>>> mget(std::span<const std::string> keys);
+  /// DEL: 1 when the key existed and was removed, else 0.
   task<std::int64_t> del(std::string_view key);
+  /// INCR: the value after the increment (a missing key counts as 0);
+  /// redis::error when the value is not an integer.
   task<std::int64_t> incr(std::string_view key);
+  /// EXPIRE: true when the timeout was set, false when the key does not exist.
   task<bool> expire(std::string_view key, std::chrono::seconds ttl);
+  /// HGET: the field's value, or std::nullopt when the key or field does not exist.
   task<std::optional<std::string>> hget(std::string_view key, std::string_view field);
+  /// HSET of one field: 1 when the field is new, 0 when it was updated.
   task<std::int64_t> hset(std::string_view key, std::string_view field, std::string_view value);
+  /// LPUSH of one value: the length of the list after the push.
   task<std::int64_t> lpush(std::string_view key, std::string_view value);
+  /// RPOP: the last element, or std::nullopt when the list is empty or missing.
   task<std::optional<std::string>> rpop(std::string_view key);
+  /// PUBLISH: the number of clients that received the message.
   task<std::int64_t> publish(std::string_view channel, std::string_view message);
 
   /// Subscribes to `channels` (or, with `patterns`, to channel patterns)
@@ -229,6 +249,7 @@ class connection {
   [[nodiscard]] int protocol() const noexcept;
   /// True after the connection was lost (and before a reconnect).
   [[nodiscard]] bool broken() const noexcept;
+  /// What the connection did so far (all zero for an object never connected).
   [[nodiscard]] connection_stats stats() const noexcept;
   /// Closes now: pending commands fail with `connection_error`.
   void close() noexcept;
@@ -258,15 +279,21 @@ class pipeline {
     (c.emplace_back(detail::command_arg(args).view()), ...);
     return *this;
   }
+  /// Appends GET `key`.
   pipeline& get(std::string_view key) { return command("GET", key); }
+  /// Appends SET `key` `value`.
   pipeline& set(std::string_view key, std::string_view value) { return command("SET", key, value); }
+  /// Appends DEL `key`.
   pipeline& del(std::string_view key) { return command("DEL", key); }
+  /// Appends INCR `key`.
   pipeline& incr(std::string_view key) { return command("INCR", key); }
   /// Sends every command in one write; the pipeline must outlive the await.
   [[nodiscard]] task<std::vector<reply>> exec(connection& c) const {
     return c.send_all(m_commands);
   }
+  /// The number of commands gathered.
   [[nodiscard]] std::size_t size() const noexcept { return m_commands.size(); }
+  /// Forgets every command, to gather a new batch.
   void clear() noexcept { m_commands.clear(); }
 
  private:

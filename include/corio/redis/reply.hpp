@@ -35,9 +35,10 @@ class reply_type_error : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
-/// One reply: nil, a scalar, or an aggregate of replies. RESP3's map and
-/// attribute are kept flat (key, value, key, value...); a verbatim string
-/// keeps its three-letter format apart from its text.
+/// One reply: nil, a scalar, or an aggregate of replies. RESP3's map is
+/// kept flat (key, value, key, value...), and its attributes are read and
+/// dropped; a verbatim string keeps its three-letter format apart from its
+/// text.
 ///
 /// \code
 ///   redis::reply r = co_await conn.command("HGETALL", "user:1");
@@ -46,6 +47,7 @@ class reply_type_error : public std::logic_error {
 /// \endcode
 class reply {
  public:
+  /// The RESP type of a reply (RESP2's five, and RESP3's additions).
   enum class kind : std::uint8_t {
     nil,
     simple_string,
@@ -62,28 +64,39 @@ class reply {
     push,
   };
 
+  /// A nil reply.
   reply() noexcept = default;
+  /// A reply of kind `k` with no value (an empty string or aggregate, or nil).
   explicit reply(kind k) noexcept : m_kind(k) {}
+  /// A string-like reply (string, error, verbatim string, big number) holding `s`.
   reply(kind k, std::string s) noexcept : m_kind(k), m_str(std::move(s)) {}
+  /// An integer reply.
   static reply from_integer(std::int64_t v) noexcept {
     reply r(kind::integer);
     r.m_int = v;
     return r;
   }
+  /// A RESP3 double reply.
   static reply from_number(double v) noexcept {
     reply r(kind::number);
     r.m_double = v;
     return r;
   }
+  /// A RESP3 boolean reply.
   static reply from_boolean(bool v) noexcept {
     reply r(kind::boolean);
     r.m_int = v ? 1 : 0;
     return r;
   }
 
+  /// The reply's RESP type.
   [[nodiscard]] kind type() const noexcept { return m_kind; }
+  /// True for nil (RESP2's null bulk string and null array, RESP3's null).
   [[nodiscard]] bool is_nil() const noexcept { return m_kind == kind::nil; }
+  /// True for an error reply (a command's `co_await` throws redis::error
+  /// instead; such a reply is seen inside aggregates, as in a pipeline's).
   [[nodiscard]] bool is_error() const noexcept { return m_kind == kind::error; }
+  /// True for an array, map, set or push: then elements() and operator[] work.
   [[nodiscard]] bool is_aggregate() const noexcept {
     return m_kind == kind::array || m_kind == kind::map || m_kind == kind::set ||
            m_kind == kind::push;
@@ -94,13 +107,23 @@ class reply {
   [[nodiscard]] std::string take_str();
   /// A verbatim string's format ("txt", "mkd").
   [[nodiscard]] std::string_view format() const noexcept { return {m_format, 3}; }
+  /// An integer reply's value; reply_type_error for any other kind.
   [[nodiscard]] std::int64_t integer() const;
+  /// A double's value, or an integer's as a double; reply_type_error otherwise.
   [[nodiscard]] double number() const;
+  /// A RESP3 boolean's value; reply_type_error for any other kind (RESP2
+  /// answers with integers 0 and 1: read those with integer()).
   [[nodiscard]] bool boolean() const;
   /// The elements of an aggregate (a map's are key, value, key, value...).
+  /// reply_type_error when the reply is not an aggregate.
   [[nodiscard]] const std::vector<reply>& elements() const;
+  /// The elements, to modify or move out; reply_type_error when the reply
+  /// is not an aggregate.
   [[nodiscard]] std::vector<reply>& elements();
+  /// The number of elements of an aggregate; 0 for any other reply (no throw).
   [[nodiscard]] std::size_t size() const noexcept { return m_elements.size(); }
+  /// Element `i` of an aggregate: reply_type_error when the reply is not one,
+  /// std::out_of_range when `i` >= size().
   [[nodiscard]] const reply& operator[](std::size_t i) const { return elements().at(i); }
 
   /// The reply as text, for messages and tests: "nil", "123", "\"abc\"",

@@ -44,6 +44,7 @@ struct resp_limits {
 /// \endcode
 class resp_reader {
  public:
+  /// A reader that enforces `limits`.
   explicit resp_reader(resp_limits limits = {}) : m_limits(limits) {}
 
   /// Parses as much of `data` as it can; returns the bytes used.

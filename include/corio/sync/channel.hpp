@@ -207,6 +207,7 @@ class channel {
     put_locked(std::move(v), lock);
     return true;
   }
+  /// As above with a copy of `v`: false when the channel is full or closed.
   bool try_send(const T& v) {
     T copy(v);
     return try_send(std::move(copy));
@@ -236,11 +237,16 @@ class channel {
       resume(*w);
   }
 
+  /// The most items the channel holds (as constructed; 0 became 1).
   [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
+  /// Items held now, waiting for a receiver (a snapshot: other threads may
+  /// change it at once). Safe from any thread.
   [[nodiscard]] std::size_t size() const {
     const std::lock_guard lock(m_mutex);
     return m_items.size();
   }
+  /// True once close() was called (items may still be left to receive).
+  /// Safe from any thread.
   [[nodiscard]] bool closed() const {
     const std::lock_guard lock(m_mutex);
     return m_closed;

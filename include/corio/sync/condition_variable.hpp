@@ -65,6 +65,7 @@ class condition_variable {
     while (wait_waiter* w = m_waiters.pop_front())
       w->wake();
   }
+  /// The number of tasks waiting now (not yet notified).
   [[nodiscard]] std::size_t waiters() const noexcept { return m_waiters.size(); }
 
  private:

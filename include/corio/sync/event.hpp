@@ -34,7 +34,9 @@ class event {
     while (wait_waiter* w = m_waiters.pop_front())
       w->wake();
   }
+  /// Resets the flag: later wait()s wait again for the next set().
   void clear() noexcept { m_set = false; }
+  /// True between set() and clear().
   [[nodiscard]] bool is_set() const noexcept { return m_set; }
 
  private:

@@ -32,6 +32,8 @@ class mutex {
     if (!locked()) detail::throw_logic_error("corio::mutex::unlock: the mutex is not locked");
     m_sem.release();
   }
+  /// True while a task holds the lock (or it was handed to a waiter that
+  /// has not resumed yet).
   [[nodiscard]] bool locked() const noexcept { return m_sem.available() == 0; }
 
  private:

@@ -117,6 +117,8 @@ class queue {
     if (m_closed) return false;
     return offer(v);
   }
+  /// As above with a copy of `v`: false when the queue is full, others wait
+  /// to push, or it is closed (no queue_closed is thrown).
   bool try_push(const T& v) {
     T copy(v);
     return try_push(std::move(copy));
@@ -141,9 +143,14 @@ class queue {
     wake_poppers_if_drained();
   }
 
+  /// True once close() was called (items may still be left to pop).
   [[nodiscard]] bool closed() const noexcept { return m_closed; }
+  /// Items in the queue now, including those promised to poppers that have
+  /// not resumed yet.
   [[nodiscard]] std::size_t size() const noexcept { return m_items.size(); }
+  /// True when size() is 0.
   [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
+  /// The bound given at construction; 0: unbounded.
   [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
   /// True when a push would wait (items promised to poppers that have
   /// not resumed yet still count: they are in the queue).

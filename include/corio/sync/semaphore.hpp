@@ -15,8 +15,12 @@ class semaphore;
 /// `semaphore::acquire_guard`).
 class [[nodiscard]] semaphore_guard {
  public:
+  /// Owns one permit already taken from `s` (nullptr: owns none); made by
+  /// acquire_guard(), rarely by user code.
   explicit semaphore_guard(semaphore* s) noexcept : m_sem(s) {}
+  /// Takes over `o`'s permit; `o` then releases nothing.
   semaphore_guard(semaphore_guard&& o) noexcept : m_sem(std::exchange(o.m_sem, nullptr)) {}
+  /// Releases this guard's permit, if any, and takes over `o`'s.
   semaphore_guard& operator=(semaphore_guard&& o) noexcept;
   semaphore_guard(const semaphore_guard&) = delete;
   semaphore_guard& operator=(const semaphore_guard&) = delete;
@@ -55,6 +59,7 @@ class semaphore {
   };
 
  public:
+  /// A semaphore with `permits` free permits (0: every acquire waits for a release).
   explicit semaphore(std::size_t permits) noexcept : m_count(permits) {}
   semaphore(const semaphore&) = delete;
   semaphore& operator=(const semaphore&) = delete;
@@ -116,6 +121,7 @@ class semaphore {
 /// \endcode
 class bounded_semaphore {
  public:
+  /// A semaphore with `permits` free permits, which is also its bound.
   explicit bounded_semaphore(std::size_t permits) noexcept : m_sem(permits), m_bound(permits) {}
   bounded_semaphore(const bounded_semaphore&) = delete;
   bounded_semaphore& operator=(const bounded_semaphore&) = delete;

@@ -28,29 +28,36 @@ inline bool is_cancellation(const std::exception_ptr& e) noexcept {
 template <class T>
 class outcome {
  public:
+  /// An outcome holding `v`.
   static outcome from_value(T v) {
     outcome o;
     o.m_value.emplace(std::move(v));
     return o;
   }
+  /// An outcome holding the exception `e` (pass a non-null pointer).
   static outcome from_error(const std::exception_ptr& e) noexcept {
     outcome o;
     o.m_error = e;
     return o;
   }
+  /// True when the outcome holds a value.
   [[nodiscard]] bool has_value() const noexcept { return m_value.has_value(); }
+  /// True when the outcome holds an exception (including a cancellation).
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
   /// True when the error is a cancellation.
   [[nodiscard]] bool cancelled() const noexcept { return detail::is_cancellation(m_error); }
-  /// The value; rethrows the error.
+  /// The value; rethrows the error. Only call it on an outcome made by
+  /// `from_value` or `from_error`: a default-constructed one holds neither.
   T& value() & {
     if (m_error) std::rethrow_exception(m_error);
     return *m_value;
   }
+  /// The value, moved out of an rvalue outcome; rethrows the error.
   T&& value() && {
     if (m_error) std::rethrow_exception(m_error);
     return std::move(*m_value);
   }
+  /// The exception, or a null pointer when the outcome holds a value.
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return m_error; }
 
  private:
@@ -58,21 +65,30 @@ class outcome {
   std::exception_ptr m_error;
 };
 
+/// The outcome of an operation that produces nothing: success, or the
+/// exception that ended it. A default-constructed one is a success.
 template <>
 class outcome<void> {
  public:
+  /// A successful outcome.
   static outcome from_value() noexcept { return outcome(); }
+  /// An outcome holding the exception `e` (pass a non-null pointer).
   static outcome from_error(const std::exception_ptr& e) noexcept {
     outcome o;
     o.m_error = e;
     return o;
   }
+  /// True when the operation succeeded (there is no error).
   [[nodiscard]] bool has_value() const noexcept { return m_error == nullptr; }
+  /// True when the outcome holds an exception (including a cancellation).
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
+  /// True when the error is a cancellation.
   [[nodiscard]] bool cancelled() const noexcept { return detail::is_cancellation(m_error); }
+  /// Returns on success; rethrows the error otherwise.
   void value() const {
     if (m_error) std::rethrow_exception(m_error);
   }
+  /// The exception, or a null pointer on success.
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return m_error; }
 
  private:

@@ -37,9 +37,14 @@ class join_handle {
   using promise = detail::task_promise<T>;
 
  public:
+  /// An empty handle (`valid()` is false) that refers to no task.
   join_handle() noexcept = default;
+  /// Adopts the spawned task `p`; called by `spawn()`, not by user code.
   explicit join_handle(promise* p) noexcept : m_promise(p) {}
+  /// Takes over `o`'s task; `o` becomes empty.
   join_handle(join_handle&& o) noexcept : m_promise(std::exchange(o.m_promise, nullptr)) {}
+  /// Drops the task this handle referred to (which keeps running) and takes
+  /// over `o`'s.
   join_handle& operator=(join_handle&& o) noexcept {
     if (this != &o) {
       reset();
@@ -51,6 +56,8 @@ class join_handle {
   join_handle& operator=(const join_handle&) = delete;
   ~join_handle() { reset(); }
 
+  /// True when the handle refers to a task (not default-constructed or moved
+  /// from). Awaiting an invalid handle is a bug; the other queries return false.
   [[nodiscard]] bool valid() const noexcept { return m_promise != nullptr; }
   /// True once the task has finished (value, error or cancelled).
   [[nodiscard]] bool done() const noexcept { return m_promise != nullptr && m_promise->done(); }

@@ -171,13 +171,20 @@ class task_promise final : public task_promise_storage<T>, public frame_allocate
 template <class T>
 class [[nodiscard]] task {
  public:
+  /// The coroutine promise type, required by the C++ coroutine machinery; not for direct use.
   using promise_type = detail::task_promise<T>;
+  /// The type the task produces (what `co_await` on it returns).
   using value_type = T;
+  /// The coroutine handle type the task owns; an implementation detail.
   using handle_type = std::coroutine_handle<promise_type>;
 
+  /// An empty task (`valid()` is false); awaiting it is a bug.
   task() noexcept = default;
+  /// Adopts the coroutine `h`; called by the promise, not by user code.
   explicit task(handle_type h) noexcept : m_handle(h) {}
+  /// Takes over `other`'s coroutine; `other` becomes empty.
   task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, {})) {}
+  /// Destroys the coroutine this task holds (if any) and takes over `other`'s.
   task& operator=(task&& other) noexcept {
     if (this != &other) {
       reset();
@@ -192,7 +199,12 @@ class [[nodiscard]] task {
   /// True when the task holds a coroutine (not moved from, not spawned).
   [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(m_handle); }
 
+  /// Starts the task inside the awaiting coroutine and resumes it with the
+  /// task's result; an exception the body threw (including `cancelled_error`)
+  /// is rethrown at the `co_await`. Await a task once: awaiting an empty task
+  /// is a bug (it asserts in debug builds), and so is awaiting it again.
   auto operator co_await() & noexcept { return awaiter{m_handle}; }
+  /// As the lvalue overload, for a temporary such as `co_await f()`.
   auto operator co_await() && noexcept { return awaiter{m_handle}; }
 
   /// Gives up ownership of the coroutine (used by spawn()).
