@@ -41,6 +41,26 @@ void pin_to(int cpu) noexcept {
   (void)::pthread_setaffinity_np(::pthread_self(), sizeof set, &set);
 }
 
+// Loop 0 runs on the caller's thread: pinned for the run, it gets its own
+// CPUs back when run returns.
+class pinned_for_the_run {
+ public:
+  pinned_for_the_run(bool pin, int cpu) noexcept {
+    CPU_ZERO(&m_before);
+    m_pinned = pin && ::pthread_getaffinity_np(::pthread_self(), sizeof m_before, &m_before) == 0;
+    if (m_pinned) pin_to(cpu);
+  }
+  pinned_for_the_run(const pinned_for_the_run&) = delete;
+  pinned_for_the_run& operator=(const pinned_for_the_run&) = delete;
+  ~pinned_for_the_run() {
+    if (m_pinned) (void)::pthread_setaffinity_np(::pthread_self(), sizeof m_before, &m_before);
+  }
+
+ private:
+  cpu_set_t m_before;
+  bool m_pinned;
+};
+
 // What ends a worker loop's main task: posted by stop(), set on its loop.
 struct end_message : posted_node {
   event* m_end = nullptr;
@@ -153,7 +173,7 @@ void runtime::run_loops(const std::function<void(event_loop&, detail::runtime_st
   detail::runtime_impl rt(m_threads);
   event_loop loop(m_options.loop);
   rt.add(0, loop, nullptr);
-  if (m_options.pin) detail::pin_to(cpus[0]);
+  const detail::pinned_for_the_run pinned(m_options.pin, cpus[0]);
   std::latch ready(static_cast<std::ptrdiff_t>(m_threads));
   std::vector<std::thread> threads;
   threads.reserve(m_threads - 1);

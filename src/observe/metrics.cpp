@@ -286,6 +286,10 @@ void metrics_registry::add_loop(event_loop& loop, std::string label) {
   m_loops.emplace_back(std::move(label), &loop);
 }
 
+void metrics_registry::add_every_loop(std::string prefix) {
+  m_every_loop.push_back(std::move(prefix));
+}
+
 void metrics_registry::add_profiler(const profiler& p, std::string label) {
   m_profilers.emplace_back(std::move(label), &p);
 }
@@ -298,18 +302,85 @@ void metrics_registry::add_pool(const detail::pool_core& pool, std::string label
   m_connection_pools.emplace_back(std::move(label), &pool);
 }
 
+void metrics_registry::add_reports(const report_log& reports) {
+  m_reports = &reports;
+}
+
+std::vector<detail::loop_reading> metrics_registry::read_loops_here() const {
+  std::vector<detail::loop_reading> loops;
+  for (const auto& [label, loop] : m_loops)
+    loops.push_back({label, loop->stats(), timer_lag(*loop)});
+  if (!m_every_loop.empty()) {
+    if (loop_count() > 1) {
+      throw std::logic_error(
+          "corio::metrics_registry: the loops of a runtime are read on their own threads: "
+          "co_await gather_prometheus() or gather_json() instead");
+    }
+    const event_loop& here = detail::current_event_loop();
+    for (const std::string& prefix : m_every_loop)
+      loops.push_back({prefix + "0", here.stats(), timer_lag(here)});
+  }
+  return loops;
+}
+
+task<std::vector<detail::loop_reading>> metrics_registry::gather_loops() const {
+  std::vector<detail::loop_reading> loops;
+  for (const auto& [label, loop] : m_loops)
+    loops.push_back({label, loop->stats(), timer_lag(*loop)});
+  if (m_every_loop.empty()) co_return loops;
+  std::vector<detail::loop_reading> each;
+  if (detail::t_runtime == nullptr) {
+    const event_loop& here = detail::current_event_loop();
+    each.push_back({"", here.stats(), timer_lag(here)});
+  } else {
+    for (std::size_t i = 0; i < loop_count(); ++i) {
+      detail::loop_reading r = co_await submit_to(i, [] {
+        const event_loop& there = detail::current_event_loop();
+        return detail::loop_reading{"", there.stats(), timer_lag(there)};
+      });
+      each.push_back(std::move(r));
+    }
+  }
+  for (const std::string& prefix : m_every_loop) {
+    for (std::size_t i = 0; i < each.size(); ++i) {
+      loops.push_back(each[i]);
+      loops.back().label = prefix + std::to_string(i);
+    }
+  }
+  co_return loops;
+}
+
 std::string metrics_registry::prometheus() const {
+  return prometheus_of(read_loops_here());
+}
+
+std::string metrics_registry::json() const {
+  return json_of(read_loops_here());
+}
+
+task<std::string> metrics_registry::gather_prometheus() const {
+  const std::vector<detail::loop_reading> loops = co_await gather_loops();
+  co_return prometheus_of(loops);
+}
+
+task<std::string> metrics_registry::gather_json() const {
+  const std::vector<detail::loop_reading> loops = co_await gather_loops();
+  co_return json_of(loops);
+}
+
+std::string metrics_registry::prometheus_of(
+    const std::vector<detail::loop_reading>& readings) const {
   prometheus_writer w;
   std::vector<std::pair<std::string, loop_stats>> loops;
-  loops.reserve(m_loops.size());
-  for (const auto& [label, loop] : m_loops)
-    loops.emplace_back("loop=\"" + label_value(label) + "\"", loop->stats());
+  loops.reserve(readings.size());
+  for (const detail::loop_reading& r : readings)
+    loops.emplace_back("loop=\"" + label_value(r.label) + "\"", r.stats);
   if (!loops.empty()) {
     write_families(w, loop_figures, loops);
     w.family("corio_loop_timer_lag_seconds", "histogram",
              "How late sleeping tasks resumed: the loop's lag.");
     for (std::size_t i = 0; i < loops.size(); ++i)
-      w.histogram("corio_loop_timer_lag_seconds", loops[i].first, timer_lag(*m_loops[i].second));
+      w.histogram("corio_loop_timer_lag_seconds", loops[i].first, readings[i].lag);
   }
 
   std::vector<std::pair<std::string, profile_entry>> profiles;
@@ -359,14 +430,13 @@ std::string metrics_registry::prometheus() const {
   return w.take();
 }
 
-std::string metrics_registry::json() const {
+std::string metrics_registry::json_of(const std::vector<detail::loop_reading>& readings) const {
   std::string j = "{\"loops\":{";
-  for (std::size_t i = 0; i < m_loops.size(); ++i) {
+  for (std::size_t i = 0; i < readings.size(); ++i) {
     if (i != 0) j += ',';
-    const event_loop& loop = *m_loops[i].second;
-    j += detail::json_string(m_loops[i].first) + ':' +
-         figures_json(loop_figures, loop.stats(),
-                      ",\"timer_lag\":" + detail::histogram_json(timer_lag(loop), 0));
+    j += detail::json_string(readings[i].label) + ':' +
+         figures_json(loop_figures, readings[i].stats,
+                      ",\"timer_lag\":" + detail::histogram_json(readings[i].lag, 0));
   }
   j += "},\"profilers\":{";
   for (std::size_t i = 0; i < m_profilers.size(); ++i) {
@@ -393,19 +463,21 @@ std::string metrics_registry::json() const {
     j += detail::json_string(m_connection_pools[i].first) + ':' +
          figures_json(connection_pool_figures, st, extra);
   }
-  j += "}}";
-  return j;
+  j += '}';
+  if (m_reports != nullptr) j += ",\"reports\":" + m_reports->json();
+  return j + '}';
 }
 
 namespace {
 
-std::string tasks_json(event_loop& loop) {
-  std::string j = "[";
-  bool first = true;
+// The tasks of `loop` as JSON objects, comma-separated, each with `index`
+// as its loop. Runs on the loop's thread.
+std::string tasks_json_items(event_loop& loop, std::size_t index) {
+  std::string j;
   for (const task_info& t : list_tasks(loop)) {
-    if (!first) j += ',';
-    first = false;
+    if (!j.empty()) j += ',';
     j += "{\"name\":" + detail::json_string(t.name);
+    j += ",\"loop\":" + std::to_string(index);
     j += ",\"function\":" + detail::json_string(t.function);
     j += ",\"file\":" + detail::json_string(t.file);
     j += ",\"line\":" + std::to_string(t.line);
@@ -420,39 +492,80 @@ std::string tasks_json(event_loop& loop) {
     }
     j += "]}";
   }
-  j += ']';
   return j;
+}
+
+// `part(loop, index)` of every loop of the runtime this runs on, each
+// made on its loop's thread; off a runtime, of this loop alone.
+template <class Part>
+task<std::vector<std::string>> on_every_loop(Part part) {
+  std::vector<std::string> parts;
+  if (detail::t_runtime == nullptr) {
+    parts.push_back(part(detail::current_event_loop(), 0));
+    co_return parts;
+  }
+  for (std::size_t i = 0; i < loop_count(); ++i) {
+    std::string text =
+        co_await submit_to(i, [&part, i] { return part(detail::current_event_loop(), i); });
+    parts.push_back(std::move(text));
+  }
+  co_return parts;
+}
+
+task<std::string> every_loop_tasks_json() {
+  const std::vector<std::string> parts = co_await on_every_loop(tasks_json_items);
+  std::string j = "[";
+  for (const std::string& p : parts) {
+    if (p.empty()) continue;
+    if (j.size() > 1) j += ',';
+    j += p;
+  }
+  co_return j + ']';
+}
+
+task<std::string> every_loop_tasks_text() {
+  const std::vector<std::string> parts = co_await on_every_loop(
+      [](event_loop& loop, std::size_t) { return detail::task_dump_text(loop); });
+  std::string text;
+  for (const std::string& p : parts)
+    text += p;
+  co_return text;
 }
 
 }  // namespace
 
 task<> serve_metrics(tcp_listener& listener, const metrics_registry& metrics) {
-  event_loop* loop = event_loop::current();
-  co_await serve_http(listener, [&metrics, loop](const http_request& req, http_response& res) {
+  co_await serve_http(listener, [&metrics](const http_request& req, http_response& res) -> task<> {
     if (req.method != "GET") {
       res.set_status(405);
       res.add_header("Allow", "GET");
-      return;
+      co_return;
     }
     const std::string_view path = req.target.substr(0, req.target.find('?'));
-    if (path == "/metrics") {
+    if (path == "/") {
+      res.add_header("Content-Type", "text/html; charset=utf-8");
+      res.add_header("Cache-Control", "no-cache");
+      res.set_body(detail::dashboard_html);
+    } else if (path == "/metrics") {
+      std::string body = co_await metrics.gather_prometheus();
       res.add_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-      res.set_body(metrics.prometheus());
+      res.set_body(std::move(body));
     } else if (path == "/metrics.json") {
+      std::string body = co_await metrics.gather_json();
       res.add_header("Content-Type", "application/json");
-      res.set_body(metrics.json());
+      res.set_body(std::move(body));
     } else if (path == "/tasks") {
-      std::ostringstream out;
-      dump_tasks(out, *loop);
+      std::string body = co_await every_loop_tasks_text();
       res.add_header("Content-Type", "text/plain; charset=utf-8");
-      res.set_body(out.str());
+      res.set_body(std::move(body));
     } else if (path == "/tasks.json") {
+      std::string body = co_await every_loop_tasks_json();
       res.add_header("Content-Type", "application/json");
-      res.set_body(tasks_json(*loop));
+      res.set_body(std::move(body));
     } else {
       res.set_status(404);
       res.add_header("Content-Type", "text/plain");
-      res.set_body("not found: try /metrics, /metrics.json, /tasks or /tasks.json\n");
+      res.set_body("not found: try /, /metrics, /metrics.json, /tasks or /tasks.json\n");
     }
   });
 }

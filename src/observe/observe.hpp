@@ -80,6 +80,9 @@ namespace corio::detail {
 
 /// `s` as a JSON string literal, quotes included.
 std::string json_string(std::string_view s);
+
+/// The dashboard page serve_metrics serves at `/` (src/observe/dashboard.html).
+extern const std::string_view dashboard_html;
 /// {"count":..,"errors":..,"mean_ns":..,"p50_ns":..,"p90_ns":..,"p99_ns":..,"max_ns":..}
 std::string histogram_json(const latency_histogram& h, std::uint64_t errors);
 

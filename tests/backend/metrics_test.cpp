@@ -76,7 +76,8 @@ TEST_P(Metrics, EndpointServesPrometheusJsonAndTasks) {
     EXPECT_NE(t.body.find("task 'metrics' "), std::string::npos) << t.body;
 
     const response tj = co_await get(c, in, "GET /tasks.json?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
-    EXPECT_NE(tj.body.find("{\"name\":\"idle\",\"function\":\"idle()\""), std::string::npos)
+    EXPECT_NE(tj.body.find("{\"name\":\"idle\",\"loop\":0,\"function\":\"idle()\""),
+              std::string::npos)
         << tj.body;
 
     const response nf = co_await get(c, in, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n");

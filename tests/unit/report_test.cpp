@@ -95,3 +95,35 @@ TEST(Report, CancellationAndCombinatorErrorsAreNotReported) {
   });
   EXPECT_FALSE(contains(err, kReport)) << err;
 }
+
+TEST(Report, ReportLogKeepsTheLatestReportsAndPassesThemOn) {
+  corio::report_log log(2);
+  std::vector<std::string> passed;
+  corio::loop_options options;
+  options.report = log.sink([&passed](const std::string& text) { passed.push_back(text); });
+  {
+    corio::event_loop loop(options);
+    corio::run(loop, []() -> corio::task<> {
+      for (const char* what : {"first", "second", "third"}) {
+        corio::spawn(fail_after(1ms, what), what);  // each one reported when it fails
+        co_await corio::sleep(2ms);
+      }
+    }());
+  }
+  ASSERT_EQ(passed.size(), 3U) << "every report still reaches the next sink";
+  EXPECT_EQ(log.total(), 3U);
+  const std::vector<corio::logged_report> kept = log.recent();
+  ASSERT_EQ(kept.size(), 2U) << "the log keeps its capacity, the latest";
+  EXPECT_TRUE(contains(kept[0].text, "'second'")) << kept[0].text;
+  EXPECT_TRUE(contains(kept[1].text, "'third'")) << kept[1].text;
+  EXPECT_LE(kept[0].at, kept[1].at);
+
+  log.add("a \"quoted\"\nline");
+  const std::string json = log.json();
+  EXPECT_EQ(json.rfind("{\"total\":4,\"recent\":[{\"unix_ms\":", 0), 0U) << json;
+  EXPECT_TRUE(contains(json, "\"text\":\"a \\\"quoted\\\"\\nline\"}]}")) << json;
+
+  corio::metrics_registry metrics;
+  metrics.add_reports(log);
+  EXPECT_TRUE(contains(metrics.json(), ",\"reports\":{\"total\":4,")) << metrics.json();
+}

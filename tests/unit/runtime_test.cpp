@@ -4,6 +4,8 @@
 // the shutdown with work in flight on every loop. No test depends on
 // timing: what must happen first is waited for with flags.
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 
 #include <atomic>
 #include <chrono>
@@ -611,6 +613,110 @@ TEST(Runtime, TheMetricsExportCountsMessagesToOtherLoops) {
       << text;
   EXPECT_NE(text.find("corio_loop_message_batches_total{loop=\"0\"} 1\n"), std::string::npos)
       << text;
+}
+
+corio::task<void> park() {
+  co_await corio::sleep(1h);
+}
+
+// One request on a connection of its own, answered until the server closes.
+corio::task<std::string> http_get(corio::socket_address addr, std::string_view path) {
+  auto c = co_await corio::tcp_stream::connect(addr);
+  const std::string request =
+      "GET " + std::string(path) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  co_await c.write_all(request.data(), request.size());
+  std::string reply;
+  char buf[4096];
+  for (;;) {
+    const std::size_t n = co_await c.read_some(buf, sizeof buf);
+    if (n == 0) break;
+    reply.append(buf, n);
+  }
+  co_return reply;
+}
+
+TEST(Runtime, MetricsOfEveryLoopAreReadOnEachLoopAndServed) {
+  corio::runtime rt({.threads = 2});
+  rt.run([]() -> corio::task<void> {
+    corio::metrics_registry metrics;
+    metrics.add_every_loop();
+    EXPECT_THROW((void)metrics.prometheus(), std::logic_error) << "two loops: gather, not read";
+    co_await corio::submit_to(1, [] { return yield_times(100); });
+    corio::spawn_on(
+        1, [] { return park(); }, "parked");  // the shutdown cancels it
+    const std::string text = co_await metrics.gather_prometheus();
+    for (const char* line : {"corio_loop_tasks{loop=\"0\"} ", "corio_loop_tasks{loop=\"1\"} ",
+                             "corio_loop_timer_lag_seconds_count{loop=\"1\"} "})
+      EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+    const std::string json = co_await metrics.gather_json();
+    EXPECT_EQ(json.rfind("{\"loops\":{\"0\":{\"iterations\":", 0), 0U) << json;
+    EXPECT_NE(json.find(",\"1\":{\"iterations\":"), std::string::npos) << json;
+
+    auto l = corio::tcp_listener::bind(corio::socket_address::loopback(0));
+    auto server = corio::spawn(corio::serve_metrics(l, metrics), "metrics");
+    const std::string tasks = co_await http_get(l.local_address(), "/tasks.json");
+    EXPECT_NE(tasks.find("{\"name\":\"parked\",\"loop\":1,"), std::string::npos) << tasks;
+    EXPECT_NE(tasks.find("{\"name\":\"metrics\",\"loop\":0,"), std::string::npos) << tasks;
+    const std::string dump = co_await http_get(l.local_address(), "/tasks");
+    EXPECT_NE(dump.find("(loop 1 of 2)"), std::string::npos) << dump;
+    const std::string served = co_await http_get(l.local_address(), "/metrics");
+    EXPECT_NE(served.find("corio_loop_resumptions_total{loop=\"1\"} "), std::string::npos);
+    server.cancel();
+    EXPECT_THROW(co_await std::move(server), corio::cancelled_error);
+  }());
+  const std::string alone = corio::run([]() -> corio::task<std::string> {
+    corio::metrics_registry metrics;
+    metrics.add_every_loop("loop");
+    co_return metrics.prometheus();
+  }());
+  EXPECT_NE(alone.find("corio_loop_tasks{loop=\"loop0\"} "), std::string::npos) << alone;
+}
+
+// ---- threads and CPUs -----------------------------------------------------------
+
+std::vector<int> cpus_of_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  EXPECT_EQ(::pthread_getaffinity_np(::pthread_self(), sizeof set, &set), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+TEST(Runtime, ByDefaultItRunsALoopPerCpuThisThreadMayUse) {
+  const std::vector<int> cpus = cpus_of_this_thread();
+  EXPECT_EQ(corio::runtime().size(), cpus.size());
+  // A thread allowed one CPU gets one loop.
+  std::size_t size_on_one_cpu = 0;
+  std::thread([&] {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus.front(), &one);
+    ASSERT_EQ(::pthread_setaffinity_np(::pthread_self(), sizeof one, &one), 0);
+    size_on_one_cpu = corio::runtime().size();
+  }).join();
+  EXPECT_EQ(size_on_one_cpu, 1U);
+}
+
+TEST(Runtime, PinningPutsLoopIOnTheIthCpuAndGivesTheCallerItsCpusBack) {
+  const std::vector<int> before = cpus_of_this_thread();
+  corio::runtime rt({.threads = 3, .pin = true});
+  const std::vector<std::vector<int>> pinned =
+      rt.run([]() -> corio::task<std::vector<std::vector<int>>> {
+        std::vector<std::vector<int>> each;
+        for (std::size_t i = 0; i < corio::loop_count(); ++i) {
+          std::vector<int> cpus =
+              co_await corio::submit_to(i, [] { return cpus_of_this_thread(); });
+          each.push_back(std::move(cpus));
+        }
+        co_return each;
+      }());
+  ASSERT_EQ(pinned.size(), 3U);
+  for (std::size_t i = 0; i < 3; ++i)  // more loops than CPUs wrap around
+    EXPECT_EQ(pinned[i], std::vector<int>{before[i % before.size()]}) << "loop " << i;
+  EXPECT_EQ(cpus_of_this_thread(), before) << "the caller's thread is not left pinned";
 }
 
 }  // namespace

@@ -5,10 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "corio/exec/cross_loop.hpp"
 #include "corio/exec/thread_pool.hpp"
 #include "corio/loop/event_loop.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/observe/profiler.hpp"
+#include "corio/observe/report_log.hpp"
 #include "corio/pool/pool.hpp"
 #include "corio/task/task.hpp"
 
@@ -25,12 +27,24 @@ namespace corio {
 /// \endcode
 [[nodiscard]] const latency_histogram& timer_lag(const event_loop& loop) noexcept;
 
+namespace detail {
+/// One loop's figures as an export reads them: taken on the loop's thread.
+struct loop_reading {
+  std::string label;
+  loop_stats stats;
+  latency_histogram lag;
+};
+}  // namespace detail
+
 /// The sources one export covers. Each is added with a label value
 /// (`loop="main"`, `profiler="db"`, `pool="cpu"`) and read when an export is
 /// written, so figures are always current. Sources are referenced, not
 /// copied: they must outlive the registry. A loop's statistics are read
 /// without a lock, so write exports on the thread of every loop added
-/// (`serve_metrics` does: it runs on that loop).
+/// (`serve_metrics` does: it runs on that loop). The loops of a runtime
+/// (`add_every_loop`) are read each on its own thread, so the exports
+/// that cover them are the ones that can wait: `co_await
+/// gather_prometheus()`, `co_await gather_json()` and `serve_metrics`.
 ///
 /// Prometheus names: `corio_loop_*` (iterations, resumptions, polls,
 /// timers fired, syscalls, posted callbacks, slow resumptions as counters;
@@ -52,29 +66,66 @@ namespace corio {
 /// \endcode
 class metrics_registry {
  public:
+  /// `loop`, read where the export is written (that must be its thread).
   void add_loop(event_loop& loop, std::string label = "main");
+  /// Every loop of the runtime that writes the export, labelled
+  /// `loop="<prefix><index>"` (`loop="0"`, `loop="1"`, ... by default);
+  /// off a runtime, the loop that writes it, as index 0. Read by
+  /// `gather_prometheus`, `gather_json` and `serve_metrics` on each loop's
+  /// own thread; the plain `prometheus()` and `json()` read it only where
+  /// that is this thread (one loop), and throw `std::logic_error` on a
+  /// runtime of several loops.
+  ///
+  /// \code
+  ///   corio::metrics_registry metrics;
+  ///   metrics.add_every_loop();
+  ///   std::string text = co_await metrics.gather_prometheus();
+  /// \endcode
+  void add_every_loop(std::string prefix = "");
+  /// A profiler's operations, labelled `profiler="<label>",name="<op>"`.
+  /// Profilers are thread-safe: read from any thread.
   void add_profiler(const profiler& p, std::string label = "default");
+  /// A thread pool's gauges and counters, labelled `pool="<label>"`.
   void add_pool(const thread_pool& pool, std::string label);
   /// A connection pool (any `pool<T>`).
   void add_pool(const detail::pool_core& pool, std::string label);
+  /// The loops' latest reports (JSON export only: `"reports"`, as
+  /// `report_log::json()`; Prometheus has the counts, e.g.
+  /// `corio_loop_slow_resumptions_total`).
+  void add_reports(const report_log& reports);
 
   /// Prometheus text exposition format, version 0.0.4.
   [[nodiscard]] std::string prometheus() const;
   /// {"loops": {label: {...}}, "profilers": {label: {name: {...}}},
-  ///  "pools": {label: {...}}, "connection_pools": {label: {...}}};
+  ///  "pools": {label: {...}}, "connection_pools": {label: {...}},
+  ///  "reports": {"total": n, "recent": [...]}} (reports only once added);
   ///  durations in nanoseconds.
   [[nodiscard]] std::string json() const;
+  /// `prometheus()`, with every loop of the runtime read on its own thread.
+  [[nodiscard]] task<std::string> gather_prometheus() const;
+  /// `json()`, with every loop of the runtime read on its own thread.
+  [[nodiscard]] task<std::string> gather_json() const;
 
  private:
+  [[nodiscard]] std::vector<detail::loop_reading> read_loops_here() const;
+  [[nodiscard]] task<std::vector<detail::loop_reading>> gather_loops() const;
+  [[nodiscard]] std::string prometheus_of(const std::vector<detail::loop_reading>& loops) const;
+  [[nodiscard]] std::string json_of(const std::vector<detail::loop_reading>& loops) const;
+
   std::vector<std::pair<std::string, event_loop*>> m_loops;
+  std::vector<std::string> m_every_loop;  // prefixes
   std::vector<std::pair<std::string, const profiler*>> m_profilers;
   std::vector<std::pair<std::string, const thread_pool*>> m_pools;
   std::vector<std::pair<std::string, const detail::pool_core*>> m_connection_pools;
+  const report_log* m_reports = nullptr;
 };
 
-/// Serves `metrics` over HTTP on `listener` until cancelled: `GET /metrics`
-/// (Prometheus text), `/metrics.json`, `/tasks` (dump_tasks of the loop it
-/// runs on, text) and `/tasks.json`; anything else is 404. Runs on
+/// Serves `metrics` over HTTP on `listener` until cancelled: `GET /` (a
+/// live dashboard for a browser: one self-contained page, no CDN, that
+/// polls the JSON below and charts lag, load, tasks and profiles), `/metrics`
+/// (Prometheus text), `/metrics.json`, `/tasks` (dump_tasks of every loop
+/// of the runtime it runs on, or of its loop off a runtime; text) and
+/// `/tasks.json` (each task with its loop's index); anything else is 404. Runs on
 /// corio's own HTTP server (keep-alive, limits), so scraping costs the loop
 /// a few microseconds per request.
 ///
