@@ -11,6 +11,7 @@ packages=(
   liburing-dev
   redis-server libhiredis-dev
   postgresql-15 libpq-dev libssl-dev openssl
+  doxygen chromium python3-pil
 )
 
 missing=()

@@ -27,6 +27,7 @@ LAYERS = ["base", "loop", "task", "concurrency", "io", "observe", "clients", "en
 # headers and sources); the longest matching prefix wins.
 PUBLIC = {
     "corio/errors.hpp": 0,
+    "corio/version.hpp": 0,
     "corio/cancelled_error.hpp": 0,
     "corio/detail/": 0,
     "corio/loop/": 1,

@@ -27,6 +27,7 @@
 #include "corio/observe/histogram.hpp"
 #include "corio/observe/metrics.hpp"
 #include "corio/observe/profiler.hpp"
+#include "corio/observe/report_log.hpp"
 #include "corio/observe/task_dump.hpp"
 #include "corio/os/file.hpp"
 #include "corio/os/process.hpp"
@@ -54,3 +55,4 @@
 #include "corio/task/spawn.hpp"
 #include "corio/task/task.hpp"
 #include "corio/time/sleep.hpp"
+#include "corio/version.hpp"

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Installs corio from BUILD_DIR into a scratch prefix, then configures, builds
-# and runs a consumer project that finds it with find_package(corio).
+# Installs corio from BUILD_DIR into a scratch prefix, then builds and runs a
+# consumer project against it twice: found with CMake's find_package(corio),
+# and compiled with the flags of `pkg-config corio`. Both must print the
+# version the package declares.
 #   check.sh BUILD_DIR CONSUMER_SRC
 set -eu
 build=$1
@@ -8,7 +10,4 @@ src=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
-cmake -S "$src" -B "$work/b" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
-cmake --build "$work/b" >/dev/null
-"$work/b/app"
-echo "find_package(corio) consumer built and ran"
+exec "$(dirname "$0")/consume.sh" "$work/prefix" "$src" "$work"

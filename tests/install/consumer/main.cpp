@@ -1,4 +1,6 @@
-// A program outside the tree, built against an installed corio.
+// A program outside the tree, built against an installed corio (found with
+// CMake's find_package or with pkg-config). Prints the headers' version so
+// that the test can compare it with the package's.
 #include <corio/corio.hpp>
 #include <cstdio>
 
@@ -8,5 +10,7 @@ corio::task<int> amain() {
 }
 
 int main() {
-  return corio::run(amain()) == 42 ? 0 : 1;
+  if (corio::run(amain()) != 42) return 1;
+  std::printf("%s\n", corio::version_string);
+  return 0;
 }
