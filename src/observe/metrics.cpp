@@ -306,10 +306,18 @@ void metrics_registry::add_reports(const report_log& reports) {
   m_reports = &reports;
 }
 
-std::vector<detail::loop_reading> metrics_registry::read_loops_here() const {
-  std::vector<detail::loop_reading> loops;
+namespace {
+
+detail::pool_reading read_pool(const std::string& label, const detail::pool_core& p) {
+  return {label, p.stats(), p.wait_times()};
+}
+
+}  // namespace
+
+detail::metrics_readings metrics_registry::read_here() const {
+  detail::metrics_readings r;
   for (const auto& [label, loop] : m_loops)
-    loops.push_back({label, loop->stats(), timer_lag(*loop)});
+    r.loops.push_back({label, loop->stats(), timer_lag(*loop)});
   if (!m_every_loop.empty()) {
     if (loop_count() > 1) {
       throw std::logic_error(
@@ -318,69 +326,84 @@ std::vector<detail::loop_reading> metrics_registry::read_loops_here() const {
     }
     const event_loop& here = detail::current_event_loop();
     for (const std::string& prefix : m_every_loop)
-      loops.push_back({prefix + "0", here.stats(), timer_lag(here)});
+      r.loops.push_back({prefix + "0", here.stats(), timer_lag(here)});
   }
-  return loops;
+  for (const auto& [label, p] : m_connection_pools)
+    r.pools.push_back(read_pool(label, *p));
+  return r;
 }
 
-task<std::vector<detail::loop_reading>> metrics_registry::gather_loops() const {
-  std::vector<detail::loop_reading> loops;
+task<detail::metrics_readings> metrics_registry::gather() const {
+  detail::metrics_readings r;
   for (const auto& [label, loop] : m_loops)
-    loops.push_back({label, loop->stats(), timer_lag(*loop)});
-  if (m_every_loop.empty()) co_return loops;
-  std::vector<detail::loop_reading> each;
-  if (detail::t_runtime == nullptr) {
-    const event_loop& here = detail::current_event_loop();
-    each.push_back({"", here.stats(), timer_lag(here)});
-  } else {
-    for (std::size_t i = 0; i < loop_count(); ++i) {
-      detail::loop_reading r = co_await submit_to(i, [] {
-        const event_loop& there = detail::current_event_loop();
-        return detail::loop_reading{"", there.stats(), timer_lag(there)};
-      });
-      each.push_back(std::move(r));
+    r.loops.push_back({label, loop->stats(), timer_lag(*loop)});
+  const bool on_runtime = detail::t_runtime != nullptr;
+  if (!m_every_loop.empty()) {
+    std::vector<detail::loop_reading> each;
+    if (!on_runtime) {
+      const event_loop& here = detail::current_event_loop();
+      each.push_back({"", here.stats(), timer_lag(here)});
+    } else {
+      for (std::size_t i = 0; i < loop_count(); ++i) {
+        detail::loop_reading one = co_await submit_to(i, [] {
+          const event_loop& there = detail::current_event_loop();
+          return detail::loop_reading{"", there.stats(), timer_lag(there)};
+        });
+        each.push_back(std::move(one));
+      }
+    }
+    for (const std::string& prefix : m_every_loop) {
+      for (std::size_t i = 0; i < each.size(); ++i) {
+        r.loops.push_back(each[i]);
+        r.loops.back().label = prefix + std::to_string(i);
+      }
     }
   }
-  for (const std::string& prefix : m_every_loop) {
-    for (std::size_t i = 0; i < each.size(); ++i) {
-      loops.push_back(each[i]);
-      loops.back().label = prefix + std::to_string(i);
+  for (const auto& source : m_connection_pools) {
+    const std::string* label = &source.first;
+    const detail::pool_core* p = source.second;
+    const std::size_t home = p->loop_index();
+    if (!on_runtime || home == this_loop_index()) {
+      r.pools.push_back(read_pool(*label, *p));
+      continue;
     }
+    detail::pool_reading one =
+        co_await submit_to(home, [label, p] { return read_pool(*label, *p); });
+    r.pools.push_back(std::move(one));
   }
-  co_return loops;
+  co_return r;
 }
 
 std::string metrics_registry::prometheus() const {
-  return prometheus_of(read_loops_here());
+  return prometheus_of(read_here());
 }
 
 std::string metrics_registry::json() const {
-  return json_of(read_loops_here());
+  return json_of(read_here());
 }
 
 task<std::string> metrics_registry::gather_prometheus() const {
-  const std::vector<detail::loop_reading> loops = co_await gather_loops();
-  co_return prometheus_of(loops);
+  const detail::metrics_readings r = co_await gather();
+  co_return prometheus_of(r);
 }
 
 task<std::string> metrics_registry::gather_json() const {
-  const std::vector<detail::loop_reading> loops = co_await gather_loops();
-  co_return json_of(loops);
+  const detail::metrics_readings r = co_await gather();
+  co_return json_of(r);
 }
 
-std::string metrics_registry::prometheus_of(
-    const std::vector<detail::loop_reading>& readings) const {
+std::string metrics_registry::prometheus_of(const detail::metrics_readings& readings) const {
   prometheus_writer w;
   std::vector<std::pair<std::string, loop_stats>> loops;
-  loops.reserve(readings.size());
-  for (const detail::loop_reading& r : readings)
+  loops.reserve(readings.loops.size());
+  for (const detail::loop_reading& r : readings.loops)
     loops.emplace_back("loop=\"" + label_value(r.label) + "\"", r.stats);
   if (!loops.empty()) {
     write_families(w, loop_figures, loops);
     w.family("corio_loop_timer_lag_seconds", "histogram",
              "How late sleeping tasks resumed: the loop's lag.");
     for (std::size_t i = 0; i < loops.size(); ++i)
-      w.histogram("corio_loop_timer_lag_seconds", loops[i].first, readings[i].lag);
+      w.histogram("corio_loop_timer_lag_seconds", loops[i].first, readings.loops[i].lag);
   }
 
   std::vector<std::pair<std::string, profile_entry>> profiles;
@@ -410,10 +433,10 @@ std::string metrics_registry::prometheus_of(
     write_families(w, pool_figures, pools);
   }
 
-  if (!m_connection_pools.empty()) {
+  if (!readings.pools.empty()) {
     std::vector<std::pair<std::string, pool_stats>> pools;
-    for (const auto& [label, p] : m_connection_pools)
-      pools.emplace_back("pool=\"" + label_value(label) + "\"", p->stats());
+    for (const detail::pool_reading& r : readings.pools)
+      pools.emplace_back("pool=\"" + label_value(r.label) + "\"", r.stats);
     write_families(w, connection_pool_figures, pools);
     w.family("corio_connection_pool_evictions_total", "counter", "Connections closed, by cause.");
     for (const auto& [labels, st] : pools) {
@@ -424,19 +447,18 @@ std::string metrics_registry::prometheus_of(
     w.family("corio_connection_pool_wait_seconds", "histogram",
              "How long acquires that had to wait waited.");
     for (std::size_t i = 0; i < pools.size(); ++i)
-      w.histogram("corio_connection_pool_wait_seconds", pools[i].first,
-                  m_connection_pools[i].second->wait_times());
+      w.histogram("corio_connection_pool_wait_seconds", pools[i].first, readings.pools[i].waits);
   }
   return w.take();
 }
 
-std::string metrics_registry::json_of(const std::vector<detail::loop_reading>& readings) const {
+std::string metrics_registry::json_of(const detail::metrics_readings& readings) const {
   std::string j = "{\"loops\":{";
-  for (std::size_t i = 0; i < readings.size(); ++i) {
+  for (std::size_t i = 0; i < readings.loops.size(); ++i) {
+    const detail::loop_reading& r = readings.loops[i];
     if (i != 0) j += ',';
-    j += detail::json_string(readings[i].label) + ':' +
-         figures_json(loop_figures, readings[i].stats,
-                      ",\"timer_lag\":" + detail::histogram_json(readings[i].lag, 0));
+    j += detail::json_string(r.label) + ':' +
+         figures_json(loop_figures, r.stats, ",\"timer_lag\":" + detail::histogram_json(r.lag, 0));
   }
   j += "},\"profilers\":{";
   for (std::size_t i = 0; i < m_profilers.size(); ++i) {
@@ -450,18 +472,17 @@ std::string metrics_registry::json_of(const std::vector<detail::loop_reading>& r
          figures_json(pool_figures, m_pools[i].second->stats());
   }
   j += "},\"connection_pools\":{";
-  for (std::size_t i = 0; i < m_connection_pools.size(); ++i) {
+  for (std::size_t i = 0; i < readings.pools.size(); ++i) {
     if (i != 0) j += ',';
-    const detail::pool_core& p = *m_connection_pools[i].second;
-    const pool_stats st = p.stats();
+    const detail::pool_reading& r = readings.pools[i];
+    const pool_stats& st = r.stats;
     std::string extra = ",\"evictions\":{";
     for (const eviction_cause& c : eviction_causes) {
       if (extra.back() != '{') extra += ',';
       extra += std::string("\"") + c.name + "\":" + std::to_string(st.evictions.*c.count);
     }
-    extra += "},\"wait\":" + detail::histogram_json(p.wait_times(), st.timeouts);
-    j += detail::json_string(m_connection_pools[i].first) + ':' +
-         figures_json(connection_pool_figures, st, extra);
+    extra += "},\"wait\":" + detail::histogram_json(r.waits, st.timeouts);
+    j += detail::json_string(r.label) + ':' + figures_json(connection_pool_figures, st, extra);
   }
   j += '}';
   if (m_reports != nullptr) j += ",\"reports\":" + m_reports->json();

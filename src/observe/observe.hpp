@@ -46,6 +46,8 @@ void walk_await_chain(const task_base& t, Frame frame, Link link) {
   for (int i = n - 1; i >= 0; --i) {
     const task_base& r = *roots[i];
     const frame_info* f = &r;
+    // A forwarding root (spawn_on's wrapper) is shown as the task it awaits.
+    if ((r.m_flags & tf_forwarding) != 0 && f->awaiting() != nullptr) f = f->awaiting();
     for (int depth = 0; f != nullptr && depth < max_frames; ++depth) {
       frame(depth == 0 ? r.name() : nullptr, f->where());
       f = f->awaiting();

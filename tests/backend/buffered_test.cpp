@@ -163,6 +163,26 @@ TEST_P(Buffered, CancellingAPendingReadLineLosesNothing) {
   });
 }
 
+TEST_P(Buffered, CancellingAPendingReadExactLosesNothing) {
+  run_io([]() -> corio::task<> {
+    auto [l, c, s] = co_await connect_pair();
+    corio::buffered_reader in(s);
+    co_await send(c, "abc");
+    char eight[8] = {};
+    auto pending = corio::spawn([](corio::buffered_reader<>& in, char* out) -> corio::task<> {
+      co_await in.read_exact(out, 8);
+    }(in, eight));
+    for (int i = 0; i < 3; ++i)
+      co_await corio::yield_now();  // it has read "abc" and waits for more
+    EXPECT_TRUE(pending.cancel());
+    EXPECT_THROW(co_await pending, corio::cancelled_error);
+    co_await send(c, "defgh");
+    // Bounded: had "abc" been lost, five bytes would never make eight.
+    co_await corio::timeout(std::chrono::seconds(10), in.read_exact(eight, 8));
+    EXPECT_EQ(std::string_view(eight, 8), "abcdefgh");
+  });
+}
+
 TEST_P(Buffered, SmallWritesGoOutTogetherAndPutRefusesWhatDoesNotFit) {
   run_io([]() -> corio::task<> {
     auto [l, c, s] = co_await connect_pair();

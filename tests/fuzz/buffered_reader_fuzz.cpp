@@ -136,6 +136,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 int main() {
   // Inputs made of the bytes that matter: line ends, delimiters' parts and
   // letters, in runs long and short.
+  // Inputs libFuzzer once found failing, kept: an empty stream read with
+  // read_exact (a memcpy from the empty buffer's null pointer).
+  const std::string regressions[] = {std::string("\x02n", 2)};
+  for (const std::string& input : regressions)
+    LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
   std::mt19937_64 rng(20261201);
   const char alphabet[] = "ab\r\n\nxyz";
   for (int i = 0; i < 3000; ++i) {

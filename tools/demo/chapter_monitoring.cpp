@@ -3,11 +3,15 @@
 // and a render; every 50th also calls a legacy client that blocks its
 // thread for 120 ms. Debug mode names the task that blocked and its await
 // chain; the profiler's table shows where the time went; the fix offloads
-// the blocking call to the blocking pool, and the report is gone.
+// the blocking call to the blocking pool, and the report is gone. While
+// each variant runs, serve_metrics serves its live dashboard; the chapter
+// prints the address (CORIO_DEMO_DASHBOARD_SECONDS=N keeps it up N seconds
+// after the requests, to look at it in a browser).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -59,26 +63,54 @@ struct monitored_run {
   double request_p90_ms = 0;
 };
 
-/// Serves the requests with debug mode and the profiler on.
+/// How long the dashboard stays up after the requests (the environment's
+/// CORIO_DEMO_DASHBOARD_SECONDS; 0 by default, so the tour does not wait).
+std::chrono::seconds dashboard_linger() {
+  const char* v = std::getenv("CORIO_DEMO_DASHBOARD_SECONDS");
+  return std::chrono::seconds(v != nullptr ? std::strtol(v, nullptr, 10) : 0);
+}
+
+/// Serves the requests with debug mode and the profiler on, and the live
+/// dashboard of both on a free port while they run.
 monitored_run monitored(bool offloaded) {
   monitored_run r;
   corio::profiler prof;
+  corio::report_log reports;
   corio::loop_options o;
   o.debug = true;  // what CORIO_DEBUG=1 turns on
-  o.report = [&r](const std::string& s) { r.reports.push_back(s); };
+  o.report = reports.sink([&r](const std::string& s) { r.reports.push_back(s); });
   corio::event_loop loop(o);
+  corio::metrics_registry metrics;
+  metrics.add_loop(loop, "main");
+  metrics.add_profiler(prof, "app");
+  metrics.add_pool(corio::blocking_pool(), "blocking");
+  metrics.add_reports(reports);
   const auto t0 = steady::now();
-  r.m.result = corio::run(loop, [](corio::profiler& prof, bool offloaded) -> corio::task<u64> {
-    std::vector<u64> ids(k_monitored_requests);
-    std::iota(ids.begin(), ids.end(), u64{0});
-    const auto out = co_await corio::map_bounded(
-        ids,
-        [&prof, offloaded](u64 id) -> corio::task<u64> {
-          co_return co_await corio::spawn(handle_request(prof, id, offloaded), "request");
-        },
-        20);
-    co_return std::accumulate(out.begin(), out.end(), u64{0});
-  }(prof, offloaded));
+  r.m.result = corio::run(
+      loop,
+      [](corio::profiler& prof, bool offloaded,
+         corio::metrics_registry& metrics) -> corio::task<u64> {
+        auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(0));
+        auto dashboard = corio::spawn(corio::serve_metrics(listener, metrics), "dashboard");
+        std::printf("    live dashboard while it runs: http://%s/\n",
+                    listener.local_address().to_string().c_str());
+        std::fflush(stdout);
+        std::vector<u64> ids(k_monitored_requests);
+        std::iota(ids.begin(), ids.end(), u64{0});
+        const auto out = co_await corio::map_bounded(
+            ids,
+            [&prof, offloaded](u64 id) -> corio::task<u64> {
+              co_return co_await corio::spawn(handle_request(prof, id, offloaded), "request");
+            },
+            20);
+        co_await corio::sleep(dashboard_linger());
+        dashboard.cancel();
+        try {
+          co_await dashboard;
+        } catch (const corio::cancelled_error&) {
+        }
+        co_return std::accumulate(out.begin(), out.end(), u64{0});
+      }(prof, offloaded, metrics));
   r.m.seconds = since(t0);
   r.table = prof.report();
   r.lag_p99_ms =

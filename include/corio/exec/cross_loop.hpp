@@ -419,11 +419,13 @@ struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> 
   static task<void> body(remote_call* self) {
     if constexpr (traits::is_task) {
       try {
+        auto inner = self->m_fn();
+        forward_to(inner);
         if constexpr (std::is_void_v<value>) {
-          co_await self->m_fn();
+          co_await std::move(inner);
           self->m_result.m_value.emplace(true);
         } else {
-          self->m_result.m_value.emplace(co_await self->m_fn());
+          self->m_result.m_value.emplace(co_await std::move(inner));
         }
       } catch (...) {
         self->m_result.m_error = std::current_exception();
@@ -516,7 +518,11 @@ template <class Fn>
 struct remote_spawn final : posted_node {
   // The task, with the callable that made it kept in the frame: a
   // coroutine lambda's captures live in the lambda object.
-  static task<void> keep(Fn fn) { (void)co_await fn(); }
+  static task<void> keep(Fn fn) {
+    auto inner = fn();
+    forward_to(inner);
+    (void)co_await std::move(inner);
+  }
 
   Fn m_fn;
   runtime_state* m_runtime;

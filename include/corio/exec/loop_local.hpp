@@ -45,7 +45,8 @@ class loop_local {
       throw std::logic_error("corio::loop_local: used on a loop of another runtime");
     }
     std::unique_ptr<T>& slot = m_instances[i];
-    if (slot == nullptr) slot = std::make_unique<T>(m_make());
+    // new T(prvalue) builds in place: T need not be movable (a pool is not).
+    if (slot == nullptr) slot.reset(new T(m_make()));  // NOLINT(modernize-make-unique)
     return *slot;
   }
 

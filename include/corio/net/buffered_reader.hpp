@@ -28,7 +28,7 @@ namespace corio {
 /// stay valid until the next call on the reader.
 ///
 /// Cancellation loses nothing: bytes that arrived before the cancel stay
-/// buffered for the next call.
+/// buffered for the next call (for read_exact, up to the buffer's limit).
 ///
 /// \code
 ///   corio::buffered_reader in(stream);
@@ -79,15 +79,18 @@ class buffered_reader {
     if (m_in.empty() && len >= m_max) co_return co_await m_stream->read_some(buf, len);
     if (m_in.empty() && !co_await fill()) co_return 0;
     const std::size_t n = std::min(len, m_in.size());
-    std::memcpy(buf, m_in.pending().data(), n);
-    m_in.consume(n);
+    take(buf, n);
     co_return n;
   }
 
   /// Exactly `len` bytes; incomplete_read_error when the stream ends
-  /// first (what did arrive is then in `buf`, and consumed).
+  /// first (what did arrive is then in `buf`, and consumed). Up to the
+  /// buffer's limit the bytes gather in the buffer and are copied out at
+  /// once, so a cancelled read_exact loses nothing; a longer one copies as
+  /// bytes come, and a cancel leaves what came in `buf`, consumed.
   [[nodiscard]] task<> read_exact(void* buf, std::size_t len) {
-    return detail::read_exact(*this, buf, len);
+    if (len > m_max) return detail::read_exact(*this, buf, len);
+    return read_exact_buffered(buf, len);
   }
 
   /// What is buffered now, without reading (zero-copy parsing); drop what
@@ -99,6 +102,24 @@ class buffered_reader {
   [[nodiscard]] bool at_eof() const noexcept { return m_eof && m_in.empty(); }
 
  private:
+  task<> read_exact_buffered(void* buf, std::size_t len) {
+    while (m_in.size() < len) {
+      if (!co_await fill()) {  // the end (never full: len <= m_max)
+        const std::size_t got = m_in.size();
+        take(buf, got);
+        throw incomplete_read_error(got, len);
+      }
+    }
+    take(buf, len);
+  }
+
+  // Moves the first n buffered bytes to buf (n may be 0, with nothing buffered).
+  void take(void* buf, std::size_t n) noexcept {
+    if (n == 0) return;
+    std::memcpy(buf, m_in.pending().data(), n);
+    m_in.consume(n);
+  }
+
   // Reads once into the buffer; false at the end of the stream or when the
   // buffer is full.
   task<bool> fill() {

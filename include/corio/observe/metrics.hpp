@@ -34,6 +34,17 @@ struct loop_reading {
   loop_stats stats;
   latency_histogram lag;
 };
+/// One connection pool's figures, taken on the thread of its loop.
+struct pool_reading {
+  std::string label;
+  pool_stats stats;
+  latency_histogram waits;
+};
+/// What one export writes: every loop's and connection pool's figures.
+struct metrics_readings {
+  std::vector<loop_reading> loops;
+  std::vector<pool_reading> pools;
+};
 }  // namespace detail
 
 /// The sources one export covers. Each is added with a label value
@@ -87,7 +98,9 @@ class metrics_registry {
   void add_profiler(const profiler& p, std::string label = "default");
   /// A thread pool's gauges and counters, labelled `pool="<label>"`.
   void add_pool(const thread_pool& pool, std::string label);
-  /// A connection pool (any `pool<T>`).
+  /// A connection pool (any `pool<T>`). A pool belongs to the loop it was
+  /// made on: the gathering exports read it on that loop's thread, so a
+  /// pool per loop (`loop_local`) is exported safely from any loop.
   void add_pool(const detail::pool_core& pool, std::string label);
   /// The loops' latest reports (JSON export only: `"reports"`, as
   /// `report_log::json()`; Prometheus has the counts, e.g.
@@ -107,10 +120,10 @@ class metrics_registry {
   [[nodiscard]] task<std::string> gather_json() const;
 
  private:
-  [[nodiscard]] std::vector<detail::loop_reading> read_loops_here() const;
-  [[nodiscard]] task<std::vector<detail::loop_reading>> gather_loops() const;
-  [[nodiscard]] std::string prometheus_of(const std::vector<detail::loop_reading>& loops) const;
-  [[nodiscard]] std::string json_of(const std::vector<detail::loop_reading>& loops) const;
+  [[nodiscard]] detail::metrics_readings read_here() const;
+  [[nodiscard]] task<detail::metrics_readings> gather() const;
+  [[nodiscard]] std::string prometheus_of(const detail::metrics_readings& r) const;
+  [[nodiscard]] std::string json_of(const detail::metrics_readings& r) const;
 
   std::vector<std::pair<std::string, event_loop*>> m_loops;
   std::vector<std::string> m_every_loop;  // prefixes

@@ -210,6 +210,9 @@ class pool_core : public job_owner {
   [[nodiscard]] pool_stats stats() const noexcept;
   /// How long acquires that had to wait waited.
   [[nodiscard]] const latency_histogram& wait_times() const noexcept { return m_wait_times; }
+  /// The index, in its runtime, of the loop the pool was made on (0 off a
+  /// runtime): its figures are read on that loop's thread.
+  [[nodiscard]] std::size_t loop_index() const noexcept { return m_loop->m_runtime_index; }
   [[nodiscard]] bool closed() const noexcept { return m_closed; }
   /// Whether the pool has a validate hook.
   [[nodiscard]] bool validates() const noexcept { return m_has_validate; }

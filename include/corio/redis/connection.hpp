@@ -162,8 +162,15 @@ class command_awaiter final : public reply_waiter {
 /// Cancellation: a cancelled command's reply is read and dropped; the other
 /// commands are not affected. Bound a command with `corio::timeout`.
 ///
+/// With GCC 12, pass a named `connection_options`, not a braced temporary
+/// (`connect({.port = 6379})`): GCC 12 destroys a braced temporary of a type
+/// with strings inside a `co_await` expression wrongly (a free of frame
+/// memory under ASan). This holds for every options struct in a `co_await`.
+///
 /// \code
-///   auto redis = co_await corio::redis::connection::connect({.port = 6379});
+///   corio::redis::connection_options options;
+///   options.port = 6379;
+///   auto redis = co_await corio::redis::connection::connect(options);
 ///   co_await redis.set("greeting", "hello");
 ///   std::optional<std::string> v = co_await redis.get("greeting");
 ///   corio::redis::reply r = co_await redis.command("HINCRBY", "counts", "visits", 1);

@@ -168,6 +168,14 @@ class task_promise final : public task_promise_storage<T>, public frame_allocate
 ///   corio::task<int> add(int a, int b) { co_return a + b; }
 ///   corio::task<> main_task() { int s = co_await add(1, 2); assert(s == 3); }
 /// \endcode
+#ifndef CORIO_DOXYGEN  // internal; Doxygen mistakes the friend below for a second task
+namespace detail {
+/// The code site of `t`'s coroutine (its function, file and line).
+template <class T>
+[[nodiscard]] const code_site& site_of(const task<T>& t) noexcept;
+}  // namespace detail
+#endif
+
 template <class T>
 class [[nodiscard]] task {
  public:
@@ -211,6 +219,11 @@ class [[nodiscard]] task {
   handle_type release() noexcept { return std::exchange(m_handle, {}); }
 
  private:
+#ifndef CORIO_DOXYGEN
+  template <class U>
+  friend const detail::code_site& detail::site_of(const task<U>& t) noexcept;
+#endif
+
   struct awaiter {
     handle_type m_child;
     detail::frame_info* m_parent = nullptr;
@@ -247,5 +260,31 @@ template <class T>
 task<T> detail::task_promise<T>::get_return_object() noexcept {
   return task<T>(std::coroutine_handle<task_promise>::from_promise(*this));
 }
+
+#ifndef CORIO_DOXYGEN
+template <class T>
+const detail::code_site& detail::site_of(const task<T>& t) noexcept {
+  return t.m_handle.promise().where();
+}
+
+namespace detail {
+
+/// Called first by a root whose body only awaits `inner` (spawn_on's and
+/// submit_to's wrappers): task dumps, reports and the dashboard then show
+/// the root by `inner`'s function and leave the wrapper's frame out of its
+/// await chain, so a task spawned on another loop reads like one spawned
+/// here.
+template <class T>
+void forward_to(const task<T>& inner) noexcept {
+  task_base& self = current_task();
+  self.set_where(site_of(inner));
+  self.m_flags |= tf_forwarding;
+}
+/// Any other awaitable has no frame to show: the wrapper stays as it is.
+template <class Awaitable>
+void forward_to(const Awaitable& /*inner*/) noexcept {}
+
+}  // namespace detail
+#endif  // CORIO_DOXYGEN
 
 }  // namespace corio

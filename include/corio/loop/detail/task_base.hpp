@@ -204,6 +204,7 @@ enum task_flag : std::uint32_t {
   tf_yielded = 1U << 9,       // yield_now: not again in the tick it yielded in
   tf_yield_odd = 1U << 10,    // ... which was an odd-numbered tick
   tf_value_taken = 1U << 11,  // a join_handle moved the value out
+  tf_forwarding = 1U << 12,   // the root only awaits an inner task whose site it took
 };
 
 /// Promise base of every task<T>. Fields after `m_link` are used by roots only.
