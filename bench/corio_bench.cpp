@@ -629,6 +629,10 @@ corio::task<outcome_line> w_pg_pipeline(u64 n) {
 std::size_t g_threads = 2;
 /// Whether --threads was given: a network server then runs on a runtime.
 bool g_threads_given = false;
+/// --accept one: with --threads, one loop accepts and hands connections to
+/// the least loaded loop (serve_from_one_acceptor); else a SO_REUSEPORT
+/// listener per loop (serve_every_loop).
+bool g_accept_one = false;
 
 /// The loops' resumptions, in loop order, as a JSON field: how the work
 /// spread.
@@ -797,7 +801,8 @@ measured_run set_up_mt_spawn(u64 n) {
 }
 
 /// The http server of the contract, as a network workload's `serve`.
-corio::task<> serve_hello_world(corio::tcp_listener& listener) {
+template <class Listener = corio::tcp_listener>
+corio::task<> serve_hello_world(Listener& listener) {
   return corio::serve_http(listener, corio_examples::hello_world);
 }
 
@@ -815,6 +820,8 @@ struct workload {
   std::string (*extra_fields)(u64 n, double seconds) = nullptr;
   /// Network: the server, cancelled when the signal comes.
   corio::task<> (*serve)(corio::tcp_listener& listener) = nullptr;
+  /// Network, --accept one: a loop's server of the connections handed to it.
+  corio::task<> (*serve_handed)(corio::handed_connections& connections) = nullptr;
 };
 
 // `--workload all` runs the in-process rows in this order.
@@ -867,8 +874,14 @@ constexpr workload k_workloads[] = {
      .kind = workload_kind::multi_core,
      .default_n = 10'000'000,
      .set_up = no_set_up<w_mt_fanin>},
-    {.name = "echo", .kind = workload_kind::network_server, .serve = corio_examples::serve_echo},
-    {.name = "http", .kind = workload_kind::network_server, .serve = serve_hello_world},
+    {.name = "echo",
+     .kind = workload_kind::network_server,
+     .serve = corio_examples::serve_echo<>,
+     .serve_handed = corio_examples::serve_echo<corio::handed_connections>},
+    {.name = "http",
+     .kind = workload_kind::network_server,
+     .serve = serve_hello_world<>,
+     .serve_handed = serve_hello_world<corio::handed_connections>},
 };
 
 /// What observation the run had: "compiled-out", or stats and debug settings.
@@ -927,7 +940,7 @@ int usage(const char* why) {
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
                "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET] [--pg URL] [--pg-share "
-               "pool|round-robin] [--pg-connections N] [--threads T]\n"
+               "pool|round-robin] [--pg-connections N] [--threads T] [--accept one|reuseport]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -949,9 +962,16 @@ int serve_network_on_every_loop(const workload& w, std::uint16_t port,
                                         corio::signal_set& stop) -> corio::task<std::string> {
     auto listener =
         corio::tcp_listener::bind(corio::socket_address::loopback(port), {.reuse_port = true});
-    co_await corio_examples::until_signal(
-        corio::serve_every_loop(listener, [&w](corio::tcp_listener& l) { return w.serve(l); }),
-        stop);
+    if (g_accept_one) {
+      co_await corio_examples::until_signal(
+          corio::serve_from_one_acceptor(
+              listener, [&w](corio::handed_connections& c) { return w.serve_handed(c); }),
+          stop);
+    } else {
+      co_await corio_examples::until_signal(
+          corio::serve_every_loop(listener, [&w](corio::tcp_listener& l) { return w.serve(l); }),
+          stop);
+    }
     std::string syscalls;
     std::string resumptions;
     const std::vector<corio::loop_stats> loops = co_await corio::every_loop_stats();
@@ -964,9 +984,10 @@ int serve_network_on_every_loop(const workload& w, std::uint16_t port,
         "]";
   }(w, port, stop));
   std::printf(
-      "{\"workload\":\"%s\",\"threads\":%zu,\"accept\":\"SO_REUSEPORT per loop\","
+      "{\"workload\":\"%s\",\"threads\":%zu,\"accept\":\"%s\","
       "\"peak_rss_kb\":%ld%s}\n",
-      w.name, g_threads, peak_rss_kb(), figures.c_str());
+      w.name, g_threads, g_accept_one ? "one acceptor" : "SO_REUSEPORT per loop", peak_rss_kb(),
+      figures.c_str());
   return 0;
 }
 
@@ -1032,6 +1053,10 @@ int main(int argc, char** argv) {
       g_threads = std::strtoul(v, nullptr, 10);
       g_threads_given = true;
       if (g_threads == 0 || g_threads > 1024) return usage("--threads takes 1 to 1024");
+    } else if (a == "--accept") {
+      if (std::string_view(v) != "one" && std::string_view(v) != "reuseport")
+        return usage("--accept takes one or reuseport");
+      g_accept_one = std::string_view(v) == "one";
     } else if (a == "--pg-connections") {
       g_pg_connections = std::strtoul(v, nullptr, 10);
       if (g_pg_connections == 0 || g_pg_connections > 100)

@@ -25,9 +25,11 @@ inline corio::task<> echo_connection(corio::tcp_stream stream) {
   }
 }
 
-/// Accepts for ever; each connection runs as its own task, cancelled with
-/// the server.
-inline corio::task<> serve_echo(corio::tcp_listener& listener) {
+/// Accepts for ever (from a tcp_listener, or the handed_connections of
+/// serve_from_one_acceptor); each connection runs as its own task,
+/// cancelled with the server.
+template <class Listener = corio::tcp_listener>
+corio::task<> serve_echo(Listener& listener) {
   return corio::serve(listener, [](corio::tcp_stream s) {
     s.set_nodelay(true);
     return echo_connection(std::move(s));

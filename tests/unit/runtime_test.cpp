@@ -3,9 +3,13 @@
 // other loops, invoke_on_all, a blocked loop while the others serve, and
 // the shutdown with work in flight on every loop. No test depends on
 // timing: what must happen first is waited for with flags.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -532,6 +536,61 @@ TEST(Runtime, ServeEveryLoopWantsAListenerThatSharesItsPort) {
                      l, [](corio::tcp_listener& mine) { return corio::serve(mine, tell_loop); }),
                  std::invalid_argument);
   }());
+}
+
+// Tells the client its loop, then holds the connection until the client
+// closes it: connections stay open, so loads build up.
+corio::task<> tell_and_hold(corio::tcp_stream s) {
+  char c = 0;
+  co_await s.read_exact(&c, 1);
+  const char index = static_cast<char>('0' + corio::this_loop_index());
+  co_await s.write_all(&index, 1);
+  co_await s.read_some(&c, 1);  // 0: the client closed
+}
+
+// `n` blocking clients on a thread of their own (so that no loop carries
+// them): each connects, asks, and keeps its connection until all asked.
+std::vector<int> held_clients(std::uint16_t port, int n) {
+  std::vector<int> per_loop(2, 0);
+  std::vector<int> fds;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < n; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) break;
+    fds.push_back(fd);
+    char index = '?';
+    if (::write(fd, &index, 1) != 1 || ::read(fd, &index, 1) != 1) break;
+    ++per_loop.at(static_cast<std::size_t>(index - '0'));
+  }
+  for (const int fd : fds)
+    ::close(fd);
+  return per_loop;
+}
+
+TEST(Runtime, OneAcceptorHandsConnectionsToTheLeastLoadedLoop) {
+  corio::runtime rt({.threads = 2});
+  const std::vector<int> per_loop = rt.run([]() -> corio::task<std::vector<int>> {
+    auto l = corio::tcp_listener::bind(corio::socket_address::loopback(0));
+    corio::server_stats stats[2];
+    auto server = corio::spawn(corio::serve_from_one_acceptor(l, [&stats](auto& connections) {
+      return corio::serve(connections, tell_and_hold, {.stats = &stats[corio::this_loop_index()]});
+    }));
+    const std::uint16_t port = l.local_address().port();
+    std::vector<int> counts =
+        co_await corio::offload(corio::blocking_pool(), held_clients, port, 64);
+    server.cancel();
+    EXPECT_THROW(co_await std::move(server), corio::cancelled_error);
+    EXPECT_EQ(stats[0].accepted + stats[1].accepted, 64U);
+    co_return counts;
+  }());
+  EXPECT_EQ(per_loop[0] + per_loop[1], 64);
+  // 64 connections held open: the loop that took more grew its load, so
+  // the other gets the next ones.
+  EXPECT_GT(per_loop[0], 0);
+  EXPECT_GT(per_loop[1], 0);
 }
 
 // ---- debug mode and observation across loops ---------------------------------

@@ -105,6 +105,12 @@ class runtime_state {
     return theirs < core_of(*m_loops[self]).live_tasks() ? other : self;
   }
 
+  /// Loop `i`'s task count as this loop sees it: exact for this loop, the
+  /// count it last published (at its last tick) for another.
+  [[nodiscard]] std::size_t load_of(std::size_t i) const noexcept {
+    return i == t_loop_index ? core_of(*m_loops[i]).live_tasks() : m_loops[i]->published_load();
+  }
+
   /// Calls loop `from` sent to loop `to` that loop `to` has not finished,
   /// as loop `to` last told (once per tick of its own).
   [[nodiscard]] std::size_t out_to(std::size_t from, std::size_t to) const noexcept {

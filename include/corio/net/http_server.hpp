@@ -299,12 +299,14 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_options op
   if (failure) std::rethrow_exception(failure);
 }
 
-/// Accepts connections for ever and serves each with its own task (a copy
+/// Accepts connections on `listener` (a tcp_listener, or the
+/// handed_connections of serve_from_one_acceptor) for ever and serves each
+/// with its own task (a copy
 /// of `handler` each), as `serve` does: cancelling serve_http closes every
 /// connection, and `options` bounds the connections, their memory and
 /// their time (see http_options). See serve_http_connection.
-template <class Handler>
-task<> serve_http(tcp_listener& listener, Handler handler, http_options options = {}) {
+template <class Listener, class Handler>
+task<> serve_http(Listener& listener, Handler handler, http_options options = {}) {
   // The connections keep their own deadlines; serve's idle watch is off.
   const serve_options accept{.max_connections = options.max_connections,
                              .idle_timeout = std::chrono::nanoseconds::max(),

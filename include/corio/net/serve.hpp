@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -14,6 +16,8 @@
 #include "corio/flow/detail/child_scope.hpp"
 #include "corio/flow/gather.hpp"
 #include "corio/net/tcp_listener.hpp"
+#include "corio/net/tcp_stream.hpp"
+#include "corio/sync/channel.hpp"
 #include "corio/task/cancel.hpp"
 #include "corio/time/sleep.hpp"
 
@@ -131,7 +135,8 @@ inline task<> watch_idle(task<> connection, int fd, std::int64_t idle_ns, server
 
 }  // namespace detail
 
-/// Accepts connections on `listener` for ever and runs
+/// Accepts connections on `listener` (a tcp_listener, or the
+/// handed_connections of serve_from_one_acceptor) for ever and runs
 /// `on_connection(tcp_stream)` (which returns a `task<>`) for each as a
 /// child task: Trio's `serve_tcp`, asyncio's `start_server`.
 ///
@@ -148,8 +153,8 @@ inline task<> watch_idle(task<> connection, int fd, std::int64_t idle_ns, server
 ///   co_await corio::serve(l, [](corio::tcp_stream s) { return echo(std::move(s)); },
 ///                         {.idle_timeout = std::chrono::seconds(60)});
 /// \endcode
-template <class F>
-task<> serve(tcp_listener& listener, F on_connection, serve_options options = {}) {
+template <class Listener, class F>
+task<> serve(Listener& listener, F on_connection, serve_options options = {}) {
   detail::child_scope connections(/*fail_fast=*/false, /*collect=*/false);
   detail::serve_state state(options);
   state.attach(connections);
@@ -241,6 +246,123 @@ task<> serve_every_loop(tcp_listener& listener, Server server, listen_options op
                                 : detail::serve_on_loop(i, address, options, server));
   }
   co_await gather(std::move(servers));
+}
+
+/// The connections one acceptor hands to one loop (serve_from_one_acceptor):
+/// a source with `accept()`, like a listener, for `serve` and `serve_http`
+/// on that loop. Thread-safe between the acceptor's loop and this one.
+class handed_connections {
+ public:
+  /// Room for `capacity` connections handed and not yet accepted (the
+  /// acceptor waits when it is full).
+  explicit handed_connections(std::size_t capacity) : m_fds(capacity) {}
+  handed_connections(const handed_connections&) = delete;
+  handed_connections& operator=(const handed_connections&) = delete;
+  /// Closes the connections handed and never accepted.
+  ~handed_connections() {
+    while (std::optional<int> fd = m_fds.try_receive())
+      tcp_stream closing(*fd);
+  }
+
+  /// The next connection handed to this loop. Cancellation loses nothing:
+  /// a connection not yet taken stays for the next accept. Throws
+  /// channel_closed once the acceptor stopped.
+  task<tcp_stream> accept() {
+    const int fd = co_await m_fds.receive();
+    co_return tcp_stream(fd);
+  }
+  /// On the acceptor's loop: hands `s` over (waits while the queue is full).
+  task<> hand(tcp_stream s) { co_await m_fds.send(s.release()); }
+  /// Connections handed and not yet accepted.
+  [[nodiscard]] std::size_t queued() const { return m_fds.size(); }
+  /// Ends the accepts (they throw channel_closed once the queue is empty).
+  void close() { m_fds.close(); }
+
+ private:
+  channel<int> m_fds;
+};
+
+namespace detail {
+
+/// The loop that gets the next connection: the fewest tasks (this loop's
+/// exact count, the others' as last published) plus connections handed
+/// and not yet taken; ties go round, from the loop after the last choice.
+inline std::size_t least_loaded(const std::vector<std::unique_ptr<handed_connections>>& inboxes,
+                                std::size_t last) {
+  const std::size_t n = inboxes.size();
+  std::size_t best = last;
+  std::size_t best_load = static_cast<std::size_t>(-1);
+  for (std::size_t k = 1; k <= n; ++k) {
+    const std::size_t i = (last + k) % n;
+    const std::size_t base = t_runtime != nullptr ? t_runtime->load_of(i) : 0;
+    const std::size_t load = base + inboxes[i]->queued();
+    if (load < best_load) {
+      best = i;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+/// The acceptor: accepts for ever, handing each connection to the least
+/// loaded loop; closes the inboxes when it ends.
+inline task<> hand_out(tcp_listener& listener,
+                       std::vector<std::unique_ptr<handed_connections>>& inboxes) {
+  struct closer {
+    std::vector<std::unique_ptr<handed_connections>>& inboxes;
+    ~closer() {
+      for (auto& in : inboxes)
+        in->close();
+    }
+  } closing{inboxes};
+  std::size_t last = inboxes.size() - 1;
+  for (;;) {
+    tcp_stream s = co_await listener.accept();
+    last = least_loaded(inboxes, last);
+    co_await inboxes[last]->hand(std::move(s));
+  }
+}
+
+template <class Server>
+task<> serve_handed(std::size_t loop, handed_connections& inbox, Server server) {
+  co_await submit_to(loop, [&inbox, server]() mutable { return server(inbox); });
+}
+
+}  // namespace detail
+
+/// Serves on every loop of this runtime from one acceptor: this loop
+/// accepts on `listener` and hands each connection to the loop with the
+/// fewest tasks (its own exact count, the others' as they last published
+/// it, plus connections handed and not yet taken), instead of
+/// serve_every_loop's listener per loop, where the kernel spreads
+/// connections by a hash of the peer's address. `server(handed_connections&)`
+/// returns each loop's server: `serve` or `serve_http` over the connections
+/// it is handed (take the parameter as `auto&`). A connection costs one
+/// message between loops when it is accepted, none after. Cancelling this
+/// stops the acceptor and cancels every loop's server; connections handed
+/// and not yet taken are closed.
+///
+/// \code
+///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8080));
+///   co_await corio::serve_from_one_acceptor(l, [](auto& connections) {
+///     return corio::serve_http(connections, handler);
+///   });
+/// \endcode
+template <class Server>
+task<> serve_from_one_acceptor(tcp_listener& listener, Server server,
+                               std::size_t queue_per_loop = 256) {
+  const std::size_t here = this_loop_index();
+  std::vector<std::unique_ptr<handed_connections>> inboxes;
+  inboxes.reserve(loop_count());
+  for (std::size_t i = 0; i < loop_count(); ++i)
+    inboxes.push_back(std::make_unique<handed_connections>(queue_per_loop));
+  std::vector<task<>> parts;
+  parts.reserve(loop_count() + 1);
+  parts.push_back(detail::hand_out(listener, inboxes));
+  for (std::size_t i = 0; i < loop_count(); ++i) {
+    parts.push_back(i == here ? server(*inboxes[i]) : detail::serve_handed(i, *inboxes[i], server));
+  }
+  co_await gather(std::move(parts));
 }
 
 }  // namespace corio

@@ -106,6 +106,9 @@ class tcp_stream {
   void shutdown_write(std::error_code& ec) noexcept;
   /// Closes now. Calls of other tasks pending on it fail with ECANCELED.
   void close() noexcept;
+  /// Gives up the descriptor without closing it (-1 when closed): to hand
+  /// the connection to another loop, which makes a tcp_stream of it there.
+  [[nodiscard]] int release() noexcept { return m_fd.release(); }
   /// TCP_NODELAY: send small writes at once (no Nagle delay).
   void set_nodelay(bool on);
 
