@@ -12,18 +12,14 @@
 #include <system_error>
 #include <utility>
 
+#include "check.hpp"
 #include "corio/corio.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "guide_io_servers: FAILED: %s\n", what);
-    std::exit(1);
-  }
-}
+using guide::check;
 
 // A client for the checks: sends `request`, returns all the server sends
 // until it closes the connection.

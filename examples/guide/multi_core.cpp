@@ -10,18 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "corio/corio.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "guide_multi_core: FAILED: %s\n", what);
-    std::exit(1);
-  }
-}
+using guide::check;
 
 std::uint64_t crunch(std::uint64_t x) {  // stands in for a request's CPU part
   for (int i = 0; i < 1000; ++i)

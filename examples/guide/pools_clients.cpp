@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "corio/corio.hpp"
 #include "pg_server.hpp"
 #include "redis_server.hpp"
@@ -20,12 +21,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "guide_pools_clients: FAILED: %s\n", what);
-    std::exit(1);
-  }
-}
+using guide::check;
 
 std::vector<std::string> g_reports;  // the loop's reports (loop_options::report)
 

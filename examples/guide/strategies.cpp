@@ -12,18 +12,14 @@
 #include <thread>
 #include <vector>
 
+#include "check.hpp"
 #include "corio/corio.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "guide_strategies: FAILED: %s\n", what);
-    std::exit(1);
-  }
-}
+using guide::check;
 
 // ---- 1. event-loop blocking by sync work ------------------------------------
 

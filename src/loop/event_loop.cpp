@@ -20,6 +20,7 @@
 #include "corio/loop/detail/loop_hooks.hpp"
 #include "detail/environment.hpp"
 #include "io/backend.hpp"
+#include "loop/report_text.hpp"
 
 namespace corio {
 
@@ -115,8 +116,16 @@ void detail::loop_core::report_text(const char* data, std::size_t size) const {
     sink(message);
     return;
   }
-  std::string line = message;
-  if (line.empty() || line.back() != '\n') line += '\n';
+  write_report_to_stderr(message);
+}
+
+void detail::write_report_to_stderr(std::string_view text) {
+  if (!text.empty() && text.back() == '\n') {
+    std::fwrite(text.data(), 1, text.size(), stderr);
+    return;
+  }
+  std::string line(text);
+  line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }
 

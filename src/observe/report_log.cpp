@@ -1,9 +1,9 @@
 // report_log: a bounded, locked list of the loops' latest reports.
 #include "corio/observe/report_log.hpp"
 
-#include <cstdio>
 #include <utility>
 
+#include "loop/report_text.hpp"
 #include "observe/observe.hpp"
 
 namespace corio {
@@ -19,9 +19,7 @@ report_log::sink_type report_log::sink(sink_type next) {
       next(text);
       return;
     }
-    std::string line = text;
-    if (line.empty() || line.back() != '\n') line += '\n';
-    std::fwrite(line.data(), 1, line.size(), stderr);
+    detail::write_report_to_stderr(text);
   };
 }
 
