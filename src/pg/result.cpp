@@ -260,11 +260,17 @@ std::chrono::system_clock::time_point read_time(const field& f) {
 // ---- row ----------------------------------------------------------------------
 
 int row::size() const noexcept {
-  return m_result->columns();
+  return m_result == nullptr ? 0 : m_result->columns();
+}
+
+const result& row::owner() const {
+  if (m_result == nullptr)
+    throw std::out_of_range("corio::pg: a row of no result (default-constructed) was read");
+  return *m_result;
 }
 
 detail::field row::field(int column) const {
-  const result& r = *m_result;
+  const result& r = owner();
   if (m_row < 0 || static_cast<std::size_t>(m_row) >= r.m_rows) {
     throw std::out_of_range("corio::pg: row " + std::to_string(m_row) + " of a result of " +
                             std::to_string(r.m_rows));
@@ -285,7 +291,7 @@ detail::field row::field(int column) const {
 }
 
 int row::column_index(std::string_view name) const {
-  return m_result->column_index(name);
+  return owner().column_index(name);
 }
 
 // ---- result -------------------------------------------------------------------

@@ -3,6 +3,8 @@
 #include "corio/redis/connection.hpp"
 
 #include <deque>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -35,6 +37,16 @@ class connection_state final : public corio::detail::job_owner {
 
   /// Connects and says hello; on success, starts reading.
   task<> establish();
+  /// establish() within connect_timeout; the timeout_error names the address.
+  task<> establish_in_time();
+
+  /// Where the options point: the Unix socket's path, or host:port.
+  [[nodiscard]] std::string address() const {
+    if (!m_options.unix_socket.empty()) return m_options.unix_socket;
+    const bool ipv6 = m_options.host.find(':') != std::string::npos;
+    return (ipv6 ? "[" + m_options.host + "]" : m_options.host) + ":" +
+           std::to_string(m_options.port);
+  }
 
   /// Throws unless a command may be queued now (connected, or reconnecting).
   void check_usable() {
@@ -221,7 +233,7 @@ class connection_state final : public corio::detail::job_owner {
     std::exception_ptr error;
     try {
       connection_state* st = link.state();
-      co_await timeout(st->m_options.connect_timeout, st->establish());
+      co_await st->establish_in_time();
     } catch (const cancelled_error&) {
       throw;
     } catch (...) {
@@ -291,13 +303,31 @@ class connection_state final : public corio::detail::job_owner {
   friend class redis::connection;
 };
 
+task<> connection_state::establish_in_time() {
+  bool timed_out = false;
+  try {
+    co_await timeout(m_options.connect_timeout, establish());
+  } catch (const timeout_error&) {
+    timed_out = true;
+  }
+  if (timed_out) {
+    throw timeout_error("corio::redis: connecting to " + address() +
+                        " took longer than connect_timeout");
+  }
+}
+
 task<> connection_state::establish() {
   tcp_stream s;
-  if (!m_options.unix_socket.empty()) {
-    s = co_await tcp_stream::connect(socket_address::unix_path(m_options.unix_socket));
-  } else {
-    s = co_await tcp_stream::connect(m_options.host, m_options.port);
-    s.set_nodelay(true);
+  try {
+    if (!m_options.unix_socket.empty()) {
+      s = co_await tcp_stream::connect(socket_address::unix_path(m_options.unix_socket));
+    } else {
+      s = co_await tcp_stream::connect(m_options.host, m_options.port);
+      s.set_nodelay(true);
+    }
+  } catch (const std::system_error& e) {
+    // "connect: Connection refused" alone does not say which server.
+    throw std::system_error(e.code(), "corio::redis: connect to " + address());
   }
   resp_reader reader(m_options.limits);
   std::string input;
@@ -462,9 +492,8 @@ connection& connection::operator=(connection&&) noexcept = default;
 connection::~connection() = default;
 
 task<connection> connection::connect(connection_options options) {
-  const auto limit = options.connect_timeout;
   auto st = std::make_unique<detail::connection_state>(std::move(options));
-  co_await timeout(limit, st->establish());
+  co_await st->establish_in_time();
   co_return connection(std::move(st));
 }
 
@@ -509,6 +538,11 @@ task<bool> connection::set(std::string_view key, std::string_view value,
 }
 
 task<bool> connection::set(std::string_view key, std::string_view value, set_options options) {
+  if (options.only_if_absent && options.only_if_present) {
+    // The server would refuse it as a syntax error: say why, sending nothing.
+    throw std::invalid_argument(
+        "corio::redis: set with both only_if_absent (NX) and only_if_present (XX)");
+  }
   std::vector<std::string> args = {"SET", std::string(key), std::string(value)};
   if (options.expire.count() > 0) {
     args.emplace_back("PX");

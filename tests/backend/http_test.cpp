@@ -2,6 +2,7 @@
 // client: keep-alive, pipelining, HTTP/1.0, Connection: close, malformed
 // requests (an error status, the connection closed, the server unharmed),
 // limits, bodies, coroutine handlers, handler failures and cancellation.
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -291,6 +292,28 @@ TEST(HttpResponse, HeadersCannotSmuggleLineBreaks) {
   EXPECT_THROW(r.set_status(42), std::invalid_argument);
   r.add_header("X-A", "fine");
   EXPECT_EQ(r.header_lines(), "X-A: fine\r\n");
+}
+
+// The server writes the framing headers itself: a second Content-Length,
+// Connection or Transfer-Encoding from a handler would contradict them (a
+// client and a proxy could then split the stream differently).
+TEST(HttpResponse, HeadersTheServerWritesItselfAreRefusedByName) {
+  corio::http_response r;
+  for (const char* name : {"Content-Length", "content-length", "CONNECTION", "Connection",
+                           "Transfer-Encoding", "transfer-encoding"}) {
+    bool refused = false;
+    try {
+      r.add_header(name, "1");
+    } catch (const std::invalid_argument& e) {
+      refused = true;
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(refused) << name;
+  }
+  EXPECT_EQ(r.header_lines(), "");
+  r.add_header("Content-Type", "text/plain");  // a name that only starts alike is fine
+  r.add_header("Connection-Id", "7");
+  EXPECT_EQ(r.header_lines(), "Content-Type: text/plain\r\nConnection-Id: 7\r\n");
 }
 
 }  // namespace

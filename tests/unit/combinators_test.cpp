@@ -57,7 +57,56 @@ std::string message_of(const std::exception_ptr& e) {
   }
 }
 
+// Sleeps an hour unless cancelled; a cancellation makes it fail with
+// `what` (a cleanup that breaks), an error nobody asked for.
+corio::task<int> fails_when_cancelled(const char* what) {
+  bool cancelled = false;
+  try {
+    co_await corio::sleep(1h);
+  } catch (const corio::cancelled_error&) {
+    cancelled = true;
+  }
+  if (cancelled) throw std::runtime_error(what);
+  co_return -1;
+}
+
+// Loop options whose reports land in `reports`.
+corio::loop_options reporting_into(std::vector<std::string>& reports) {
+  corio::loop_options options;
+  options.report = [&reports](const std::string& r) { reports.push_back(r); };
+  return options;
+}
+
+bool mentions(const std::vector<std::string>& reports, const std::string& what) {
+  return std::any_of(reports.begin(), reports.end(),
+                     [&](const std::string& r) { return r.find(what) != std::string::npos; });
+}
+
 }  // namespace
+
+// ---- outcome ----
+
+TEST(Outcome, ADefaultConstructedOneThrowsWhenRead) {
+  corio::outcome<int> o;
+  EXPECT_FALSE(o.has_value());
+  EXPECT_FALSE(o.has_error());
+  EXPECT_FALSE(o.cancelled());
+  EXPECT_THROW((void)o.value(), std::logic_error);
+  EXPECT_THROW((void)std::move(o).value(), std::logic_error);
+  const corio::outcome<std::string> c;
+  EXPECT_THROW((void)c.value(), std::logic_error);
+}
+
+TEST(Outcome, AConstOutcomeGivesItsValueOrRethrows) {
+  const auto v = corio::outcome<std::string>::from_value("kept");
+  static_assert(std::is_same_v<decltype(v.value()), const std::string&>);
+  EXPECT_EQ(v.value(), "kept");
+  EXPECT_EQ(std::move(v).value(), "kept");  // a const rvalue: nothing is moved out
+  EXPECT_EQ(v.value(), "kept");
+  const auto e =
+      corio::outcome<int>::from_error(std::make_exception_ptr(std::runtime_error("failed")));
+  EXPECT_THROW((void)e.value(), std::runtime_error);
+}
 
 // ---- task_group ----
 
@@ -384,6 +433,27 @@ TEST(GatherSettled, EveryOutcomeInInputOrder) {
   });
 }
 
+// The caller's cancellation discards every outcome: a failure among them
+// must still be reported, not dropped.
+TEST(GatherSettled, AFailureLostToTheCallersCancellationIsReported) {
+  std::vector<std::string> reports;
+  run_virtual(
+      []() -> corio::task<> {
+        auto caller = corio::spawn([]() -> corio::task<> {
+          std::vector<corio::task<int>> ts;
+          ts.push_back(fail_after(1ms, "settled failure"));
+          ts.push_back(value_after(1h, 2));
+          (void)co_await corio::gather_settled(std::move(ts));
+        }());
+        co_await corio::sleep(2ms);  // the failure is in; the other child still sleeps
+        EXPECT_TRUE(caller.cancel());
+        EXPECT_THROW(co_await caller, corio::cancelled_error);
+      },
+      reporting_into(reports));
+  EXPECT_EQ(reports.size(), 1U);
+  EXPECT_TRUE(mentions(reports, "settled failure")) << ::testing::PrintToString(reports);
+}
+
 // ---- wait_any ----
 
 TEST(WaitAny, FirstToFinishWinsAndTheRestAreCancelled) {
@@ -419,6 +489,36 @@ TEST(WaitAny, WinnerErrorIsRethrownAndEmptyIsAnError) {
     EXPECT_TRUE(c);
     EXPECT_THROW(co_await corio::wait_any(std::vector<corio::task<int>>{}), std::invalid_argument);
   });
+}
+
+// A task that did not win can still fail (here its cleanup, when it is
+// cancelled); nobody gets its result, so the failure is reported. The same
+// when wait_any itself is cancelled from outside.
+TEST(WaitAny, AFailureOfATaskThatDidNotWinIsReported) {
+  std::vector<std::string> reports;
+  run_virtual(
+      []() -> corio::task<> {
+        std::vector<corio::task<int>> ts;
+        ts.push_back(value_after(1ms, 7));
+        ts.push_back(fails_when_cancelled("loser failure"));
+        auto r = co_await corio::wait_any(std::move(ts));
+        EXPECT_EQ(r.index, 0U);
+        EXPECT_EQ(r.value, 7);
+
+        auto caller = corio::spawn([]() -> corio::task<> {
+          std::vector<corio::task<int>> more;
+          more.push_back(fails_when_cancelled("overtaken failure"));
+          more.push_back(value_after(1h, 1));
+          (void)co_await corio::wait_any(std::move(more));
+        }());
+        co_await corio::sleep(1ms);
+        EXPECT_TRUE(caller.cancel());
+        EXPECT_THROW(co_await caller, corio::cancelled_error);
+      },
+      reporting_into(reports));
+  EXPECT_EQ(reports.size(), 2U) << ::testing::PrintToString(reports);
+  EXPECT_TRUE(mentions(reports, "loser failure")) << ::testing::PrintToString(reports);
+  EXPECT_TRUE(mentions(reports, "overtaken failure")) << ::testing::PrintToString(reports);
 }
 
 // ---- as_completed ----

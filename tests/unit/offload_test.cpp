@@ -204,6 +204,26 @@ TEST(Offload, CompletionsArrivingTogetherResumeInOneIteration) {
   });
 }
 
+// A `threads` of 0 counts as one worker, as documented (not a pool without
+// workers, where every offload would wait for ever).
+TEST(ThreadPool, ZeroThreadsCountsAsOneWorker) {
+  for (const bool on_demand : {false, true}) {
+    corio::thread_pool_options options;
+    options.threads = 0;
+    options.start_on_demand = on_demand;
+    corio::thread_pool pool(options);
+    EXPECT_EQ(pool.options().threads, 0U);
+    run_virtual([&]() -> corio::task<> {
+      EXPECT_EQ(co_await corio::offload(pool, [] { return 42; }), 42);
+    });
+    EXPECT_EQ(pool.stats().threads, 1U) << "on demand: " << on_demand;
+  }
+  corio::thread_pool by_count(0);
+  run_virtual([&]() -> corio::task<> {
+    EXPECT_EQ(co_await corio::offload(by_count, [] { return 7; }), 7);
+  });
+}
+
 TEST(Offload, LoopsOnSeveralThreadsShareOnePool) {
   corio::thread_pool pool(2);
   std::atomic<std::uint64_t> total{0};

@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include "corio/corio.hpp"
+#include "free_port.hpp"
 #include "redis_server.hpp"
 
 using namespace std::chrono_literals;
@@ -86,6 +89,59 @@ TEST(RedisConnection, SetOptionsAndAnExplicitPipeline) {
     EXPECT_EQ(replies[2].integer(), 42);
     EXPECT_EQ(replies[3].str(), "42");
     EXPECT_EQ(c.stats().writes - writes, 1U) << "one write for the pipeline";
+  }());
+}
+
+// NX and XX together can never set anything (the server answers a syntax
+// error): refused before anything is sent.
+TEST(RedisConnection, SetWithBothNxAndXxIsRefusedBeforeSending) {
+  corio::run([]() -> corio::task<> {
+    auto c = co_await redis::connection::connect(tcp_options());
+    redis::set_options both;
+    both.only_if_absent = true;
+    both.only_if_present = true;
+    const auto commands = c.stats().commands;
+    EXPECT_THROW(co_await c.set("conn:both", "x", both), std::invalid_argument);
+    EXPECT_EQ(c.stats().commands, commands) << "nothing was sent";
+    EXPECT_EQ(co_await c.get("conn:both"), std::nullopt);
+  }());
+}
+
+// Which server could not be reached: the error says (with several
+// servers configured, "Connection refused" alone does not).
+TEST(RedisConnection, AConnectionThatCannotBeMadeNamesTheAddress) {
+  corio::run([]() -> corio::task<> {
+    redis::connection_options closed;
+    closed.port = corio_tools::free_port();  // nobody listens there
+    const std::string closed_address = "127.0.0.1:" + std::to_string(closed.port);
+    std::string message;
+    try {
+      co_await redis::connection::connect(closed);
+    } catch (const std::system_error& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find(closed_address), std::string::npos) << message;
+
+    redis::connection_options missing;
+    missing.unix_socket = "/nonexistent/corio-redis.sock";
+    message.clear();
+    try {
+      co_await redis::connection::connect(missing);
+    } catch (const std::system_error& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find(missing.unix_socket), std::string::npos) << message;
+
+    auto slow = tcp_options();
+    slow.connect_timeout = 0ns;
+    const std::string slow_address = "127.0.0.1:" + std::to_string(slow.port);
+    message.clear();
+    try {
+      co_await redis::connection::connect(slow);
+    } catch (const corio::timeout_error& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find(slow_address), std::string::npos) << message;
   }());
 }
 

@@ -64,10 +64,16 @@ task<std::tuple<detail::gather_value_t<Ts>...>> gather(task<Ts>... tasks) {
 }
 
 /// Runs the tasks concurrently and returns every outcome, in input order;
-/// one failure does not cancel the others.
+/// one failure does not cancel the others. Cancelling the caller cancels
+/// every task (and waits for them); the outcomes are then lost, so a task
+/// that failed otherwise than by the cancellation is reported (through
+/// loop_options::report) as a task error nobody retrieved.
 template <class T>
 task<std::vector<outcome<T>>> gather_settled(std::vector<task<T>> tasks) {
-  detail::child_scope scope(false);
+  // Not collecting: each failure is taken below as its outcome, or, when
+  // the caller's cancellation means nobody takes it, left to the loop's
+  // "nobody retrieved" report when the handles go.
+  detail::child_scope scope(false, false);
   std::vector<join_handle<T>> handles = scope.spawn_all(tasks);
   co_await scope.join();
   std::vector<outcome<T>> out;

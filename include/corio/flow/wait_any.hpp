@@ -24,7 +24,10 @@ struct any_result<void> {
 
 /// Runs the tasks concurrently; when the first one finishes, cancels the
 /// others, waits for them, and returns its index and value (or rethrows its
-/// error). An empty vector is an error (std::invalid_argument).
+/// error). An empty vector is an error (std::invalid_argument). The other
+/// tasks' values are dropped; a failure of one of them (other than its
+/// cancellation) is reported through loop_options::report as a task error
+/// nobody retrieved, as is every failure when the caller is cancelled.
 ///
 /// \code
 ///   auto r = co_await corio::wait_any(std::move(replicas));  // r.index, r.value
@@ -32,7 +35,10 @@ struct any_result<void> {
 template <class T>
 task<any_result<T>> wait_any(std::vector<task<T>> tasks) {
   if (tasks.empty()) throw std::invalid_argument("corio::wait_any: no tasks");
-  detail::child_scope scope(false);
+  // Not collecting: only the winner's result is taken; a failure of
+  // another task is left to the loop's "nobody retrieved" report when the
+  // handles go, instead of being marked retrieved and dropped.
+  detail::child_scope scope(false, false);
   detail::task_base* first = nullptr;
   scope.m_user = &first;
   scope.m_on_child_done = [](detail::child_scope& s, detail::task_base& t) noexcept {

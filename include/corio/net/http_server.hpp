@@ -38,7 +38,11 @@ class http_response {
   void set_status(int code);
   /// Appends a header line. Throws std::invalid_argument when the name is
   /// not a token or the value holds CR, LF or another control character
-  /// (so a request's bytes copied into a header cannot split the response).
+  /// (so a request's bytes copied into a header cannot split the response),
+  /// and, naming it, for a header that frames the response (Content-Length,
+  /// Connection, Transfer-Encoding, in any case): the server writes those
+  /// itself, and a second one could make a client and a proxy split the
+  /// stream differently.
   void add_header(std::string_view name, std::string_view value);
   /// Replaces the body with a copy of `body` (Content-Length follows it;
   /// a response to HEAD sends the length without the body).

@@ -101,7 +101,8 @@ T read_value(const field& f) {
 /// \endcode
 class row {
  public:
-  /// A row of no result (all reads fail); rows come from a result.
+  /// A row of no result: size() is 0 and every read throws
+  /// std::out_of_range. Rows come from a result.
   row() noexcept = default;
   /// Column `column` as T: an integer type reads int2/int4/int8 (and a
   /// whole numeric) when the value fits; a floating type reads
@@ -126,9 +127,10 @@ class row {
     return get<T>(column_index(name));
   }
   /// True when column `column` holds NULL. Throws pg::type_error for a
-  /// column that is not there, std::out_of_range for a row that is not.
+  /// column that is not there, std::out_of_range for a row that is not
+  /// (past the end of its result, or of no result).
   [[nodiscard]] bool is_null(int column) const { return field(column).null; }
-  /// The number of columns.
+  /// The number of columns (0 for a row of no result).
   [[nodiscard]] int size() const noexcept;
   /// This row's index in its result.
   [[nodiscard]] std::size_t index() const noexcept { return static_cast<std::size_t>(m_row); }
@@ -138,6 +140,8 @@ class row {
   row(const result* r, int index) noexcept : m_result(r), m_row(index) {}
   [[nodiscard]] detail::field field(int column) const;
   [[nodiscard]] int column_index(std::string_view name) const;
+  /// The result, or std::out_of_range for a row of none.
+  [[nodiscard]] const result& owner() const;
 
   const result* m_result = nullptr;
   int m_row = 0;
@@ -181,10 +185,27 @@ class result {
 
   /// An empty result: no rows, no columns.
   result() noexcept = default;
-  /// Takes over the rows; rows and iterators of the source must not be used after.
-  result(result&&) noexcept = default;
-  /// Takes over the rows; rows and iterators of either result must not be used after.
-  result& operator=(result&&) noexcept = default;
+  /// Takes over the rows; the source is left empty (no rows, no columns),
+  /// so a row of it throws std::out_of_range when read. Its iterators must
+  /// not be used after.
+  result(result&& o) noexcept
+      : m_columns(std::move(o.m_columns)),
+        m_data(std::move(o.m_data)),
+        m_fields(std::move(o.m_fields)),
+        m_rows(std::exchange(o.m_rows, 0)),
+        m_affected(std::exchange(o.m_affected, 0)) {}
+  /// Takes over the rows; the source is left empty (see above). Rows and
+  /// iterators of this result must not be used after, nor iterators of the source.
+  result& operator=(result&& o) noexcept {
+    if (this != &o) {
+      m_columns = std::move(o.m_columns);
+      m_data = std::move(o.m_data);
+      m_fields = std::move(o.m_fields);
+      m_rows = std::exchange(o.m_rows, 0);
+      m_affected = std::exchange(o.m_affected, 0);
+    }
+    return *this;
+  }
   result(const result&) = delete;
   result& operator=(const result&) = delete;
   ~result() = default;

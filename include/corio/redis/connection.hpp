@@ -51,8 +51,8 @@ struct connection_options {
 struct set_options {
   std::chrono::milliseconds expire{0};  ///< PX: the expiry; 0: none (then see keep_ttl).
   bool keep_ttl = false;                ///< KEEPTTL: keep the key's old expiry (without `expire`).
-  bool only_if_absent = false;          ///< NX
-  bool only_if_present = false;         ///< XX
+  bool only_if_absent = false;          ///< NX (not with only_if_present)
+  bool only_if_present = false;         ///< XX (not with only_if_absent)
 };
 
 /// What a connection did.
@@ -191,6 +191,9 @@ class connection {
   ~connection();
 
   /// Connects, and says hello (HELLO 3 or RESP2, AUTH, SELECT, SETNAME).
+  /// A connection refused (std::system_error) or not made within
+  /// connect_timeout (timeout_error) says which address: host:port, or the
+  /// Unix socket's path.
   static task<connection> connect(connection_options options);
 
   /// Sends a command (strings, string views, byte spans, numbers) and
@@ -216,6 +219,7 @@ class connection {
   task<bool> set(std::string_view key, std::string_view value,
                  std::chrono::seconds expire = std::chrono::seconds(0));
   /// SET with options; true when it was set (NX and XX may refuse).
+  /// std::invalid_argument, with nothing sent, when both NX and XX are asked.
   task<bool> set(std::string_view key, std::string_view value, set_options options);
   /// MGET: one value per key, in order, std::nullopt for a missing key (or
   /// one of another type). `keys` must not be empty (the server refuses:
@@ -252,7 +256,10 @@ class connection {
   /// \endcode
   async_generator<message> subscribe(std::vector<std::string> channels, bool patterns = false);
 
-  /// 3 after HELLO 3, else 2.
+  /// The RESP version the server speaks on this connection: 3 after HELLO
+  /// 3, 2 when `resp3` was off or the server does not know HELLO; 0 for an
+  /// object never connected (default-constructed or moved from). After the
+  /// connection was lost it stays that of the last connection made.
   [[nodiscard]] int protocol() const noexcept;
   /// True after the connection was lost (and before a reconnect).
   [[nodiscard]] bool broken() const noexcept;

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "corio/detail/throw.hpp"
 #include "corio/errors.hpp"
 
 namespace corio {
@@ -25,6 +26,9 @@ inline bool is_cancellation(const std::exception_ptr& e) noexcept {
 
 /// What an operation ended with: a value (nothing, for `outcome<void>`) or
 /// an exception. `gather_settled` returns one per task.
+///
+/// A default-constructed outcome holds neither (has_value() and has_error()
+/// are both false): reading its value throws std::logic_error.
 template <class T>
 class outcome {
  public:
@@ -46,21 +50,42 @@ class outcome {
   [[nodiscard]] bool has_error() const noexcept { return m_error != nullptr; }
   /// True when the error is a cancellation.
   [[nodiscard]] bool cancelled() const noexcept { return detail::is_cancellation(m_error); }
-  /// The value; rethrows the error. Only call it on an outcome made by
-  /// `from_value` or `from_error`: a default-constructed one holds neither.
+  /// The value; rethrows the error. std::logic_error for a
+  /// default-constructed outcome, which holds neither.
   T& value() & {
-    if (m_error) std::rethrow_exception(m_error);
+    check_readable();
     return *m_value;
   }
-  /// The value, moved out of an rvalue outcome; rethrows the error.
+  /// The value, read-only; rethrows the error (see above).
+  const T& value() const& {
+    check_readable();
+    return *m_value;
+  }
+  /// The value, moved out of an rvalue outcome; rethrows the error (see above).
   T&& value() && {
-    if (m_error) std::rethrow_exception(m_error);
+    check_readable();
+    return std::move(*m_value);
+  }
+  /// The value of a const rvalue outcome; rethrows the error (see above).
+  const T&& value() const&& {
+    check_readable();
     return std::move(*m_value);
   }
   /// The exception, or a null pointer when the outcome holds a value.
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return m_error; }
 
  private:
+  // Rethrows the error; throws when there is no value either (a
+  // default-constructed outcome), rather than reading an empty optional.
+  void check_readable() const {
+    if (m_error) std::rethrow_exception(m_error);
+    if (!m_value) {
+      detail::throw_logic_error(
+          "corio::outcome::value: the outcome holds neither a value nor an error (it was "
+          "default-constructed)");
+    }
+  }
+
   std::optional<T> m_value;
   std::exception_ptr m_error;
 };

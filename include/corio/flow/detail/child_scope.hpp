@@ -12,8 +12,10 @@
 // the loop, which lets them finish.
 //
 // A scope that does not `collect` failures (a server's connections: one
-// may fail at any time and the scope lives for ever) leaves them to the
-// loop's "nobody retrieved" report instead of keeping each one.
+// may fail at any time and the scope lives for ever; gather_settled and
+// wait_any, which take the results they want through the join handles)
+// leaves them to the loop's "nobody retrieved" report instead of keeping
+// each one.
 #pragma once
 
 #include <exception>
