@@ -264,6 +264,14 @@ bool is_http_field_value(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), is_value_char);
 }
 
+// A handler's copy would be a second, conflicting framing (a client and a
+// proxy could split the stream differently: response splitting,
+// smuggling).
+bool is_http_framing_field(std::string_view name) noexcept {
+  return iequals(name, "content-length") || iequals(name, "connection") ||
+         iequals(name, "transfer-encoding");
+}
+
 }  // namespace detail
 
 }  // namespace corio

@@ -34,27 +34,6 @@ void append_status_line(std::string& out, int status) {
   out.append("\r\n");
 }
 
-char ascii_lower(char c) noexcept {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool ascii_iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
-}
-
-// The headers that frame a response: the server writes Content-Length and
-// Connection itself, and never Transfer-Encoding. A handler's copy would
-// be a second, conflicting framing (a client and a proxy could split the
-// stream differently: response splitting, smuggling).
-bool is_framing_header(std::string_view name) noexcept {
-  return ascii_iequals(name, "content-length") || ascii_iequals(name, "connection") ||
-         ascii_iequals(name, "transfer-encoding");
-}
-
 }  // namespace
 
 std::string_view http_status_reason(int status) noexcept {
@@ -117,7 +96,7 @@ void http_response::set_status(int code) {
 void http_response::add_header(std::string_view name, std::string_view value) {
   if (!detail::is_http_token(name) || !detail::is_http_field_value(value))
     throw std::invalid_argument("corio::http_response: header name or value not allowed");
-  if (is_framing_header(name)) {
+  if (detail::is_http_framing_field(name)) {
     throw std::invalid_argument("corio::http_response: " + std::string(name) +
                                 " frames the response: the server writes the framing itself");
   }

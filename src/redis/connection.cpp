@@ -304,13 +304,9 @@ class connection_state final : public corio::detail::job_owner {
 };
 
 task<> connection_state::establish_in_time() {
-  bool timed_out = false;
   try {
     co_await timeout(m_options.connect_timeout, establish());
   } catch (const timeout_error&) {
-    timed_out = true;
-  }
-  if (timed_out) {
     throw timeout_error("corio::redis: connecting to " + address() +
                         " took longer than connect_timeout");
   }

@@ -132,6 +132,9 @@ namespace detail {
 [[nodiscard]] bool is_http_token(std::string_view s) noexcept;
 /// A field value: no control character but tab (so no CR or LF).
 [[nodiscard]] bool is_http_field_value(std::string_view s) noexcept;
+/// A field that frames a message (Content-Length, Connection,
+/// Transfer-Encoding, in any case): the server writes those itself.
+[[nodiscard]] bool is_http_framing_field(std::string_view name) noexcept;
 }  // namespace detail
 
 }  // namespace corio

@@ -188,12 +188,7 @@ class result {
   /// Takes over the rows; the source is left empty (no rows, no columns),
   /// so a row of it throws std::out_of_range when read. Its iterators must
   /// not be used after.
-  result(result&& o) noexcept
-      : m_columns(std::move(o.m_columns)),
-        m_data(std::move(o.m_data)),
-        m_fields(std::move(o.m_fields)),
-        m_rows(std::exchange(o.m_rows, 0)),
-        m_affected(std::exchange(o.m_affected, 0)) {}
+  result(result&& o) noexcept { *this = std::move(o); }
   /// Takes over the rows; the source is left empty (see above). Rows and
   /// iterators of this result must not be used after, nor iterators of the source.
   result& operator=(result&& o) noexcept {

@@ -66,11 +66,6 @@ class outcome {
     check_readable();
     return std::move(*m_value);
   }
-  /// The value of a const rvalue outcome; rethrows the error (see above).
-  const T&& value() const&& {
-    check_readable();
-    return std::move(*m_value);
-  }
   /// The exception, or a null pointer when the outcome holds a value.
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return m_error; }
 
