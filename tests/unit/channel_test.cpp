@@ -237,4 +237,44 @@ TEST(Channel, CancellationRacingASenderThreadLosesNothing) {
   RecordProperty("timeouts", timeouts);
 }
 
+// close() on a plain thread while the waiting receiver's own timeout
+// cancels it on the loop: the waiter is claimed once, by one side, and
+// every round ends (before the fix close() unlinked its waiters after
+// releasing the lock, racing on_abort's unlink: TSan saw it).
+TEST(Channel, CloseOnAThreadRacingAReceiversTimeoutClaimsTheWaiterOnce) {
+  constexpr int rounds = 2000;
+  std::atomic<corio::channel<int>*> to_close{nullptr};
+  std::atomic<int> closed{0};
+  std::thread closer([&] {
+    for (int i = 0; i < rounds; ++i) {
+      corio::channel<int>* c = nullptr;
+      while ((c = to_close.exchange(nullptr, std::memory_order_acquire)) == nullptr)
+        std::this_thread::yield();
+      c->close();
+      closed.fetch_add(1, std::memory_order_release);
+    }
+  });
+  int saw_closed = 0;
+  int timed_out = 0;
+  corio::run([&]() -> corio::task<> {
+    for (int i = 0; i < rounds; ++i) {
+      corio::channel<int> ch(1);
+      to_close.store(&ch, std::memory_order_release);
+      try {
+        co_await corio::timeout(1us, ch.receive());
+        ADD_FAILURE() << "nothing was sent";
+      } catch (const corio::channel_closed&) {
+        ++saw_closed;
+      } catch (const corio::timeout_error&) {
+        ++timed_out;
+      }
+      while (closed.load(std::memory_order_acquire) != i + 1)  // the closer is done with ch
+        std::this_thread::yield();
+    }
+  }());
+  closer.join();
+  EXPECT_EQ(saw_closed + timed_out, rounds);
+  RecordProperty("timed_out", timed_out);
+}
+
 }  // namespace

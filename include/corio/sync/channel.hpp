@@ -225,16 +225,29 @@ class channel {
     std::unique_lock lock(m_mutex);
     if (m_closed) return;
     m_closed = true;
-    detail::intrusive_list<async_waiter> woken;
     // Receivers wait only while the channel is empty: they all get
-    // channel_closed. Senders' items were not taken: they get it too.
-    woken.splice_back(m_receivers);
-    woken.splice_back(m_senders);
+    // channel_closed. Senders' items were not taken: they get it too. Each
+    // is claimed (unlinked) under the lock, as on_abort expects, and
+    // chained through its posted_node link, which nothing else touches
+    // until it is resumed.
+    detail::posted_node* first = nullptr;
+    detail::posted_node** last = &first;
+    for (detail::intrusive_list<async_waiter>* list : {&m_receivers, &m_senders}) {
+      while (async_waiter* w = list->pop_front()) {
+        detail::posted_node& node = *w;
+        *last = &node;
+        last = &node.m_next;
+      }
+    }
+    *last = nullptr;
     m_can_send.notify_all();
     m_can_receive.notify_all();
     lock.unlock();
-    while (async_waiter* w = woken.pop_front())
-      resume(*w);
+    while (first != nullptr) {
+      detail::posted_node* next = first->m_next;  // resume may reuse the link
+      resume(static_cast<async_waiter&>(*first));
+      first = next;
+    }
   }
 
   /// The most items the channel holds (as constructed; 0 became 1).
