@@ -177,9 +177,23 @@ void event_loop::queue_outbound(event_loop& target, detail::posted_node& node) n
   e->m_newest = &node;
   ++m_counters.messages_sent;
   if (++e->m_count < k_outbox_batch) return;
-  send_batch(*e);
-  *e = m_outbox[--m_outbox_used];  // the last entry fills the gap
+  send_entry(static_cast<std::size_t>(e - m_outbox.data()));
+}
+
+void event_loop::send_entry(std::size_t i) noexcept {
+  send_batch(m_outbox[i]);
+  m_outbox[i] = m_outbox[--m_outbox_used];  // the last entry fills the gap
   m_outbox[m_outbox_used] = outbox_entry{};
+}
+
+void event_loop::send_to_waiting() noexcept {
+  for (std::size_t i = 0; i < m_outbox_used;) {
+    if (m_outbox[i].m_target->m_waiting.load(std::memory_order_relaxed)) {
+      send_entry(i);  // entry i now holds what was the last one
+    } else {
+      ++i;
+    }
+  }
 }
 
 void event_loop::flush_outbox() noexcept {
@@ -262,6 +276,16 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
   // a poll that may block (a cancel waiting here would deadlock).
   if (m_outbox_used != 0) flush_outbox();
   if (timeout_ns != 0) publish_load();  // idle now: the others may send work
+  struct waiting_mark {
+    std::atomic<bool>* m_flag = nullptr;
+    ~waiting_mark() {
+      if (m_flag != nullptr) m_flag->store(false, std::memory_order_relaxed);
+    }
+  } waiting;
+  if (timeout_ns != 0) {
+    m_waiting.store(true, std::memory_order_relaxed);
+    waiting.m_flag = &m_waiting;
+  }
   const bool spin =
       timeout_ns != 0 && m_options.idle_spin.count() > 0 && m_backend->io_pending() == 0;
   // A message that comes within a few hundred looks is taken at once,
@@ -372,7 +396,13 @@ void event_loop::tick() {
 
   // 5. Ready tasks, FIFO, bounded by the budget.
   if (m_shuffle) shuffle_ready();
-  m_counters.resumptions += hooked(detail::hook_resume) ? run_ready<true>() : run_ready<false>();
+  if (hooked(detail::hook_resume)) {
+    m_counters.resumptions += run_ready<true, true>();
+  } else if (m_has_siblings) {
+    m_counters.resumptions += run_ready<false, true>();
+  } else {
+    m_counters.resumptions += run_ready<false, false>();
+  }
 
   // 6. Work gathered during the tick goes out together. A callback that
   // registers again runs at the end of the next tick.
@@ -386,7 +416,7 @@ void event_loop::tick() {
   if (m_outbox_used != 0) flush_outbox();
 }
 
-template <bool Hooked>
+template <bool Hooked, bool Relay>
 std::uint64_t event_loop::run_ready() {
   std::uint32_t budget = m_options.budget;
   std::uint64_t ran = 0;
@@ -417,6 +447,10 @@ std::uint64_t event_loop::run_ready() {
       t->resume_point().resume();
     }
     ++ran;
+    if constexpr (Relay) {
+      if (m_outbox_used != 0) [[unlikely]]
+        send_to_waiting();
+    }
   }
   m_current = nullptr;
   return ran;

@@ -14,6 +14,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -461,6 +463,56 @@ TEST(Runtime, MessagesOfOneTickGoInBatchesAndKeepTheirOrder) {
   ASSERT_EQ(seen.size(), 1000U);
   for (int i = 0; i < 1000; ++i)
     ASSERT_EQ(seen[static_cast<std::size_t>(i)], i);
+}
+
+// A chain of short tasks that runs within one tick (each spawns the next)
+// until this loop has pushed a batch of messages, so that the loop checks
+// its outbox between them; gives up after `give_up` (a failure, not a hang).
+struct short_task_chain {
+  std::uint64_t tick = 0;
+  std::uint64_t batches_before = 0;
+  std::chrono::steady_clock::time_point give_up;
+  bool sent_within_the_tick = false;
+  corio::event finished;
+};
+
+corio::task<void> chain_link(short_task_chain& c) {
+  const corio::loop_stats now = corio::event_loop::current()->stats();
+  if (now.iterations == c.tick && now.message_batches == c.batches_before &&
+      std::chrono::steady_clock::now() < c.give_up) {
+    corio::spawn(chain_link(c));  // the next link: later in this same tick
+    co_return;
+  }
+  c.sent_within_the_tick = now.iterations == c.tick && now.message_batches > c.batches_before;
+  c.finished.set();
+}
+
+corio::task<void> set_flag(std::atomic<bool>& flag) {
+  flag.store(true, std::memory_order_release);
+  co_return;
+}
+
+TEST(Runtime, AMessageToAnIdleLoopLeavesBeforeTheSendersLongTickEnds) {
+  // A tick as long as its ready tasks last: the only end is the chain's.
+  corio::loop_options long_ticks;
+  long_ticks.budget = std::numeric_limits<std::uint32_t>::max();
+  std::atomic<bool> ran{false};
+  corio::runtime rt({.threads = 2, .loop = long_ticks});
+  rt.run([&]() -> corio::task<void> {
+    co_await corio::submit_to(1, [] { return 0; });  // loop 1 is up, and then idle
+    short_task_chain chain;
+    const corio::loop_stats before = corio::event_loop::current()->stats();
+    chain.tick = before.iterations;
+    chain.batches_before = before.message_batches;
+    chain.give_up = std::chrono::steady_clock::now() + 30s;
+    corio::spawn_on(1, [&ran] { return set_flag(ran); });
+    corio::spawn(chain_link(chain));
+    co_await chain.finished.wait();
+    // Without the check between resumptions the message waits in the
+    // outbox until the tick ends, however long loop 1 has been idle.
+    EXPECT_TRUE(chain.sent_within_the_tick);
+    co_await until_set(ran);
+  }());
 }
 
 // Counts its end however it ends.

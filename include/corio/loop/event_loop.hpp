@@ -278,6 +278,11 @@ class event_loop final : private detail::loop_core {
   struct outbox_entry;
   // Pushes one target's batch and empties its entry.
   void send_batch(outbox_entry& e) noexcept;
+  // Sends entry `i`'s batch; the last entry fills its place.
+  void send_entry(std::size_t i) noexcept;
+  // Sends at once the batches of loops that wait for work, so a long tick
+  // here does not keep them idle until it ends.
+  void send_to_waiting() noexcept;
   // Watches the inbox for up to idle_spin (bounded by `timeout_ns`, -1:
   // none): true when a message came.
   bool spin_for_post(std::int64_t timeout_ns) noexcept;
@@ -287,7 +292,8 @@ class event_loop final : private detail::loop_core {
   void publish_load() noexcept {
     m_published_load.store(m_counters.live_tasks, std::memory_order_relaxed);
   }
-  template <bool Hooked>
+  // Relay: send to waiting loops after each resumption (send_to_waiting).
+  template <bool Hooked, bool Relay>
   std::uint64_t run_ready();
   void poll_io(std::int64_t timeout_ns);
   /// How long an idle loop may block for a timer due at `deadline_ns`.
@@ -336,6 +342,10 @@ class event_loop final : private detail::loop_core {
   std::size_t m_outbox_used = 0;
   // Read by other loops' balanced spawns (relaxed: a hint).
   std::atomic<std::size_t> m_published_load{0};
+  // True while the loop spins or polls with a timeout, out of work: others
+  // send it their batches at once instead of at their tick's end (relaxed:
+  // a hint; the inbox and m_sleeping carry the correctness).
+  std::atomic<bool> m_waiting{false};
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;
   loop_core* m_previous = nullptr;

@@ -124,6 +124,10 @@ class loop_core : public task_owner {
   /// This loop's index in its corio::runtime (0 on a loop of its own):
   /// reports name loops by it.
   std::size_t m_runtime_index = 0;
+  /// True on a loop of a runtime with other loops: after each resumption
+  /// it sends what it gathered for a waiting loop (a loop of its own skips
+  /// the check).
+  bool m_has_siblings = false;
 
   /// Roots spawned on this loop and not finished.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return m_counters.live_tasks; }
