@@ -104,8 +104,11 @@ loop_stats event_loop::stats() const noexcept {
   s.syscalls = m_backend->syscalls();
   s.read_buffer_bytes = m_backend->read_buffer_bytes();
   if (m_hooks != nullptr) m_hooks->add_stats(s);
-  s.running = std::max(std::chrono::nanoseconds(0),
-                       std::chrono::nanoseconds(m_now_ns - m_start_ns) - s.polling);
+  // Up to now, not to the tick's start: a poll of this tick is already in
+  // `polling`, and a task it woke would see `running` step back.
+  const std::int64_t now = m_options.virtual_clock ? m_now_ns : read_clock();
+  s.running =
+      std::max(std::chrono::nanoseconds(0), std::chrono::nanoseconds(now - m_start_ns) - s.polling);
   return s;
 }
 

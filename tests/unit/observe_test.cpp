@@ -1,9 +1,13 @@
 // Observation: task dumps with states and await chains, debug mode's
 // reports (never awaited, destroyed while pending, slow resumptions, tasks
 // alive at close, SIGUSR1 dump), loop statistics and the latency histogram.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -406,6 +410,43 @@ TEST(LoopStats, TimerLagPollingAndPostedCallbacks) {
   // The loop slept through most of 21 ms of timers.
   EXPECT_GE(s.polling, 10ms);
   EXPECT_GT(s.running.count(), 0);
+}
+
+// A task woken by I/O runs in the tick whose poll woke it: its `running`
+// must count up to now, not to the tick's start (before the blocking poll
+// the figure already counts as polling), or it steps back by the poll.
+TEST(LoopStats, RunningNeverStepsBackAcrossThePollThatWokeTheTask) {
+  corio::loop_options o;
+  o.stats = true;
+  corio::event_loop loop(o);
+  auto listener = corio::tcp_listener::bind(corio::socket_address::loopback(0));
+  const std::uint16_t port = listener.local_address().port();
+  std::thread client;
+  corio::run(loop,
+             [](corio::event_loop& l, corio::tcp_listener& lis, std::thread& c,
+                std::uint16_t p) -> corio::task<void> {
+               // The peer writes a while after connecting: the loop blocks in a poll
+               // for it, and that poll's completion resumes the reader in its tick.
+               c = std::thread([p] {
+                 const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+                 sockaddr_in to{};
+                 to.sin_family = AF_INET;
+                 to.sin_port = htons(p);
+                 to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+                 ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to), 0);
+                 std::this_thread::sleep_for(30ms);
+                 ASSERT_EQ(::write(fd, "x", 1), 1);
+                 ::close(fd);
+               });
+               corio::tcp_stream conn = co_await lis.accept();
+               const corio::loop_stats before = l.stats();
+               char byte = 0;
+               const std::size_t got = co_await conn.read_some(&byte, 1);
+               const corio::loop_stats after = l.stats();
+               EXPECT_EQ(got, 1U);
+               EXPECT_GE(after.running, before.running);
+             }(loop, listener, client, port));
+  client.join();
 }
 
 TEST(LoopStats, OffMeansNoLagHistogram) {

@@ -147,8 +147,9 @@ struct loop_stats : detail::loop_counters {
   /// with `stats`.
   std::chrono::nanoseconds polling{0};
   /// Since the loop was made: the time not spent `polling` (running tasks,
-  /// timers, callbacks), up to the current tick. Without `stats` it is the
-  /// whole time since the loop was made.
+  /// timers, callbacks), up to now (with a virtual clock: to the current
+  /// tick's time). Without `stats` it is the whole time since the loop was
+  /// made. It never steps back from one reading to the next.
   std::chrono::nanoseconds running{0};
   /// Resumptions longer than slow_callback_duration (debug mode).
   std::uint64_t slow_resumptions = 0;
