@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstring>
 #include <exception>
+#include <new>
 #include <system_error>
 
 namespace corio {
@@ -189,8 +190,16 @@ std::string process_pool::death_of(worker& w, const std::string& name) {
 std::vector<pid_t> process_pool::worker_pids() const {
   std::vector<pid_t> pids;
   pids.reserve(m_workers.size());
-  for (const worker& w : m_workers)
-    pids.push_back(w.pid);
+  for (const worker& w : m_workers) {
+    // One that has exited shows -1 already; WNOWAIT leaves it to the next
+    // call to reap it and count the crash.
+    siginfo_t info{};
+    const bool exited =
+        w.pid > 0 &&
+        ::waitid(P_PID, static_cast<id_t>(w.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == w.pid;
+    pids.push_back(exited ? -1 : w.pid);
+  }
   return pids;
 }
 
@@ -233,6 +242,9 @@ task<std::string> process_pool::call(std::string name, std::string args) {
     }
   } catch (const cancelled_error&) {
     stop(*w);  // the call is abandoned: its worker cannot be left mid-request
+    throw;
+  } catch (const std::bad_alloc&) {
+    stop(*w);  // no room for the reply: the worker, alive, is left mid-reply
     throw;
   } catch (const std::exception&) {  // EOF, reset, broken pipe: it died
     died = true;

@@ -134,7 +134,10 @@ TEST_P(ProcessPool, AWorkerKilledWhileIdleIsReplacedWithoutFailingACall) {
     for (int i = 0; i < 2000 && !reapable(victim); ++i)
       co_await corio::sleep(1ms);
     EXPECT_TRUE(reapable(victim));
+    EXPECT_EQ(pool.worker_pids()[0], -1) << "it has exited and is not replaced yet";
+    EXPECT_TRUE(reapable(victim)) << "worker_pids() reaped nothing";
     EXPECT_EQ(co_await pool.call("echo", "after"), "after");
+    EXPECT_EQ(pool.stats().crashes, 1U);
     EXPECT_NE(pool.worker_pids()[0], victim);
   });
 }
