@@ -199,6 +199,21 @@ TEST(AsyncGenerator, CancellingTheConsumerCancelsTheProducersAwait) {
   cancel_while_the_producer_sleeps(consume_by_next);
 }
 
+// A deadline around next() cancels what the body awaits, as cancelling
+// the consumer does: the body ends there and the stream is finished (an
+// asyncio async generator ends alike when its __anext__ is cancelled).
+TEST(AsyncGenerator, ATimedOutNextEndsTheStream) {
+  run_virtual([]() -> corio::task<> {
+    bool destroyed = false, saw_cancel = false;
+    auto g = sleepy(destroyed, saw_cancel);
+    EXPECT_EQ(co_await corio::timeout(2h, g.next()), std::optional<int>(0));
+    EXPECT_THROW(co_await corio::timeout(30min, g.next()), corio::timeout_error);
+    EXPECT_TRUE(saw_cancel) << "delivered inside the body";
+    EXPECT_TRUE(g.done());
+    EXPECT_EQ(co_await g.next(), std::nullopt);
+  });
+}
+
 TEST(AsyncGenerator, MoveOnlyItems) {
   run_virtual([]() -> corio::task<> {
     auto g = []() -> corio::async_generator<std::unique_ptr<int>> {

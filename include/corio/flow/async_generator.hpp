@@ -122,7 +122,12 @@ inline generator_promise<T> generator_promise<T>::s_empty;
 /// straight into the loop body) or item by item with `next()`. Errors
 /// thrown by the body come out of either. Destroying the generator
 /// destroys a suspended body (its RAII cleanup runs); cancelling the
-/// consumer's task cancels whatever the body awaits.
+/// consumer's task cancels whatever the body awaits. So does a deadline
+/// around one `next()` (`corio::timeout(d, g.next())`): unless the body
+/// catches the cancelled_error, it ends there and the stream is finished,
+/// as an asyncio async generator ends when its `__anext__` is cancelled.
+/// To wait for items with a deadline and keep the stream, let a task
+/// drain the generator into a `queue` and time the queue's `pop()`.
 ///
 /// \code
 ///   corio::async_generator<int> numbers(int n) {
