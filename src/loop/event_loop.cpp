@@ -174,8 +174,9 @@ void event_loop::queue_outbound(event_loop& target, detail::posted_node& node) n
     if (m_outbox_used == m_outbox.size()) flush_outbox();  // more targets than slots
     e = &m_outbox[m_outbox_used++];
     e->m_target = &target;
-    e->m_oldest = &node;
+    ++m_unrelayed;
   }
+  if (e->m_count == 0) e->m_oldest = &node;  // new, or emptied by a relay
   node.m_next = e->m_newest;
   e->m_newest = &node;
   ++m_counters.messages_sent;
@@ -184,25 +185,37 @@ void event_loop::queue_outbound(event_loop& target, detail::posted_node& node) n
 }
 
 void event_loop::send_entry(std::size_t i) noexcept {
+  if (!m_outbox[i].m_relayed) --m_unrelayed;
   send_batch(m_outbox[i]);
   m_outbox[i] = m_outbox[--m_outbox_used];  // the last entry fills the gap
   m_outbox[m_outbox_used] = outbox_entry{};
 }
 
 void event_loop::send_to_waiting() noexcept {
-  for (std::size_t i = 0; i < m_outbox_used;) {
-    if (m_outbox[i].m_target->m_waiting.load(std::memory_order_relaxed)) {
-      send_entry(i);  // entry i now holds what was the last one
-    } else {
-      ++i;
-    }
+  for (std::size_t i = 0; i < m_outbox_used; ++i) {
+    outbox_entry& e = m_outbox[i];
+    if (e.m_relayed || !e.m_target->m_waiting.load(std::memory_order_relaxed)) continue;
+    // Once per target and tick: what follows goes at the tick's end, in a
+    // batch again (a relay per message would wake the target per message).
+    ++m_counters.message_batches;
+    e.m_target->post_chain(*e.m_newest, *e.m_oldest);
+    e.m_newest = e.m_oldest = nullptr;
+    e.m_count = 0;
+    e.m_relayed = true;
+    --m_unrelayed;
   }
 }
 
 void event_loop::flush_outbox() noexcept {
-  for (std::size_t i = 0; i < m_outbox_used; ++i)
-    send_batch(m_outbox[i]);
+  for (std::size_t i = 0; i < m_outbox_used; ++i) {
+    if (m_outbox[i].m_count != 0) {
+      send_batch(m_outbox[i]);
+    } else {
+      m_outbox[i] = outbox_entry{};
+    }
+  }
   m_outbox_used = 0;
+  m_unrelayed = 0;
 }
 
 void event_loop::send_batch(outbox_entry& e) noexcept {
@@ -451,7 +464,7 @@ std::uint64_t event_loop::run_ready() {
     }
     ++ran;
     if constexpr (Relay) {
-      if (m_outbox_used != 0) [[unlikely]]
+      if (m_unrelayed != 0) [[unlikely]]
         send_to_waiting();
     }
   }

@@ -221,8 +221,9 @@ class event_loop final : private detail::loop_core {
   /// As post(node), from a task or callback of another loop (or of this
   /// one): the node waits in the calling loop's outbox, with the rest of
   /// what that loop's tick sends here, and all of it goes in one push at
-  /// the end of the tick (or once 256 have gathered). Off a loop it is a
-  /// plain post. The order of one sender's messages is kept.
+  /// the end of the tick (or once 256 have gathered; or, when this loop
+  /// waits for work, after the resumption that sent it, once a tick). Off
+  /// a loop it is a plain post. The order of one sender's messages is kept.
   void post_batched(detail::posted_node& node) noexcept;
   /// How many tasks this loop holds, as it last published (after running
   /// callbacks posted to it, and before a poll that may block): what a
@@ -282,7 +283,7 @@ class event_loop final : private detail::loop_core {
   // Sends entry `i`'s batch; the last entry fills its place.
   void send_entry(std::size_t i) noexcept;
   // Sends at once the batches of loops that wait for work, so a long tick
-  // here does not keep them idle until it ends.
+  // here does not keep them idle until it ends; once per target and tick.
   void send_to_waiting() noexcept;
   // Watches the inbox for up to idle_spin (bounded by `timeout_ns`, -1:
   // none): true when a message came.
@@ -336,11 +337,14 @@ class event_loop final : private detail::loop_core {
     detail::posted_node* m_newest = nullptr;
     detail::posted_node* m_oldest = nullptr;
     std::uint32_t m_count = 0;
+    bool m_relayed = false;  // sent early to a waiting target this tick
   };
   static constexpr std::size_t k_outbox_targets = 8;
   static constexpr std::uint32_t k_outbox_batch = 256;
   std::array<outbox_entry, k_outbox_targets> m_outbox{};
   std::size_t m_outbox_used = 0;
+  // Entries not yet relayed this tick (send_to_waiting looks at these).
+  std::size_t m_unrelayed = 0;
   // Read by other loops' balanced spawns (relaxed: a hint).
   std::atomic<std::size_t> m_published_load{0};
   // True while the loop spins or polls with a timeout, out of work: others
