@@ -75,6 +75,7 @@ class runtime_impl final : public runtime_state {
     enable_light_fences();
     core_of(loop).m_runtime_index = i;
     core_of(loop).m_has_siblings = size() > 1;
+    core_of(loop).m_work_source = size() > 1 ? &work_source_of(i) : nullptr;
     m_guards[i] = loop.keep_alive();  // held until no call can reach it
     m_ends[i].m_end = end;
     m_ends[i].m_run = [](posted_node& n) noexcept { static_cast<end_message&>(n).m_end->set(); };

@@ -5,6 +5,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -35,6 +37,146 @@ void runtime_state::heavy_fence() noexcept {
   // Each loop thread chose its fence when it started; one that found no
   // membarrier fences fully itself.
   if (membarrier_ready()) (void)::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
+
+void runtime_state::queue_kept(remote_base& call) noexcept {
+  call_queue& q = m_queues[call.m_from];
+  std::size_t before = 0;
+  {
+    const std::lock_guard lock(q.m_mutex);
+    call.posted_node::m_next = nullptr;
+    if (q.m_tail != nullptr) {
+      q.m_tail->m_next = &call;
+    } else {
+      q.m_head = &call;
+    }
+    q.m_tail = &call;
+    call.m_queued = true;
+    before = q.m_size.load(std::memory_order_relaxed);
+    q.m_size.store(before + 1, std::memory_order_relaxed);
+  }
+  // A loop that found this queue empty went to wait: wake one. (Missing
+  // one costs parallelism, not work: this loop starts its queue itself.)
+  if (before == 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // see event_loop::poll_io
+    nudge_a_waiting_loop(call.m_from);
+  }
+}
+
+bool runtime_state::cancel_queued(remote_base& call) noexcept {
+  call_queue& q = m_queues[call.m_from];
+  const std::lock_guard lock(q.m_mutex);
+  if (!call.m_queued) return false;
+  call.m_cancelled_in_queue = true;
+  return true;
+}
+
+void runtime_state::nudge_a_waiting_loop(std::size_t from) noexcept {
+  const std::size_t n = m_loops.size();
+  for (std::size_t k = 1; k < n; ++k) {
+    const std::size_t i = (from + k) % n;
+    loop_work& w = m_work[i];
+    if (!m_loops[i]->waiting_for_work() || w.m_nudged.load(std::memory_order_relaxed)) continue;
+    if (w.m_nudged.exchange(true, std::memory_order_relaxed)) continue;
+    if (!begin_call()) {  // stopping: nobody steals any more
+      w.m_nudged.store(false, std::memory_order_relaxed);
+      return;
+    }
+    m_loops[i]->post_batched(w.m_nudge);  // a waiting target gets it at once
+    return;
+  }
+}
+
+bool runtime_state::take_work(loop_core::work_source& source, bool idle) noexcept {
+  auto& w = static_cast<loop_work&>(source);
+  runtime_state& rt = *w.m_runtime;
+  call_queue& q = rt.m_queues[w.m_index];
+  if (q.m_size.load(std::memory_order_relaxed) != 0) {
+    remote_base* call = nullptr;
+    {
+      const std::lock_guard lock(q.m_mutex);
+      if (q.m_head != nullptr) {
+        call = static_cast<remote_base*>(q.m_head);
+        q.m_head = call->posted_node::m_next;
+        if (q.m_head == nullptr) q.m_tail = nullptr;
+        call->m_queued = false;
+        call->m_local = true;
+        q.m_size.store(q.m_size.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+      }
+    }
+    if (call != nullptr) {
+      rt.start_kept(*call);
+      return true;
+    }
+  }
+  return idle && rt.steal(w.m_index);
+}
+
+void runtime_state::start_kept(remote_base& call) noexcept {
+  external_work::remove(*call.m_origin);  // held while it was queued
+  if (call.m_cancelled_in_queue || stopping()) {
+    call.m_ops->reply(call);  // never started: cancelled_error
+  } else {
+    call.m_ops->start(call);
+  }
+}
+
+bool runtime_state::steal(std::size_t here) noexcept {
+  const std::size_t n = m_loops.size();
+  const std::size_t first = static_cast<std::size_t>(xorshift64(t_pick_rng) % n);
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::size_t victim = (first + k) % n;
+    if (victim == here) continue;
+    call_queue& q = m_queues[victim];
+    const std::size_t seen = q.m_size.load(std::memory_order_relaxed);
+    if (seen == 0) continue;
+    // Half of what was seen, each a call into this loop: begun before it is
+    // taken, so that a stopping runtime takes none (and the surplus ends).
+    const std::size_t want = (seen + 1) / 2;
+    std::size_t begun = 0;
+    while (begun < want && begin_call())
+      ++begun;
+    if (begun == 0) return false;
+    posted_node* taken = nullptr;
+    posted_node* taken_tail = nullptr;
+    std::size_t got = 0;
+    {
+      const std::lock_guard lock(q.m_mutex);
+      while (got < begun && q.m_head != nullptr) {
+        auto* call = static_cast<remote_base*>(q.m_head);
+        q.m_head = call->posted_node::m_next;
+        if (q.m_head == nullptr) q.m_tail = nullptr;
+        call->m_queued = false;
+        call->m_target = m_loops[here];
+        call->m_to = static_cast<std::uint32_t>(here);
+        call->posted_node::m_next = nullptr;
+        if (taken_tail != nullptr) {
+          taken_tail->m_next = call;
+        } else {
+          taken = call;
+        }
+        taken_tail = call;
+        ++got;
+      }
+      q.m_size.store(q.m_size.load(std::memory_order_relaxed) - got, std::memory_order_relaxed);
+    }
+    for (std::size_t i = got; i < begun; ++i)
+      end_call();
+    if (got == 0) continue;
+    core_of(*m_loops[here]).count_stolen(got);
+    while (taken != nullptr) {
+      auto* call = static_cast<remote_base*>(taken);
+      taken = taken->m_next;
+      note_sent(call->m_from, here);
+      if (call->m_cancelled_in_queue) {
+        call->m_ops->reply(*call);  // never started: cancelled_error, back to its loop
+      } else {
+        call->m_ops->start(*call);
+      }
+    }
+    return true;
+  }
+  return false;
 }
 
 runtime_state& runtime_for(std::size_t target, const char* what) {

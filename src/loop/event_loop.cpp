@@ -301,6 +301,13 @@ void event_loop::poll_io(std::int64_t timeout_ns) {
   if (timeout_ns != 0) {
     m_waiting.store(true, std::memory_order_relaxed);
     waiting.m_flag = &m_waiting;
+    // A Dekker pair with a loop queuing a balanced spawn (queue, fence,
+    // then look for a waiting loop to wake): either it sees this loop
+    // waiting, or this loop sees its queue.
+    if (m_work_source != nullptr) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (m_work_source->m_take(*m_work_source, true)) return;
+    }
   }
   const bool spin =
       timeout_ns != 0 && m_options.idle_spin.count() > 0 && m_backend->io_pending() == 0;
@@ -388,7 +395,10 @@ void event_loop::tick() {
   if (m_inbox.load(std::memory_order_relaxed) != nullptr) run_posted();
 
   // 4. I/O. (Tick-end work registered by a tick-end callback counts as
-  // ready: it must not wait behind a blocking poll.)
+  // ready: it must not wait behind a blocking poll.) A loop of a runtime
+  // first looks for balanced spawns not yet started, its own or others'.
+  if (!has_ready() && m_tick_end.empty() && m_work_source != nullptr) [[unlikely]]
+    (void)m_work_source->m_take(*m_work_source, true);
   if (!has_ready() && m_tick_end.empty()) {
     const std::int64_t next = m_timers.next_deadline_ns();
     const bool outside_work = m_backend->io_pending() != 0 ||
@@ -410,7 +420,11 @@ void event_loop::tick() {
     poll_io(0);  // io_uring: queued submissions go out in this iteration
   }
 
-  // 5. Ready tasks, FIFO, bounded by the budget.
+  // 5. Ready tasks, FIFO, bounded by the budget. A loop of a runtime
+  // starts one of its queued balanced spawns each tick, however busy, so
+  // that none waits for ever.
+  if (m_work_source != nullptr && has_ready()) [[unlikely]]
+    (void)m_work_source->m_take(*m_work_source, false);
   if (m_shuffle) shuffle_ready();
   if (hooked(detail::hook_resume)) {
     m_counters.resumptions += run_ready<true, true>();
@@ -438,7 +452,14 @@ std::uint64_t event_loop::run_ready() {
   std::uint64_t ran = 0;
   while (budget-- > 0) {
     detail::task_base* t = m_ready_head;
-    if (t == nullptr) break;
+    if (t == nullptr) {
+      // A loop of a runtime starts its next balanced spawn (one at a time,
+      // so that the rest can still be stolen).
+      if constexpr (Relay) {
+        if (m_work_source != nullptr && m_work_source->m_take(*m_work_source, false)) continue;
+      }
+      break;
+    }
     if ((t->m_flags & detail::tf_yielded) != 0) {
       // Yielded in this very tick: it goes on in the next one, after its
       // timers and I/O (and so does everything queued behind it).

@@ -345,12 +345,19 @@ TEST(Runtime, SpawnBalancedUsesEveryLoopAndBringsResultsBack) {
       EXPECT_EQ(co_await handles[i], i * i);
       EXPECT_TRUE(handles[i].done());
     }
+    std::size_t kept_ran_on_1 = 0;
     for (std::size_t i = 0; i < n; ++i) {
       EXPECT_LT(ran_on[i], 2U);
       if (ran_on[i] >= 2) break;
       EXPECT_EQ(made_on[i], loop_thread[ran_on[i]]) << "the task is made on the loop it runs on";
-      EXPECT_EQ(ran_on[i] == 0, handles[i].local());
+      // One sent to loop 1 runs there; one kept here runs here unless
+      // loop 1 stole it.
+      if (!handles[i].local()) EXPECT_EQ(ran_on[i], 1U);
+      if (handles[i].local() && ran_on[i] == 1) ++kept_ran_on_1;
     }
+    const std::uint64_t stolen = co_await corio::submit_to(
+        1, [] { return corio::event_loop::current()->stats().calls_stolen; });
+    EXPECT_EQ(stolen, kept_ran_on_1);
   }());
 }
 
@@ -362,18 +369,29 @@ corio::task<int> must_not_run(std::atomic<int>& ran) {
 
 TEST(Runtime, ABalancedTaskCancelledBeforeItStartedNeverRuns) {
   std::atomic<int> ran{0};
+  std::atomic<bool> release{false};
+  std::atomic<bool> blocked{false};
   corio::runtime rt({.threads = 2});
   rt.run([&]() -> corio::task<void> {
+    // Loop 1 is held, so that it neither steals the tasks kept here nor
+    // starts those sent to it before their cancels arrive.
+    auto slow = corio::spawn(block_loop_1(blocked, release));
+    co_await until_set(blocked);
     std::vector<corio::remote_handle<int>> handles;
     std::size_t remote = 0;
     for (int i = 0; i < 600; ++i) {
       handles.push_back(corio::spawn_balanced([&ran] { return must_not_run(ran); }));
-      handles.back().cancel();  // the cancel follows the request in the same batch
+      // Kept here: still queued. Sent: the cancel follows the request.
+      handles.back().cancel();
       if (!handles.back().local()) ++remote;
     }
     EXPECT_GT(remote, 0U);
+    EXPECT_LT(remote, 600U);
+    co_await corio::yield_now();  // this tick's end: every request and cancel went out
+    release.store(true, std::memory_order_release);
     for (auto& h : handles)
       EXPECT_THROW((void)co_await h, corio::cancelled_error);
+    co_await std::move(slow);
   }());
   EXPECT_EQ(ran.load(), 0);
 }
@@ -522,6 +540,96 @@ corio::task<void> sleep_and_count(std::atomic<int>& ended) {
     ~count_end() { n.fetch_add(1); }
   } c{ended};
   co_await corio::sleep(1h);
+}
+
+// Spins, holding its loop, until `flag` is set or 30 s pass (a failure
+// then, not a hang).
+corio::task<void> hold_loop_until(const std::atomic<int>& flag) {
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (flag.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < give_up)
+    std::this_thread::yield();
+  co_return;
+}
+
+corio::task<std::size_t> loop_index_counting(std::atomic<int>& on_loop_1) {
+  if (corio::this_loop_index() == 1) on_loop_1.fetch_add(1, std::memory_order_release);
+  co_return corio::this_loop_index();
+}
+
+TEST(Runtime, AnIdleLoopStealsBalancedTasksKeptOnABusyOne) {
+  std::atomic<int> on_loop_1{0};
+  std::atomic<int> sleeping{0};
+  std::size_t stolen_by_1 = 0;
+  std::size_t ran_on_1 = 0;
+  std::size_t kept = 0;
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    // Loop 1 holds 10 sleeping tasks: a balanced spawn here keeps its task
+    // here (loop 1 looks busier), though loop 1 has nothing to run.
+    for (int i = 0; i < 10; ++i)
+      corio::spawn_on(1, [&sleeping] { return sleep_and_count(sleeping); });
+    co_await corio::submit_to(1, [] { return 0; });  // after the 10: published
+    std::vector<corio::remote_handle<std::size_t>> handles;
+    for (int i = 0; i < 8; ++i) {
+      handles.push_back(
+          corio::spawn_balanced([&on_loop_1] { return loop_index_counting(on_loop_1); }));
+      if (handles.back().local()) ++kept;
+    }
+    // This loop is held by the next task until loop 1 has run one of them:
+    // loop 1 can only have stolen it.
+    auto hold = corio::spawn(hold_loop_until(on_loop_1));
+    for (auto& h : handles) {
+      const std::size_t where = co_await h;
+      if (where == 1) ++ran_on_1;
+    }
+    co_await std::move(hold);
+    stolen_by_1 = co_await corio::submit_to(
+        1, [] { return corio::event_loop::current()->stats().calls_stolen; });
+  }());
+  EXPECT_EQ(kept, 8U) << "loop 1 looked busier: every task was kept here";
+  EXPECT_GE(ran_on_1, 1U);
+  EXPECT_EQ(stolen_by_1, ran_on_1);
+}
+
+corio::task<int> set_ran(std::atomic<bool>& ran) {
+  ran.store(true, std::memory_order_release);
+  co_return 1;
+}
+
+TEST(Runtime, ABalancedTaskKeptOnALoopThatNeverRunsDryStillStarts) {
+  std::atomic<bool> release{false};
+  std::atomic<bool> blocked{false};
+  std::atomic<bool> ran{false};
+  int yields = 0;
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    auto slow = corio::spawn(block_loop_1(blocked, release));  // loop 1 cannot steal
+    co_await until_set(blocked);
+    std::vector<corio::remote_handle<int>> sent;
+    corio::remote_handle<int> kept;
+    while (!kept.valid()) {
+      auto h = corio::spawn_balanced([&ran] { return set_ran(ran); });
+      if (h.local()) {
+        kept = std::move(h);
+      } else {
+        sent.push_back(std::move(h));
+      }
+    }
+    ran.store(false);
+    // This loop always has a ready task (this one, yielding): it never
+    // runs out of them, and still starts one kept task a tick.
+    while (!ran.load(std::memory_order_acquire) && yields < 100000) {
+      co_await corio::yield_now();
+      ++yields;
+    }
+    EXPECT_TRUE(ran.load());
+    release.store(true, std::memory_order_release);
+    EXPECT_EQ(co_await kept, 1);
+    for (auto& h : sent)
+      EXPECT_EQ(co_await h, 1);
+    co_await std::move(slow);
+  }());
+  EXPECT_LE(yields, 2) << "started in the next tick or the one after";
 }
 
 TEST(Runtime, TheShutdownCancelsBalancedTasksOnEveryLoop) {

@@ -3,7 +3,7 @@
 // requests, each waiting 1 ms (its I/O), computing ~100 us, and waiting
 // again: first all on one loop (corio::run), then spread over a loop per
 // core (corio::runtime, corio::spawn_balanced), with the requests each
-// loop ran and the resumptions it made shown per loop.
+// loop ran, the resumptions it made and the spawns it stole shown per loop.
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -56,13 +56,17 @@ corio::task<u64> all_requests(spread& where, Spawn spawn_one) {
   co_return x;
 }
 
-/// The resumptions each loop of this runtime made, as "a / b / ...".
+/// The resumptions each loop of this runtime made and the balanced spawns
+/// it stole from another loop's queue, as "a / b / ...; stolen c / d".
 corio::task<std::string> resumptions_per_loop() {
-  std::string out;
+  std::string resumed;
+  std::string stolen;
   const std::vector<corio::loop_stats> loops = co_await corio::every_loop_stats();
-  for (std::size_t i = 0; i < loops.size(); ++i)
-    out += (i == 0 ? "" : " / ") + std::to_string(loops[i].resumptions);
-  co_return out;
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    resumed += (i == 0 ? "" : " / ") + std::to_string(loops[i].resumptions);
+    stolen += (i == 0 ? "" : " / ") + std::to_string(loops[i].calls_stolen);
+  }
+  co_return resumed + "; stolen per loop " + stolen;
 }
 
 /// The counts of `where`, as "a / b / ...".

@@ -24,6 +24,7 @@
 #include "corio/exec/thread_pool.hpp"
 #include "corio/flow/gather.hpp"
 #include "corio/loop/event_loop.hpp"
+#include "corio/sync/detail/spinning_mutex.hpp"
 #include "corio/task/spawn.hpp"
 #include "corio/task/task.hpp"
 
@@ -39,6 +40,7 @@ class runtime_stopping_error : public std::runtime_error {
 namespace detail {
 
 class runtime_state;
+struct remote_base;
 /// The runtime of the loop on this thread (nullptr: none), and its index.
 inline thread_local constinit runtime_state* t_runtime = nullptr;
 inline thread_local constinit std::size_t t_loop_index = 0;
@@ -92,7 +94,8 @@ class runtime_state {
   }
 
   /// Where a balanced spawn from this loop goes: the power of two choices
-  /// between this loop (its exact task count) and another one at random
+  /// between this loop (its exact task count, and the balanced spawns it
+  /// keeps queued) and another one at random
   /// (the larger of the count it last published and the calls this loop
   /// sent it that have not come back: a loop that has not yet read a burst
   /// of spawns still counts them); this loop on a tie.
@@ -102,7 +105,25 @@ class runtime_state {
     if (n == 1) return self;
     const std::size_t other = (self + 1 + xorshift64(t_pick_rng) % (n - 1)) % n;
     const std::size_t theirs = std::max(m_loops[other]->published_load(), out_to(self, other));
-    return theirs < core_of(*m_loops[self]).live_tasks() ? other : self;
+    const std::size_t ours = core_of(*m_loops[self]).live_tasks() + kept_count(self);
+    return theirs < ours ? other : self;
+  }
+
+  /// True once the runtime is stopping.
+  [[nodiscard]] bool stopping() const noexcept {
+    return m_stopping.load(std::memory_order_relaxed);
+  }
+
+  /// On the origin loop: queues `call` (a balanced spawn kept there) and
+  /// wakes a loop that waits for work to steal from it.
+  void queue_kept(remote_base& call) noexcept;
+  /// On the origin loop: true when `call` was still queued (now marked:
+  /// whoever takes it replies cancelled); false once a loop took it.
+  [[nodiscard]] bool cancel_queued(remote_base& call) noexcept;
+
+  /// Balanced spawns kept on loop `i` and not started yet (a hint).
+  [[nodiscard]] std::size_t kept_count(std::size_t i) const noexcept {
+    return m_queues[i].m_size.load(std::memory_order_relaxed);
   }
 
   /// Loop `i`'s task count as this loop sees it: exact for this loop, the
@@ -134,8 +155,22 @@ class runtime_state {
       : m_loops(loops, nullptr),
         m_out_stride((loops + 7) / 8 * 8),  // a row per loop, in lines of its own
         m_out(std::make_unique<std::atomic<std::size_t>[]>(loops * m_out_stride)),
-        m_slots(std::make_unique<slot[]>(loops)) {
+        m_slots(std::make_unique<slot[]>(loops)),
+        m_queues(std::make_unique<call_queue[]>(loops)),
+        m_work(std::make_unique<loop_work[]>(loops)) {
     for (std::size_t i = 0; i < loops; ++i) {
+      loop_work& w = m_work[i];
+      w.m_take = &take_work;
+      w.m_runtime = this;
+      w.m_index = i;
+      w.m_nudge.m_work = &w;
+      // The nudge only wakes the loop: once out of ready tasks (it may
+      // have got some in the same batch) it steals, before it polls.
+      w.m_nudge.m_run = [](posted_node& n) noexcept {
+        loop_work& self = *static_cast<nudge_message&>(n).m_work;
+        self.m_nudged.store(false, std::memory_order_relaxed);
+        self.m_runtime->end_call();
+      };
       slot& s = m_slots[i];
       s.m_finished_from = std::make_unique<std::size_t[]>(loops);
       s.m_tell_finished.m_runtime = this;
@@ -147,6 +182,9 @@ class runtime_state {
     }
   }
   virtual ~runtime_state() = default;
+
+  /// What loop `i` takes work from when out of ready tasks (runtime.cpp).
+  [[nodiscard]] loop_core::work_source& work_source_of(std::size_t i) noexcept { return m_work[i]; }
 
   // Ends the other loops' main tasks (their tasks are then cancelled).
   virtual void end_workers() noexcept = 0;
@@ -178,6 +216,37 @@ class runtime_state {
       finished[from] = 0;
     }
   }
+
+  // A loop's balanced spawns kept there and not started, oldest first,
+  // linked through their posted_node link. The size is read unlocked by
+  // loops looking for work: a hint.
+  struct alignas(64) call_queue {
+    spinning_mutex m_mutex;
+    posted_node* m_head = nullptr;
+    posted_node* m_tail = nullptr;
+    std::atomic<std::size_t> m_size{0};
+  };
+  // Loop i's way to its own queue and the others' (take_work), and the
+  // message that wakes it to steal (at most one in flight).
+  struct loop_work;
+  struct nudge_message : posted_node {
+    loop_work* m_work = nullptr;
+  };
+  struct loop_work : loop_core::work_source {
+    runtime_state* m_runtime = nullptr;
+    std::size_t m_index = 0;
+    nudge_message m_nudge;
+    std::atomic<bool> m_nudged{false};
+  };
+
+  static bool take_work(loop_core::work_source& w, bool idle) noexcept;
+  // On loop `here`: starts (or replies cancelled) a call taken from its own queue.
+  void start_kept(remote_base& call) noexcept;
+  // On loop `here`, out of work: takes half of another loop's queue and
+  // starts those calls here. True when it took any.
+  bool steal(std::size_t here) noexcept;
+  // Wakes one other loop that waits for work, to steal from loop `from`.
+  void nudge_a_waiting_loop(std::size_t from) noexcept;
 
   std::atomic<std::size_t>& out_cell(std::size_t from, std::size_t to) const noexcept {
     return m_out[from * m_out_stride + to];
@@ -228,6 +297,8 @@ class runtime_state {
   std::size_t m_out_stride;
   std::unique_ptr<std::atomic<std::size_t>[]> m_out;
   std::unique_ptr<slot[]> m_slots;
+  std::unique_ptr<call_queue[]> m_queues;
+  std::unique_ptr<loop_work[]> m_work;
   std::atomic<bool> m_stopping{false};
   std::atomic<bool> m_workers_ended{false};
 };
@@ -251,24 +322,24 @@ struct remote_call_traits<Fn> {
 };
 
 /// A function run in a task on another loop (or this one), as the origin
-/// loop sees it: the result, whether it came, and who waits for it. It is
-/// its own message (the request to the target, then the reply back) and
-/// its own done listener on the remote task: one allocation per call, kept
+/// loop sees it: whether the result came, and who waits for it. It is its
+/// own message (the request to the target, then the reply back) and its
+/// own done listener on the remote task: one allocation per call, kept
 /// small because a million calls in flight are a million of them. Counted:
 /// the origin's handle holds one reference, the target side another until
 /// the reply has run on the origin (so the origin frees it, except after
-/// a late cancel), a cancel message in flight one.
-template <class T>
-struct remote_state : posted_node, done_listener {
+/// a late cancel), a cancel message in flight one. The result's type is
+/// remote_state's; everything else is here, for the runtime's queues.
+struct remote_base : posted_node, done_listener {
   struct operations {
-    void (*start)(remote_state&) noexcept;  // on the target: spawns the task
-    void (*destroy)(remote_state&) noexcept;
+    void (*start)(remote_base&) noexcept;  // on the target: spawns the task
+    void (*destroy)(remote_base&) noexcept;
+    void (*reply)(remote_base&) noexcept;  // on the target: the outcome goes back
   };
   struct cancel_message : posted_node {
-    remote_state* m_state;
+    remote_base* m_state;
   };
 
-  call_result<T> m_result;
   event_loop* m_origin = nullptr;
   event_loop* m_target;
   waiter* m_waiter = nullptr;     // the origin's thread only
@@ -281,21 +352,31 @@ struct remote_state : posted_node, done_listener {
   bool m_local = false;  // the target is the origin: no messages
   bool m_done = false;   // the reply ran (the origin's thread only)
   bool m_cancel_sent = false;
+  // A balanced spawn kept on its loop: queued there (the runtime's queue,
+  // linked through m_next) until that loop starts it or another steals it.
+  // m_queued, m_cancelled_in_queue, and for a stolen call m_target, m_to
+  // and m_local are written under the queue's lock.
+  bool m_kept_here = false;
+  bool m_queued = false;
+  bool m_cancelled_in_queue = false;
 
-  remote_state(event_loop& target, std::size_t target_index, const operations& ops,
-               const char* name) noexcept
+  remote_base(event_loop& target, std::size_t target_index, const operations& ops,
+              const char* name) noexcept
       : m_target(&target),
         m_ops(&ops),
         m_name(name),
         m_to(static_cast<std::uint32_t>(target_index)) {
     m_run = [](posted_node& n) noexcept {
-      auto& s = static_cast<remote_state&>(n);
+      auto& s = static_cast<remote_base&>(n);
       s.m_ops->start(s);
     };
-    m_on_done = [](done_listener& l) noexcept { static_cast<remote_state&>(l).reply(); };
+    m_on_done = [](done_listener& l) noexcept {
+      auto& s = static_cast<remote_base&>(l);
+      s.m_ops->reply(s);
+    };
   }
-  remote_state(const remote_state&) = delete;
-  remote_state& operator=(const remote_state&) = delete;
+  remote_base(const remote_base&) = delete;
+  remote_base& operator=(const remote_base&) = delete;
 
   void release() noexcept {
     if (m_refs.fetch_sub(1, std::memory_order_acq_rel) == 1) m_ops->destroy(*this);
@@ -307,6 +388,7 @@ struct remote_state : posted_node, done_listener {
     m_origin = &current_event_loop();
     if (m_target == m_origin) {
       m_local = true;
+      m_kept_here = true;
       m_ops->start(*this);
       return;
     }
@@ -316,6 +398,17 @@ struct remote_state : posted_node, done_listener {
     m_from = static_cast<std::uint32_t>(t_loop_index);
     rt.note_sent(m_from, m_to);
     m_target->post_batched(*this);
+  }
+
+  /// On the origin loop, of a runtime of several loops: queues the call
+  /// here, where this loop starts it when out of ready tasks, unless an
+  /// idle loop steals it first (runtime_state::take_work).
+  void keep_here() noexcept {
+    m_origin = &current_event_loop();
+    m_from = m_to = static_cast<std::uint32_t>(t_loop_index);
+    m_kept_here = true;
+    external_work::add(*m_origin);  // until it is started here or replied from elsewhere
+    t_runtime->queue_kept(*this);
   }
 
   // On the target: the task runs as `t`, and tells this listener when it
@@ -329,6 +422,8 @@ struct remote_state : posted_node, done_listener {
   /// On the origin: asks the remote task to stop (once).
   void cancel() noexcept {
     if (m_done || std::exchange(m_cancel_sent, true)) return;
+    // Not started yet: whoever takes it from the queue replies cancelled.
+    if (m_kept_here && t_runtime->cancel_queued(*this)) return;
     if (m_local) {
       if (m_remote != nullptr) m_remote->request_cancel();
       return;
@@ -345,7 +440,7 @@ struct remote_state : posted_node, done_listener {
     c->m_state = this;
     c->m_run = [](posted_node& n) noexcept {
       auto* msg = static_cast<cancel_message*>(&n);
-      remote_state* s = msg->m_state;
+      remote_base* s = msg->m_state;
       delete msg;
       if (s->m_remote != nullptr) s->m_remote->request_cancel();
       s->release();
@@ -355,19 +450,16 @@ struct remote_state : posted_node, done_listener {
     m_target->post_batched(*c);
   }
 
-  // On the target, the task done: the result goes back, in the same node
-  // the request came in. Nothing here touches the call after the post but
-  // through locals.
-  void reply() noexcept {
-    if (!m_result.m_value && !m_result.m_error) {  // cancelled before it ran
-      m_result.m_error = std::make_exception_ptr(cancelled_error());
-    }
+  // On the target, the task done (its outcome stored): the result goes
+  // back, in the same node the request came in. Nothing here touches the
+  // call after the post but through locals.
+  void send_reply() noexcept {
     m_remote = nullptr;
     if (m_local) {
       replied();
       return;
     }
-    m_run = [](posted_node& n) noexcept { static_cast<remote_state&>(n).replied(); };
+    m_run = [](posted_node& n) noexcept { static_cast<remote_base&>(n).replied(); };
     runtime_state& rt = *t_runtime;
     rt.note_finished(m_from);
     m_origin->post_batched(*this);
@@ -389,6 +481,24 @@ struct remote_state : posted_node, done_listener {
   }
 };
 
+/// A remote call's result, of type T.
+template <class T>
+struct remote_state : remote_base {
+  call_result<T> m_result;
+
+  using remote_base::remote_base;
+
+  // On the target, the task done (or never started): stores "cancelled"
+  // when no outcome came, then replies.
+  static void reply(remote_base& b) noexcept {
+    auto& s = static_cast<remote_state&>(b);
+    if (!s.m_result.m_value && !s.m_result.m_error) {  // cancelled before it ran
+      s.m_result.m_error = std::make_exception_ptr(cancelled_error());
+    }
+    s.send_reply();
+  }
+};
+
 /// One call: the function and how it runs on the target.
 template <class Fn>
 struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> {
@@ -401,7 +511,7 @@ struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> 
   remote_call(event_loop& target, std::size_t target_index, Fn fn, const char* name)
       : state(target, target_index, k_ops, name), m_fn(std::move(fn)) {}
 
-  static void destroy(state& s) noexcept { delete static_cast<remote_call*>(&s); }
+  static void destroy(remote_base& s) noexcept { delete static_cast<remote_call*>(&s); }
 
   // From the spawning thread's frame pool, like a task's frame: the
   // spawning loop frees it too, but after a late cancel.
@@ -409,7 +519,7 @@ struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> 
   static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
 
   // On the target: runs the function in a task of its own there.
-  static void start(state& s) noexcept {
+  static void start(remote_base& s) noexcept {
     auto& self = static_cast<remote_call&>(s);
     try {
       loop_core& core = core_of(*self.m_target);
@@ -417,7 +527,7 @@ struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> 
       self.started(*h.get());
     } catch (...) {  // out of memory: the caller gets it
       self.m_result.m_error = std::current_exception();
-      self.reply();
+      state::reply(self);
     }
   }
 
@@ -441,7 +551,7 @@ struct remote_call final : remote_state<typename remote_call_traits<Fn>::value> 
     }
   }
 
-  static constexpr typename state::operations k_ops{&start, &destroy};
+  static constexpr remote_base::operations k_ops{&start, &destroy, &state::reply};
 };
 
 /// Waits for a remote call's reply, through a cancellation too: the remote
@@ -594,11 +704,14 @@ class remote_handle {
   [[nodiscard]] bool valid() const noexcept { return m_state != nullptr; }
   /// True once the task's outcome is back on this loop.
   [[nodiscard]] bool done() const noexcept { return m_state != nullptr && m_state->m_done; }
-  /// True when the task went to this loop.
-  [[nodiscard]] bool local() const noexcept { return m_state != nullptr && m_state->m_local; }
+  /// True when the task was kept on this loop: it runs here, unless an
+  /// idle loop of the runtime steals it before it starts.
+  [[nodiscard]] bool local() const noexcept { return m_state != nullptr && m_state->m_kept_here; }
   /// Asks the task to stop (its next suspension throws cancelled_error);
   /// awaiting the handle then gives cancelled_error unless it finished
-  /// first.
+  /// first. A task that has not started never runs: one still queued here,
+  /// or one on its way to another loop (the cancel follows it). A kept
+  /// task that an idle loop stole has started there once it was taken.
   void cancel() noexcept {
     if (m_state != nullptr) m_state->cancel();
   }
@@ -656,8 +769,14 @@ template <class Fn>
 /// is made and freed by that loop's thread (coroutine frames are pooled
 /// per thread), and it must not touch this loop's tasks or sync primitives.
 /// A task sent to another loop travels in that tick's batch of messages to
-/// it. Off a runtime, and on a runtime of one loop, it spawns here. Throws
-/// runtime_stopping_error once the runtime is stopping.
+/// it. A task kept here waits in this loop's queue of balanced spawns:
+/// this loop starts them one at a time whenever it runs out of ready
+/// tasks, and a loop out of work steals half of the queue (a loop waiting
+/// for work is woken for it), so uneven tasks even out across the loops.
+/// Cancelling one that has not started yet ends it as cancelled_error
+/// without running it. Off a runtime, and on a runtime of one loop, it
+/// spawns here. Throws runtime_stopping_error once the runtime is
+/// stopping.
 ///
 /// \code
 ///   auto h = corio::spawn_balanced([&img] { return render(img); });
@@ -671,6 +790,14 @@ template <class Make>
   detail::runtime_state* rt = detail::t_runtime;
   const std::size_t index = rt != nullptr ? rt->pick_loop() : 0;
   auto* c = new call(rt != nullptr ? rt->loop(index) : *here, index, std::move(make), name);
+  if (rt != nullptr && rt->size() > 1 && &rt->loop(index) == here) {
+    if (rt->stopping()) {
+      delete c;
+      throw runtime_stopping_error();
+    }
+    c->keep_here();
+    return remote_handle<typename call::value>(c);
+  }
   try {
     c->send();
   } catch (...) {

@@ -231,6 +231,11 @@ class event_loop final : private detail::loop_core {
   [[nodiscard]] std::size_t published_load() const noexcept {
     return m_published_load.load(std::memory_order_relaxed);
   }
+  /// True while the loop, out of work, spins or polls for more (a hint,
+  /// from any thread): a runtime wakes such a loop to steal queued work.
+  [[nodiscard]] bool waiting_for_work() const noexcept {
+    return m_waiting.load(std::memory_order_relaxed);
+  }
 
   /// A guard that keeps the loop waiting for work on another thread that
   /// will `post` back (see work_guard). Call it on the loop's thread.

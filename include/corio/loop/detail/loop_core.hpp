@@ -50,6 +50,7 @@ struct loop_counters {
   std::size_t live_tasks = 0;          ///< roots spawned and not finished
   std::uint64_t messages_sent = 0;     ///< messages batched for other loops (post_batched)
   std::uint64_t message_batches = 0;   ///< the pushes that carried them
+  std::uint64_t calls_stolen = 0;      ///< balanced spawns taken from other loops' queues
 };
 
 /// A callback that runs once at the end of the current tick, after the
@@ -128,10 +129,19 @@ class loop_core : public task_owner {
   /// it sends what it gathered for a waiting loop (a loop of its own skips
   /// the check).
   bool m_has_siblings = false;
+  /// Where a loop of a runtime finds more work once its ready tasks are
+  /// done (the runtime's queues of balanced spawns not yet started): its
+  /// own queue, and when `idle` (about to poll) the other loops' too.
+  /// True when it made a task ready.
+  struct work_source {
+    bool (*m_take)(work_source&, bool idle) noexcept = nullptr;
+  };
+  work_source* m_work_source = nullptr;
 
   /// Roots spawned on this loop and not finished.
   [[nodiscard]] std::size_t live_tasks() const noexcept { return m_counters.live_tasks; }
   void note_spawned() noexcept { ++m_counters.live_tasks; }
+  void count_stolen(std::size_t n) noexcept { m_counters.calls_stolen += n; }
   void note_finished() noexcept { --m_counters.live_tasks; }
   /// The owner of roots spawned without a group.
   task_owner* owner_for_spawn() noexcept { return this; }
