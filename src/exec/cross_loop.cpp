@@ -72,19 +72,21 @@ bool runtime_state::cancel_queued(remote_base& call) noexcept {
 }
 
 void runtime_state::nudge_a_waiting_loop(std::size_t from) noexcept {
+  // One call for the whole look: the other loops stay alive while it reads
+  // them, and it is the nudge's call if one goes.
+  if (!begin_call()) return;  // stopping: nobody steals any more
   const std::size_t n = m_loops.size();
   for (std::size_t k = 1; k < n; ++k) {
     const std::size_t i = (from + k) % n;
     loop_work& w = m_work[i];
     if (!m_loops[i]->waiting_for_work() || w.m_nudged.load(std::memory_order_relaxed)) continue;
-    if (w.m_nudged.exchange(true, std::memory_order_relaxed)) continue;
-    if (!begin_call()) {  // stopping: nobody steals any more
-      w.m_nudged.store(false, std::memory_order_relaxed);
-      return;
-    }
-    m_loops[i]->post_batched(w.m_nudge);  // a waiting target gets it at once
+    if (w.m_nudged.exchange(true, std::memory_order_acquire)) continue;
+    // At once, not batched: a relayed outbox entry would hold it to the
+    // tick's end, while this loop starts its queue alone.
+    m_loops[i]->post(w.m_nudge);
     return;
   }
+  end_call();
 }
 
 bool runtime_state::take_work(loop_core::work_source& source, bool idle) noexcept {

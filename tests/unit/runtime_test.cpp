@@ -445,7 +445,16 @@ TEST(Runtime, SpawnBalancedOffARuntimeRunsOnThisLoop) {
     EXPECT_TRUE(h.local());
     const int a = co_await h;
     auto t = corio::spawn_balanced([]() -> corio::task<int> { co_return 21; });
-    co_return a + co_await t;
+    const int b = co_await t;
+    // Cancelling one is cancelling a task of this loop (no runtime queue).
+    auto sleeper = corio::spawn_balanced([]() -> corio::task<int> {
+      co_await corio::sleep(std::chrono::hours(1));
+      co_return 0;
+    });
+    co_await corio::yield_now();
+    sleeper.cancel();
+    EXPECT_THROW((void)co_await sleeper, corio::cancelled_error);
+    co_return a + b;
   }());
   EXPECT_EQ(v, 42);
   EXPECT_THROW((void)corio::spawn_balanced([] { return 1; }), std::logic_error) << "off any loop";

@@ -168,7 +168,9 @@ class runtime_state {
       // have got some in the same batch) it steals, before it polls.
       w.m_nudge.m_run = [](posted_node& n) noexcept {
         loop_work& self = *static_cast<nudge_message&>(n).m_work;
-        self.m_nudged.store(false, std::memory_order_relaxed);
+        // Release: this run's reads of the node come before the next
+        // nudger (acquire) writes its link again.
+        self.m_nudged.store(false, std::memory_order_release);
         self.m_runtime->end_call();
       };
       slot& s = m_slots[i];
@@ -357,6 +359,7 @@ struct remote_base : posted_node, done_listener {
   // m_queued, m_cancelled_in_queue, and for a stolen call m_target, m_to
   // and m_local are written under the queue's lock.
   bool m_kept_here = false;
+  bool m_went_through_queue = false;  // the origin's thread only
   bool m_queued = false;
   bool m_cancelled_in_queue = false;
 
@@ -407,6 +410,7 @@ struct remote_base : posted_node, done_listener {
     m_origin = &current_event_loop();
     m_from = m_to = static_cast<std::uint32_t>(t_loop_index);
     m_kept_here = true;
+    m_went_through_queue = true;
     external_work::add(*m_origin);  // until it is started here or replied from elsewhere
     t_runtime->queue_kept(*this);
   }
@@ -423,7 +427,7 @@ struct remote_base : posted_node, done_listener {
   void cancel() noexcept {
     if (m_done || std::exchange(m_cancel_sent, true)) return;
     // Not started yet: whoever takes it from the queue replies cancelled.
-    if (m_kept_here && t_runtime->cancel_queued(*this)) return;
+    if (m_went_through_queue && t_runtime->cancel_queued(*this)) return;
     if (m_local) {
       if (m_remote != nullptr) m_remote->request_cancel();
       return;
