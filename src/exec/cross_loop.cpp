@@ -89,25 +89,37 @@ void runtime_state::nudge_a_waiting_loop(std::size_t from) noexcept {
   end_call();
 }
 
+posted_node* runtime_state::claim(call_queue& q, std::size_t most, std::size_t to,
+                                  std::size_t& got) noexcept {
+  got = 0;
+  const std::lock_guard lock(q.m_mutex);
+  posted_node* first = q.m_head;
+  posted_node* last = nullptr;
+  for (posted_node* n = first; n != nullptr && got < most; n = n->m_next) {
+    auto* call = static_cast<remote_base*>(n);
+    call->m_queued = false;
+    call->m_target = m_loops[to];
+    call->m_to = static_cast<std::uint32_t>(to);
+    call->m_local = call->m_from == to;
+    last = n;
+    ++got;
+  }
+  if (last == nullptr) return nullptr;
+  q.m_head = last->m_next;
+  if (q.m_head == nullptr) q.m_tail = nullptr;
+  last->m_next = nullptr;
+  q.m_size.store(q.m_size.load(std::memory_order_relaxed) - got, std::memory_order_relaxed);
+  return first;
+}
+
 bool runtime_state::take_work(loop_core::work_source& source, bool idle) noexcept {
   auto& w = static_cast<loop_work&>(source);
   runtime_state& rt = *w.m_runtime;
   call_queue& q = rt.m_queues[w.m_index];
+  std::size_t got = 0;
   if (q.m_size.load(std::memory_order_relaxed) != 0) {
-    remote_base* call = nullptr;
-    {
-      const std::lock_guard lock(q.m_mutex);
-      if (q.m_head != nullptr) {
-        call = static_cast<remote_base*>(q.m_head);
-        q.m_head = call->posted_node::m_next;
-        if (q.m_head == nullptr) q.m_tail = nullptr;
-        call->m_queued = false;
-        call->m_local = true;
-        q.m_size.store(q.m_size.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-      }
-    }
-    if (call != nullptr) {
-      rt.start_kept(*call);
+    if (posted_node* call = rt.claim(q, 1, w.m_index, got)) {
+      rt.start_kept(static_cast<remote_base&>(*call));
       return true;
     }
   }
@@ -139,29 +151,8 @@ bool runtime_state::steal(std::size_t here) noexcept {
     while (begun < want && begin_call())
       ++begun;
     if (begun == 0) return false;
-    posted_node* taken = nullptr;
-    posted_node* taken_tail = nullptr;
     std::size_t got = 0;
-    {
-      const std::lock_guard lock(q.m_mutex);
-      while (got < begun && q.m_head != nullptr) {
-        auto* call = static_cast<remote_base*>(q.m_head);
-        q.m_head = call->posted_node::m_next;
-        if (q.m_head == nullptr) q.m_tail = nullptr;
-        call->m_queued = false;
-        call->m_target = m_loops[here];
-        call->m_to = static_cast<std::uint32_t>(here);
-        call->posted_node::m_next = nullptr;
-        if (taken_tail != nullptr) {
-          taken_tail->m_next = call;
-        } else {
-          taken = call;
-        }
-        taken_tail = call;
-        ++got;
-      }
-      q.m_size.store(q.m_size.load(std::memory_order_relaxed) - got, std::memory_order_relaxed);
-    }
+    posted_node* taken = claim(q, begun, here, got);
     for (std::size_t i = got; i < begun; ++i)
       end_call();
     if (got == 0) continue;

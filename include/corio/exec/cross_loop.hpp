@@ -242,6 +242,10 @@ class runtime_state {
   };
 
   static bool take_work(loop_core::work_source& w, bool idle) noexcept;
+  // Takes up to `most` calls from the front of `q` for loop `to`, oldest
+  // first, under the lock cancel_queued takes too (so a cancel after it
+  // sees where they went); `got` says how many.
+  posted_node* claim(call_queue& q, std::size_t most, std::size_t to, std::size_t& got) noexcept;
   // On loop `here`: starts (or replies cancelled) a call taken from its own queue.
   void start_kept(remote_base& call) noexcept;
   // On loop `here`, out of work: takes half of another loop's queue and
