@@ -74,7 +74,6 @@ class runtime_impl final : public runtime_state {
   void add(std::size_t i, event_loop& loop, event* end) {
     enable_light_fences();
     core_of(loop).m_runtime_index = i;
-    core_of(loop).m_has_siblings = size() > 1;
     core_of(loop).m_work_source = size() > 1 ? &work_source_of(i) : nullptr;
     m_guards[i] = loop.keep_alive();  // held until no call can reach it
     m_ends[i].m_end = end;

@@ -127,7 +127,8 @@ bool runtime_state::take_work(loop_core::work_source& source, bool idle) noexcep
 }
 
 void runtime_state::start_kept(remote_base& call) noexcept {
-  external_work::remove(*call.m_origin);  // held while it was queued
+  // Held on the origin while it was queued; a stolen call's reply drops it.
+  if (call.m_local) external_work::remove(*call.m_origin);
   if (call.m_cancelled_in_queue || stopping()) {
     call.m_ops->reply(call);  // never started: cancelled_error
   } else {
@@ -161,11 +162,7 @@ bool runtime_state::steal(std::size_t here) noexcept {
       auto* call = static_cast<remote_base*>(taken);
       taken = taken->m_next;
       note_sent(call->m_from, here);
-      if (call->m_cancelled_in_queue) {
-        call->m_ops->reply(*call);  // never started: cancelled_error, back to its loop
-      } else {
-        call->m_ops->start(*call);
-      }
+      start_kept(*call);
     }
     return true;
   }

@@ -428,7 +428,7 @@ void event_loop::tick() {
   if (m_shuffle) shuffle_ready();
   if (hooked(detail::hook_resume)) {
     m_counters.resumptions += run_ready<true, true>();
-  } else if (m_has_siblings) {
+  } else if (m_work_source != nullptr) {  // a loop with siblings
     m_counters.resumptions += run_ready<false, true>();
   } else {
     m_counters.resumptions += run_ready<false, false>();

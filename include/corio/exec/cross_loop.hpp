@@ -246,7 +246,8 @@ class runtime_state {
   // first, under the lock cancel_queued takes too (so a cancel after it
   // sees where they went); `got` says how many.
   posted_node* claim(call_queue& q, std::size_t most, std::size_t to, std::size_t& got) noexcept;
-  // On loop `here`: starts (or replies cancelled) a call taken from its own queue.
+  // On the loop that took `call` from a queue (by claim): starts it, or
+  // replies cancelled when it was cancelled there or the runtime stops.
   void start_kept(remote_base& call) noexcept;
   // On loop `here`, out of work: takes half of another loop's queue and
   // starts those calls here. True when it took any.

@@ -125,14 +125,12 @@ class loop_core : public task_owner {
   /// This loop's index in its corio::runtime (0 on a loop of its own):
   /// reports name loops by it.
   std::size_t m_runtime_index = 0;
-  /// True on a loop of a runtime with other loops: after each resumption
-  /// it sends what it gathered for a waiting loop (a loop of its own skips
-  /// the check).
-  bool m_has_siblings = false;
   /// Where a loop of a runtime finds more work once its ready tasks are
   /// done (the runtime's queues of balanced spawns not yet started): its
   /// own queue, and when `idle` (about to poll) the other loops' too.
-  /// True when it made a task ready.
+  /// True when it made a task ready. Set only on a loop with siblings,
+  /// which also sends what it gathered for a waiting loop after each
+  /// resumption (a loop of its own skips that check).
   struct work_source {
     bool (*m_take)(work_source&, bool idle) noexcept = nullptr;
   };
