@@ -1,6 +1,7 @@
 // An HTTP/1.1 server: `http_server [PORT]` (default 8080) on 127.0.0.1,
 // answering every request with "Hello, World!" until SIGINT or SIGTERM,
-// then closing its listener and connections cleanly. Set
+// then stopping gracefully (requests under way answered, connections and
+// listener closed). Set
 // CORIO_BACKEND=epoll to run it without io_uring.
 #include <csignal>
 #include <cstdio>
@@ -17,9 +18,11 @@ int main(int argc, char** argv) {
     std::printf("http_server on http://%s/ (%s)\n", listener.local_address().to_string().c_str(),
                 corio::event_loop::current()->backend_name());
     std::fflush(stdout);
+    corio::server_shutdown graceful;
     const int sig = co_await corio_examples::until_signal(
-        corio::serve_http(listener, corio_examples::hello_world), stop);
-    std::printf("http_server: signal %d, connections closed\n", sig);
+        corio::serve_http(listener, corio_examples::hello_world, {.shutdown = &graceful}), stop,
+        &graceful);
+    std::printf("http_server: signal %d, requests under way answered, connections closed\n", sig);
     std::fflush(stdout);  // before the signal set goes: nothing left to lose
     co_return 0;
   }(port, stop));

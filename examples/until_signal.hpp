@@ -24,15 +24,22 @@ inline corio::task<> exit_on_second_signal(corio::signal_set& stop) {
   std::_Exit(128 + sig);
 }
 
-/// Runs `server` until a signal of `stop` arrives, then cancels it (a
-/// server made with corio::serve closes its connections) and waits for it
-/// to finish; a second signal meanwhile ends the process at once (see
+/// Runs `server` until a signal of `stop` arrives, then stops it: through
+/// `graceful` when the server was given it (requests under way answered,
+/// see corio::server_shutdown), else by cancelling it (a server made with
+/// corio::serve closes its connections); then waits for it to finish. A
+/// second signal meanwhile ends the process at once (see
 /// exit_on_second_signal). Returns the first signal's number.
-inline corio::task<int> until_signal(corio::task<> server, corio::signal_set& stop) {
+inline corio::task<int> until_signal(corio::task<> server, corio::signal_set& stop,
+                                     corio::server_shutdown* graceful = nullptr) {
   auto running = corio::spawn(std::move(server));
   const int sig = co_await stop.wait();
   auto second = corio::spawn(exit_on_second_signal(stop));
-  running.cancel();
+  if (graceful != nullptr) {
+    graceful->request();
+  } else {
+    running.cancel();
+  }
   try {
     co_await running;
   } catch (const corio::cancelled_error&) {

@@ -281,16 +281,19 @@ corio::task<> process_example() {
 }
 
 //! [shutdown]
-// Serves until SIGINT or SIGTERM, then stops accepting, cancels every
-// connection (each task's sockets close as it unwinds) and returns.
-corio::task<int> serve_until_signal(corio::signal_set& stop, corio::tcp_listener& listener) {
-  auto server = corio::spawn(corio::serve_http(listener, hello), "http");
-  const int sig = co_await stop.wait();
-  server.cancel();
-  try {
-    co_await server;  // returns once every connection is closed
-  } catch (const corio::cancelled_error&) {
-  }
+// Serves until SIGINT or SIGTERM, then stops gracefully: no new
+// connections, each request under way answered (with Connection: close),
+// idle keep-alive connections closed at once, and whatever is still open
+// after 10 seconds cancelled.
+corio::task<int> serve_until_signal(corio::signal_set& signals, corio::tcp_listener& listener) {
+  corio::server_shutdown stop;
+  auto server = corio::spawn(
+      corio::serve_http(listener, hello,
+                        {.shutdown = &stop, .drain_timeout = std::chrono::seconds(10)}),
+      "http");
+  const int sig = co_await signals.wait();
+  stop.request();
+  co_await server;  // returns once every connection is closed
   co_return sig;
 }
 //! [shutdown]
@@ -314,8 +317,8 @@ corio::task<> shutdown_example(corio::signal_set& stop) {
   std::error_code ec;
   const std::size_t n = co_await c.read_some(buf, sizeof buf, ec);
   check(sig == SIGTERM, "the signal arrives as a value");
-  check(ec || n == 0, "the open connection was closed by the shutdown");
-  std::printf("shutdown: signal %d, open keep-alive connection closed\n", sig);
+  check(ec || n == 0, "the idle connection was closed by the graceful stop");
+  std::printf("shutdown: signal %d, idle keep-alive connection closed\n", sig);
 }
 
 corio::task<int> amain(corio::signal_set& stop) {

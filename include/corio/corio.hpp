@@ -20,6 +20,7 @@
 #include "corio/net/http_server.hpp"
 #include "corio/net/resolve.hpp"
 #include "corio/net/serve.hpp"
+#include "corio/net/server_shutdown.hpp"
 #include "corio/net/socket_address.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"

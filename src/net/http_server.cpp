@@ -145,7 +145,7 @@ void http_connection::continue_if_asked() {
   m_continue_sent = true;
 }
 
-void http_connection::respond(const http_response& r) {
+void http_connection::respond(const http_response& r, bool keep_alive) {
   m_continue_sent = false;
   const http_request& req = m_parser.request();
   append_status_line(m_out, r.status());
@@ -153,7 +153,7 @@ void http_connection::respond(const http_response& r) {
   m_out.append("Content-Length: ");
   append_number(m_out, r.body().size());
   m_out.append("\r\n");
-  if (!req.keep_alive) {
+  if (!keep_alive) {
     m_out.append("Connection: close\r\n");
   } else if (req.version_minor == 0) {
     m_out.append("Connection: keep-alive\r\n");

@@ -1,7 +1,8 @@
 // Servers against hostile and careless clients, on both backends: every
 // timeout of serve_http (header, body, keep-alive, write) and serve's idle
 // watch, the connection cap, the bound on pipelined output, and buffers
-// given back when a connection goes idle. Deadlines are short and the
+// given back when a connection goes idle, and the graceful stop
+// (server_shutdown). Deadlines are short and the
 // assertions wait for the server's own statistics, so a slow machine only
 // makes a test slower, never wrong.
 #include <sys/socket.h>
@@ -308,6 +309,148 @@ TEST_P(ServerLimits, ServeClosesAConnectionOnlyAfterItFallsIdle) {
         EXPECT_THROW(co_await server, corio::cancelled_error);
       },
       /*virtual_clock=*/true);
+}
+
+// ---- graceful stop (server_shutdown) ------------------------------------------
+
+// Runs `server` and sets `returned` when it returns normally.
+corio::task<> note_return(corio::task<> server, bool& returned) {
+  co_await std::move(server);
+  returned = true;
+}
+
+// Waits for a server that returned; cancels one that did not (the test
+// has failed already) so that the test ends.
+corio::task<> finish(corio::join_handle<void>& server, bool returned) {
+  if (!returned) server.cancel();
+  try {
+    co_await server;
+  } catch (const corio::cancelled_error&) {
+  }
+}
+
+TEST_P(ServerLimits, AGracefulStopClosesIdleConnectionsAtOnceAndReturns) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    corio::server_stats stats;
+    corio::server_shutdown stop;
+    corio::http_options o = far_deadlines(stats);
+    o.shutdown = &stop;
+    o.drain_timeout = 1h;  // only the drain itself can end the connections in time
+    bool returned = false;
+    auto server = corio::spawn(note_return(corio::serve_http(l, hello, o), returned));
+    auto kept_alive = co_await corio::tcp_stream::connect(l.local_address());
+    co_await send(kept_alive, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::string in;
+    EXPECT_EQ((co_await read_response(kept_alive, in)).body, "hello");
+    auto silent = co_await corio::tcp_stream::connect(l.local_address());
+    EXPECT_TRUE(co_await eventually([&] { return stats.connections == 2; }));
+    stop.request();
+    EXPECT_TRUE(co_await eventually([&] { return returned; }));
+    std::string rest;
+    co_await read_to_end(kept_alive, rest);
+    co_await read_to_end(silent, rest);
+    EXPECT_EQ(rest, "") << "an idle connection closes without a word";
+    EXPECT_EQ(stats.connections, 0U);
+    EXPECT_EQ(stats.timed_out + stats.idle_closed, 0U);
+    co_await finish(server, returned);
+  });
+}
+
+TEST_P(ServerLimits, AGracefulStopAnswersTheRequestUnderWayThenCloses) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    corio::server_stats stats;
+    corio::server_shutdown stop;
+    corio::http_options o = far_deadlines(stats);
+    o.shutdown = &stop;
+    o.drain_timeout = 1h;
+    corio::event release;
+    int entered = 0;
+    auto slow = [&](const corio::http_request& /*req*/,
+                    corio::http_response& res) -> corio::task<> {
+      ++entered;
+      co_await release.wait();
+      res.set_body("late");
+    };
+    bool returned = false;
+    auto server = corio::spawn(note_return(corio::serve_http(l, slow, o), returned));
+    auto busy = co_await corio::tcp_stream::connect(l.local_address());
+    auto idle = co_await corio::tcp_stream::connect(l.local_address());
+    // Two pipelined requests: the first is under way when the stop comes,
+    // the second is never started.
+    co_await send(busy, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_TRUE(co_await eventually([&] { return entered == 1 && stats.connections == 2; }));
+    stop.request();
+    std::string idle_in;
+    co_await read_to_end(idle, idle_in);  // closed while the busy one waits
+    EXPECT_EQ(idle_in, "");
+    EXPECT_FALSE(returned);
+    EXPECT_EQ(stats.connections, 1U);
+    release.set();
+    std::string in;
+    const corio_test::response r = co_await read_response(busy, in);
+    EXPECT_EQ(r.body, "late");
+    EXPECT_TRUE(r.has("Connection: close\r\n"));
+    co_await read_to_end(busy, in);
+    EXPECT_EQ(in, "") << "the second request is not answered";
+    EXPECT_EQ(entered, 1);
+    EXPECT_TRUE(co_await eventually([&] { return returned; }));
+    EXPECT_EQ(stats.connections, 0U);
+    co_await finish(server, returned);
+  });
+}
+
+TEST_P(ServerLimits, AGracefulStopCancelsWhatOutlivesTheDrainTimeout) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    corio::server_stats stats;
+    corio::server_shutdown stop;
+    bool returned = false;
+    auto server = corio::spawn(note_return(
+        corio::serve(l, echo, {.stats = &stats, .shutdown = &stop, .drain_timeout = 20ms}),
+        returned));
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    EXPECT_EQ(co_await round_trip(c, "ping"), "ping");
+    stop.request();
+    std::string in;
+    co_await read_to_end(c, in);  // the echo never ends by itself: cancelled
+    EXPECT_EQ(in, "");
+    EXPECT_TRUE(co_await eventually([&] { return returned; }));
+    EXPECT_EQ(stats.connections, 0U);
+    co_await finish(server, returned);
+  });
+}
+
+TEST_P(ServerLimits, CancellingAServerWhileItDrainsCancelsItsConnections) {
+  run_io([]() -> corio::task<> {
+    auto l = listen_any();
+    corio::server_stats stats;
+    corio::server_shutdown stop;
+    corio::http_options o = far_deadlines(stats);
+    o.shutdown = &stop;
+    o.drain_timeout = 1h;
+    corio::event never;
+    int entered = 0;
+    auto stuck = [&](const corio::http_request& /*req*/,
+                     corio::http_response& /*res*/) -> corio::task<> {
+      ++entered;
+      co_await never.wait();
+    };
+    auto server = corio::spawn(corio::serve_http(l, stuck, o));
+    auto c = co_await corio::tcp_stream::connect(l.local_address());
+    co_await send(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    EXPECT_TRUE(co_await eventually([&] { return entered == 1; }));
+    stop.request();
+    for (int i = 0; i < 10; ++i)
+      co_await corio::yield_now();  // the server is draining now
+    server.cancel();
+    EXPECT_THROW(co_await server, corio::cancelled_error);
+    EXPECT_EQ(stats.connections, 0U);
+    std::string in;
+    co_await read_to_end(c, in);
+    EXPECT_EQ(in, "");
+  });
 }
 
 }  // namespace

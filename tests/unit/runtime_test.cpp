@@ -352,7 +352,9 @@ TEST(Runtime, SpawnBalancedUsesEveryLoopAndBringsResultsBack) {
       EXPECT_EQ(made_on[i], loop_thread[ran_on[i]]) << "the task is made on the loop it runs on";
       // One sent to loop 1 runs there; one kept here runs here unless
       // loop 1 stole it.
-      if (!handles[i].local()) EXPECT_EQ(ran_on[i], 1U);
+      if (!handles[i].local()) {
+        EXPECT_EQ(ran_on[i], 1U);
+      }
       if (handles[i].local() && ran_on[i] == 1) ++kept_ran_on_1;
     }
     const std::uint64_t stolen = co_await corio::submit_to(
@@ -760,6 +762,44 @@ TEST(Runtime, OneAcceptorHandsConnectionsToTheLeastLoadedLoop) {
   // the other gets the next ones.
   EXPECT_GT(per_loop[0], 0);
   EXPECT_GT(per_loop[1], 0);
+}
+
+// One server_shutdown, requested on loop 0, stops the servers of both
+// loops, under either way of serving every loop: each drains and returns,
+// and so does the whole.
+TEST(Runtime, OneServerShutdownStopsTheServersOfEveryLoop) {
+  corio::runtime rt({.threads = 2});
+  rt.run([]() -> corio::task<void> {
+    for (const bool one_acceptor : {false, true}) {
+      corio::server_shutdown stop;
+      corio::server_stats stats[2];
+      auto per_loop = [&stop, &stats](auto& mine) {
+        return corio::serve(mine, tell_loop,
+                            {.stats = &stats[corio::this_loop_index()],
+                             .shutdown = &stop,
+                             .drain_timeout = std::chrono::hours(1)});
+      };
+      auto l = corio::tcp_listener::bind(corio::socket_address::loopback(0), {.reuse_port = true});
+      bool returned = false;
+      auto server = corio::spawn([](corio::task<> whole, bool& returned) -> corio::task<> {
+        co_await std::move(whole);
+        returned = true;
+      }(one_acceptor ? corio::serve_from_one_acceptor(l, per_loop)
+                     : corio::serve_every_loop(l, per_loop),
+                                                                         returned));
+      const std::vector<int> counts = co_await clients(l.local_address(), 32);
+      EXPECT_EQ(counts[0] + counts[1], 32) << "one_acceptor " << one_acceptor;
+      stop.request();
+      for (int i = 0; i < 10000 && !returned; ++i)
+        co_await corio::sleep(std::chrono::milliseconds(1));
+      EXPECT_TRUE(returned) << "one_acceptor " << one_acceptor;
+      if (!returned) server.cancel();
+      try {
+        co_await server;
+      } catch (const corio::cancelled_error&) {
+      }
+    }
+  }());
 }
 
 // ---- debug mode and observation across loops ---------------------------------

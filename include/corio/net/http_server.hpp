@@ -101,6 +101,13 @@ struct http_options {
   std::size_t max_connections = 0;
   /// Filled in while the server runs, when not null.
   server_stats* stats = nullptr;
+  /// When not null, request() on it stops serve_http gracefully: it stops
+  /// accepting, closes idle connections at once, answers the request under
+  /// way on each busy one with `Connection: close` and closes it, and after
+  /// drain_timeout cancels the connections left (see server_shutdown).
+  server_shutdown* shutdown = nullptr;
+  /// How long a graceful stop waits for requests under way.
+  std::chrono::nanoseconds drain_timeout = std::chrono::seconds(30);
 };
 
 namespace detail {
@@ -121,8 +128,8 @@ class http_connection {
   http_parse_status next() { return m_parser.parse(m_in.pending()); }
   [[nodiscard]] const http_request& request() const noexcept { return m_parser.request(); }
   /// Queues the response to the request next() returned, and drops that
-  /// request's bytes.
-  void respond(const http_response& r);
+  /// request's bytes; `Connection: close` unless `keep_alive`.
+  void respond(const http_response& r, bool keep_alive);
   /// Queues the error response for `s` (or 500 for a failed handler), with
   /// Connection: close.
   void respond_error(int status);
@@ -181,40 +188,38 @@ task<> linger_close(tcp_stream& s);
 
 }  // namespace detail
 
-/// Serves one connection: parses requests, calls `handler(request,
-/// response)` for each (`void` or `task<>` result), and writes the
-/// responses, those of pipelined requests together in one write (up to
-/// max_output_bytes at a time). Ends when the client closes, asks to
-/// (Connection: close, HTTP/1.0), sends a malformed request (answered with
-/// 400, 413, 431, 501 or 505, then closed), is too slow (408, see
-/// http_options), or stops reading. A request with `Expect: 100-continue`
-/// whose body has not arrived gets `100 Continue` first, so a client that
-/// waits for it sends the body. A handler exception is answered with 500,
-/// the connection closes, and the exception propagates out of this task.
-/// Network errors (reset, broken pipe) end it quietly. Deadlines apply
-/// only while the server waits for the client, never to the handler.
-///
-/// Cancellation: the connection is closed; a response not fully written
-/// is lost with it.
-///
-/// \code
-///   co_await corio::serve_http(listener, [](const corio::http_request& req,
-///                                          corio::http_response& res) {
-///     res.add_header("Content-Type", "text/plain");
-///     res.set_body(req.target == "/" ? "Hello, World!" : "nothing here");
-///   });
-/// \endcode
+namespace detail {
+
+/// serve_http's part in a connection's graceful stop: while the connection
+/// waits for a request with none of its bytes in, the drain cancels the
+/// wait through the connection's deadline scope.
+struct http_drain_hook : drain_hook {
+  explicit http_drain_hook(scope_guard& deadline) noexcept : m_deadline(&deadline) {
+    m_on_drain = [](drain_hook& h) noexcept {
+      auto& self = static_cast<http_drain_hook&>(h);
+      if (self.m_idle) self.m_deadline->cancel();
+    };
+  }
+  scope_guard* m_deadline;
+  bool m_idle = false;  // waiting for the next request, none of it in
+};
+
+/// serve_http_connection, told of its server's graceful stop by `drain`
+/// when not null.
 template <class Handler>
-task<> serve_http_connection(tcp_stream stream, Handler handler, http_options options = {}) {
+task<> http_connection_task(tcp_stream stream, Handler handler, http_options options,
+                            drain_hooks* drain) {
   // A local, not the parameter: it closes as the task ends, even while a
   // join_handle keeps the finished frame.
   tcp_stream s = std::move(stream);
   using result = std::invoke_result_t<Handler&, const http_request&, http_response&>;
-  detail::http_connection conn(options, options.stats);
+  http_connection conn(options, options.stats);
   // One cancel scope whose deadline moves with the connection's state: no
   // timer operation per request (see scope_guard::set_deadline). Only
   // waits for the client run under a deadline; the handler never does.
-  detail::scope_guard deadline(detail::scope_guard::never, true);
+  scope_guard deadline(scope_guard::never, true);
+  http_drain_hook drain_watch(deadline);
+  if (drain != nullptr) drain->add(drain_watch);
   http_response response;
   std::exception_ptr failure;
   std::error_code ec;      // a reset or broken pipe ends this client only
@@ -250,8 +255,9 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_options op
         open = false;
         break;
       }
-      open = conn.request().keep_alive;
-      conn.respond(response);
+      // A graceful stop: this response is the connection's last.
+      open = conn.request().keep_alive && !drain_watch.m_draining;
+      conn.respond(response, open);
       if (conn.output_full()) break;  // sent before the next is parsed
     }
     if (!conn.output().empty()) {
@@ -273,11 +279,12 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_options op
       if (open && conn.has_input()) continue;  // parse on before reading more
     }
     if (!open) {
-      co_await detail::linger_close(s);
+      co_await linger_close(s);
       break;
     }
-    if (response.body().capacity() > detail::http_connection::keep_bytes)
-      response = http_response();
+    if (response.body().capacity() > http_connection::keep_bytes) response = http_response();
+    drain_watch.m_idle = !conn.has_input();
+    if (drain_watch.m_idle && drain_watch.m_draining) break;  // a graceful stop: close quietly
     std::size_t n = 0;
     try {
       deadline.set_deadline(conn.before_read());
@@ -287,6 +294,8 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_options op
       if (!deadline.timed_out()) throw;
       timed_out = true;
     }
+    drain_watch.m_idle = false;
+    if (timed_out && drain_watch.m_draining && !conn.has_input()) break;  // the drain woke it
     if (timed_out) {
       // 408 when part of a request came (then lingering as after any
       // error), else a quiet close.
@@ -303,23 +312,57 @@ task<> serve_http_connection(tcp_stream stream, Handler handler, http_options op
   if (failure) std::rethrow_exception(failure);
 }
 
+}  // namespace detail
+
+/// Serves one connection: parses requests, calls `handler(request,
+/// response)` for each (`void` or `task<>` result), and writes the
+/// responses, those of pipelined requests together in one write (up to
+/// max_output_bytes at a time). Ends when the client closes, asks to
+/// (Connection: close, HTTP/1.0), sends a malformed request (answered with
+/// 400, 413, 431, 501 or 505, then closed), is too slow (408, see
+/// http_options), or stops reading. A request with `Expect: 100-continue`
+/// whose body has not arrived gets `100 Continue` first, so a client that
+/// waits for it sends the body. A handler exception is answered with 500,
+/// the connection closes, and the exception propagates out of this task.
+/// Network errors (reset, broken pipe) end it quietly. Deadlines apply
+/// only while the server waits for the client, never to the handler.
+///
+/// Cancellation: the connection is closed; a response not fully written
+/// is lost with it. (serve_http's graceful stop, see server_shutdown, ends
+/// a connection without losing a response.)
+///
+/// \code
+///   co_await corio::serve_http(listener, [](const corio::http_request& req,
+///                                          corio::http_response& res) {
+///     res.add_header("Content-Type", "text/plain");
+///     res.set_body(req.target == "/" ? "Hello, World!" : "nothing here");
+///   });
+/// \endcode
+template <class Handler>
+task<> serve_http_connection(tcp_stream stream, Handler handler, http_options options = {}) {
+  return detail::http_connection_task(std::move(stream), std::move(handler), std::move(options),
+                                      nullptr);
+}
+
 /// Accepts connections on `listener` (a tcp_listener, or the
 /// handed_connections of serve_from_one_acceptor) for ever and serves each
-/// with its own task (a copy
-/// of `handler` each), as `serve` does: cancelling serve_http closes every
-/// connection, and `options` bounds the connections, their memory and
-/// their time (see http_options). See serve_http_connection.
+/// with its own task (a copy of `handler` each), as `serve` does:
+/// cancelling serve_http closes every connection, and `options` bounds the
+/// connections, their memory and their time (see http_options), and may
+/// give it a graceful stop (`options.shutdown`). See serve_http_connection.
 template <class Listener, class Handler>
 task<> serve_http(Listener& listener, Handler handler, http_options options = {}) {
   // The connections keep their own deadlines; serve's idle watch is off.
   const serve_options accept{.max_connections = options.max_connections,
                              .idle_timeout = std::chrono::nanoseconds::max(),
-                             .stats = options.stats};
+                             .stats = options.stats,
+                             .shutdown = options.shutdown,
+                             .drain_timeout = options.drain_timeout};
   return serve(
       listener,
-      [handler = std::move(handler), options](tcp_stream s) {
+      [handler = std::move(handler), options](tcp_stream s, detail::drain_hooks& drain) {
         s.set_nodelay(true);
-        return serve_http_connection(std::move(s), handler, options);
+        return detail::http_connection_task(std::move(s), handler, options, &drain);
       },
       accept);
 }

@@ -9,12 +9,15 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "corio/exec/cross_loop.hpp"
 #include "corio/flow/detail/child_scope.hpp"
 #include "corio/flow/gather.hpp"
+#include "corio/flow/wait_any.hpp"
+#include "corio/net/server_shutdown.hpp"
 #include "corio/net/tcp_listener.hpp"
 #include "corio/net/tcp_stream.hpp"
 #include "corio/sync/channel.hpp"
@@ -62,9 +65,56 @@ struct serve_options {
   std::chrono::nanoseconds idle_timeout = std::chrono::minutes(5);
   /// Filled in while the server runs, when not null.
   server_stats* stats = nullptr;
+  /// When not null, request() on it stops the server gracefully: it stops
+  /// accepting, waits up to drain_timeout for its connections to end, then
+  /// cancels those left and returns (see server_shutdown). A plain serve
+  /// handler learns of it through the same object (requested(), wait()).
+  server_shutdown* shutdown = nullptr;
+  /// How long a graceful stop waits for the connections to end.
+  std::chrono::nanoseconds drain_timeout = std::chrono::seconds(30);
 };
 
 namespace detail {
+
+/// A connection's part in its server's graceful stop: told once, on the
+/// server's loop, that the server drains (see drain_hooks).
+struct drain_hook : list_node {
+  drain_hook() = default;
+  drain_hook(const drain_hook&) = delete;
+  drain_hook& operator=(const drain_hook&) = delete;
+  ~drain_hook() { unlink(); }
+
+  /// Called when the drain starts (not when the connection started after).
+  void (*m_on_drain)(drain_hook&) noexcept = nullptr;
+  bool m_draining = false;
+};
+
+/// The connections of one server that want to hear of its graceful stop
+/// (serve_http's, to close idle keep-alive connections at once). Loop-local.
+class drain_hooks {
+ public:
+  /// A connection registers as it starts; one that starts after the drain
+  /// began learns it at once.
+  void add(drain_hook& h) noexcept {
+    if (m_draining) {
+      h.m_draining = true;
+    } else {
+      m_hooks.push_back(h);
+    }
+  }
+  /// Tells every registered connection, once.
+  void drain() noexcept {
+    m_draining = true;
+    while (drain_hook* h = m_hooks.pop_front()) {
+      h->m_draining = true;
+      if (h->m_on_drain != nullptr) h->m_on_drain(*h);
+    }
+  }
+
+ private:
+  intrusive_list<drain_hook> m_hooks;
+  bool m_draining = false;
+};
 
 /// `max_connections` as serve applies it (0 resolved from RLIMIT_NOFILE).
 [[nodiscard]] std::size_t connection_cap(std::size_t max_connections) noexcept;
@@ -101,6 +151,7 @@ struct serve_state {
   server_stats own;
   server_stats* stats;
   std::size_t cap;
+  drain_hooks drain;
 
   explicit serve_state(const serve_options& o) noexcept
       : stats(o.stats != nullptr ? o.stats : &own), cap(connection_cap(o.max_connections)) {}
@@ -133,10 +184,42 @@ inline task<> watch_idle(task<> connection, int fd, std::int64_t idle_ns, server
   }
 }
 
+/// The accept loop of serve: accepts for ever (until cancelled), each
+/// connection a child task in `connections`, within the cap.
+template <class Listener, class F>
+task<> accept_connections(Listener& listener, F& on_connection, child_scope& connections,
+                          serve_state& state, std::chrono::nanoseconds idle_timeout) {
+  const bool watch = idle_timeout != std::chrono::nanoseconds::max();
+  const std::int64_t idle_ns = saturating_ns(idle_timeout);
+  for (unsigned accepted = 1;; ++accepted) {
+    if (!serve_state::below_cap(connections)) {
+      ++state.stats->at_capacity;
+      co_await connections.wait_until(&serve_state::below_cap);
+    }
+    tcp_stream s = co_await listener.accept();
+    state.accepted();
+    const int fd = s.native_handle();
+    task<> connection = [&] {
+      if constexpr (std::is_invocable_v<F&, tcp_stream, drain_hooks&>) {
+        return on_connection(std::move(s), state.drain);
+      } else {
+        return on_connection(std::move(s));
+      }
+    }();
+    connections.spawn(watch ? watch_idle(std::move(connection), fd, idle_ns, *state.stats)
+                            : std::move(connection));
+    // A burst of queued connections is accepted without suspending: let
+    // the loop run the new connections (and everything else) between
+    // batches, and keep the stack flat where the compiler does not turn
+    // symmetric transfer into tail calls (sanitizer and -O0 builds).
+    if (accepted % 32 == 0) co_await yield_now();
+  }
+}
+
 }  // namespace detail
 
 /// Accepts connections on `listener` (a tcp_listener, or the
-/// handed_connections of serve_from_one_acceptor) for ever and runs
+/// handed_connections of serve_from_one_acceptor) and runs
 /// `on_connection(tcp_stream)` (which returns a `task<>`) for each as a
 /// child task: Trio's `serve_tcp`, asyncio's `start_server`.
 ///
@@ -148,6 +231,11 @@ inline task<> watch_idle(task<> connection, int fd, std::int64_t idle_ns, server
 /// stop it either (see tcp_listener::accept), and `options` bounds how many
 /// connections it serves at once and how long one may sit idle.
 ///
+/// It serves for ever, unless `options.shutdown` is requested: then it
+/// stops accepting (connections waiting in the listen backlog stay there
+/// until you close the listener), waits up to `options.drain_timeout` for
+/// the connections to end, cancels those left, and returns normally.
+///
 /// \code
 ///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8000));
 ///   co_await corio::serve(l, [](corio::tcp_stream s) { return echo(std::move(s)); },
@@ -158,36 +246,27 @@ task<> serve(Listener& listener, F on_connection, serve_options options = {}) {
   detail::child_scope connections(/*fail_fast=*/false, /*collect=*/false);
   detail::serve_state state(options);
   state.attach(connections);
-  const bool watch = options.idle_timeout != std::chrono::nanoseconds::max();
-  const std::int64_t idle_ns = detail::saturating_ns(options.idle_timeout);
   std::exception_ptr stopped;
   try {
-    for (unsigned accepted = 1;; ++accepted) {
-      if (!detail::serve_state::below_cap(connections)) {
-        ++state.stats->at_capacity;
-        co_await connections.wait_until(&detail::serve_state::below_cap);
-      }
-      tcp_stream s = co_await listener.accept();
-      state.accepted();
-      if (watch) {
-        const int fd = s.native_handle();
-        connections.spawn(
-            detail::watch_idle(on_connection(std::move(s)), fd, idle_ns, *state.stats));
-      } else {
-        connections.spawn(on_connection(std::move(s)));
-      }
-      // A burst of queued connections is accepted without suspending: let
-      // the loop run the new connections (and everything else) between
-      // batches, and keep the stack flat where the compiler does not turn
-      // symmetric transfer into tail calls (sanitizer and -O0 builds).
-      if (accepted % 32 == 0) co_await yield_now();
+    if (options.shutdown == nullptr) {
+      co_await detail::accept_connections(listener, on_connection, connections, state,
+                                          options.idle_timeout);
+    } else {
+      std::vector<task<>> until_shutdown;
+      until_shutdown.push_back(detail::accept_connections(listener, on_connection, connections,
+                                                          state, options.idle_timeout));
+      until_shutdown.push_back(options.shutdown->wait());
+      (void)co_await wait_any(std::move(until_shutdown));
+      state.drain.drain();
+      (void)co_await move_on_after(options.drain_timeout,
+                                   connections.wait_until(&detail::child_scope::all_done));
     }
   } catch (...) {
     stopped = std::current_exception();
   }
   connections.cancel_all();
   co_await shield(connections.wait_until(&detail::child_scope::all_done));
-  std::rethrow_exception(stopped);
+  if (stopped) std::rethrow_exception(stopped);
 }
 
 namespace detail {
@@ -219,8 +298,9 @@ task<> serve_on_loop(std::size_t loop, socket_address address, listen_options op
 /// it is copied to each loop, so per-loop state belongs in loop_local.
 /// Each connection stays on the loop that accepted it. Cancelling this
 /// cancels every loop's server and waits for them all; an error of one
-/// ends them all. Off a runtime, or with one loop, it serves `listener`
-/// alone.
+/// ends them all; it returns once every server returned (a graceful stop
+/// of them all: one server_shutdown in each loop's options). Off a runtime, or with one loop, it
+/// serves `listener` alone.
 ///
 /// \code
 ///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8080),
@@ -340,7 +420,9 @@ task<> serve_handed(std::size_t loop, handed_connections& inbox, Server server) 
 /// it is handed (take the parameter as `auto&`). A connection costs one
 /// message between loops when it is accepted, none after. Cancelling this
 /// stops the acceptor and cancels every loop's server; connections handed
-/// and not yet taken are closed.
+/// and not yet taken are closed. When every loop's server has returned
+/// (a graceful stop: see server_shutdown), the acceptor stops and this
+/// returns; the connections it handed meanwhile are closed unserved.
 ///
 /// \code
 ///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8080));
@@ -356,13 +438,18 @@ task<> serve_from_one_acceptor(tcp_listener& listener, Server server,
   inboxes.reserve(loop_count());
   for (std::size_t i = 0; i < loop_count(); ++i)
     inboxes.push_back(std::make_unique<handed_connections>(queue_per_loop));
-  std::vector<task<>> parts;
-  parts.reserve(loop_count() + 1);
-  parts.push_back(detail::hand_out(listener, inboxes));
+  std::vector<task<>> servers;
+  servers.reserve(loop_count());
   for (std::size_t i = 0; i < loop_count(); ++i) {
-    parts.push_back(i == here ? server(*inboxes[i]) : detail::serve_handed(i, *inboxes[i], server));
+    servers.push_back(i == here ? server(*inboxes[i])
+                                : detail::serve_handed(i, *inboxes[i], server));
   }
-  co_await gather(std::move(parts));
+  // The acceptor runs while the servers do: once they all returned (a
+  // graceful stop), it stops too.
+  std::vector<task<>> parts;
+  parts.push_back(detail::hand_out(listener, inboxes));
+  parts.push_back(gather(std::move(servers)));
+  (void)co_await wait_any(std::move(parts));
 }
 
 }  // namespace corio
