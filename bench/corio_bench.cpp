@@ -633,6 +633,8 @@ bool g_threads_given = false;
 /// the least loaded loop (serve_from_one_acceptor); else a SO_REUSEPORT
 /// listener per loop (serve_every_loop).
 bool g_accept_one = false;
+/// --idle-spin-us: runtime_options::idle_spin of the --threads runtime.
+std::chrono::nanoseconds g_idle_spin = corio::runtime_options{}.idle_spin;
 
 /// The loops' resumptions, in loop order, as a JSON field: how the work
 /// spread.
@@ -902,7 +904,7 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   const auto t0 = steady_clock::now();
   outcome_line r;
   if (w.kind == workload_kind::multi_core) {
-    corio::runtime rt({.threads = g_threads, .loop = options});
+    corio::runtime rt({.threads = g_threads, .loop = options, .idle_spin = g_idle_spin});
     r = rt.run([](const measured_run& m, const char*& backend,
                   const char*& observe) -> corio::task<outcome_line> {
       backend = corio::event_loop::current()->backend_name();
@@ -940,7 +942,8 @@ int usage(const char* why) {
                "corio-bench: %s\nusage: corio-bench --workload NAME|all [--n N] [--port P] "
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
                "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET] [--pg URL] [--pg-share "
-               "pool|round-robin] [--pg-connections N] [--threads T] [--accept one|reuseport]\n"
+               "pool|round-robin] [--pg-connections N] [--threads T] [--accept one|reuseport] "
+               "[--idle-spin-us US]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -957,7 +960,7 @@ int usage(const char* why) {
 /// line with the loops' figures (connections and system calls per loop).
 int serve_network_on_every_loop(const workload& w, std::uint16_t port,
                                 const corio::loop_options& options, corio::signal_set& stop) {
-  corio::runtime rt({.threads = g_threads, .loop = options});
+  corio::runtime rt({.threads = g_threads, .loop = options, .idle_spin = g_idle_spin});
   const std::string figures = rt.run([](const workload& w, std::uint16_t port,
                                         corio::signal_set& stop) -> corio::task<std::string> {
     auto listener =
@@ -1053,6 +1056,8 @@ int main(int argc, char** argv) {
       g_threads = std::strtoul(v, nullptr, 10);
       g_threads_given = true;
       if (g_threads == 0 || g_threads > 1024) return usage("--threads takes 1 to 1024");
+    } else if (a == "--idle-spin-us") {
+      g_idle_spin = std::chrono::microseconds(std::strtoul(v, nullptr, 10));
     } else if (a == "--accept") {
       if (std::string_view(v) != "one" && std::string_view(v) != "reuseport")
         return usage("--accept takes one or reuseport");
