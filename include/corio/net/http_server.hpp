@@ -340,8 +340,7 @@ task<> http_connection_task(tcp_stream stream, Handler handler, http_options opt
 /// \endcode
 template <class Handler>
 task<> serve_http_connection(tcp_stream stream, Handler handler, http_options options = {}) {
-  return detail::http_connection_task(std::move(stream), std::move(handler), std::move(options),
-                                      nullptr);
+  return detail::http_connection_task(std::move(stream), std::move(handler), options, nullptr);
 }
 
 /// Accepts connections on `listener` (a tcp_listener, or the
