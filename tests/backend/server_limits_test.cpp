@@ -319,6 +319,15 @@ corio::task<> note_return(corio::task<> server, bool& returned) {
   returned = true;
 }
 
+// Options of a graceful-stop test: far deadlines, `stop` as the shutdown,
+// and a drain timeout that only a broken drain would reach.
+corio::http_options stopped_by(corio::server_stats& stats, corio::server_shutdown& stop) {
+  corio::http_options o = far_deadlines(stats);
+  o.shutdown = &stop;
+  o.drain_timeout = 1h;
+  return o;
+}
+
 // Waits for a server that returned; cancels one that did not (the test
 // has failed already) so that the test ends.
 corio::task<> finish(corio::join_handle<void>& server, bool returned) {
@@ -334,9 +343,7 @@ TEST_P(ServerLimits, AGracefulStopClosesIdleConnectionsAtOnceAndReturns) {
     auto l = listen_any();
     corio::server_stats stats;
     corio::server_shutdown stop;
-    corio::http_options o = far_deadlines(stats);
-    o.shutdown = &stop;
-    o.drain_timeout = 1h;  // only the drain itself can end the connections in time
+    const corio::http_options o = stopped_by(stats, stop);
     bool returned = false;
     auto server = corio::spawn(note_return(corio::serve_http(l, hello, o), returned));
     auto kept_alive = co_await corio::tcp_stream::connect(l.local_address());
@@ -362,9 +369,7 @@ TEST_P(ServerLimits, AGracefulStopAnswersTheRequestUnderWayThenCloses) {
     auto l = listen_any();
     corio::server_stats stats;
     corio::server_shutdown stop;
-    corio::http_options o = far_deadlines(stats);
-    o.shutdown = &stop;
-    o.drain_timeout = 1h;
+    const corio::http_options o = stopped_by(stats, stop);
     corio::event release;
     int entered = 0;
     auto slow = [&](const corio::http_request& /*req*/,
@@ -427,9 +432,7 @@ TEST_P(ServerLimits, CancellingAServerWhileItDrainsCancelsItsConnections) {
     auto l = listen_any();
     corio::server_stats stats;
     corio::server_shutdown stop;
-    corio::http_options o = far_deadlines(stats);
-    o.shutdown = &stop;
-    o.drain_timeout = 1h;
+    const corio::http_options o = stopped_by(stats, stop);
     corio::event never;
     int entered = 0;
     auto stuck = [&](const corio::http_request& /*req*/,
