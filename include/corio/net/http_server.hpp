@@ -79,7 +79,7 @@ class http_response {
 /// \endcode
 struct http_options {
   /// Bounds on each request's head and body (see http_limits).
-  http_limits limits;
+  http_limits limits{};
   /// A request's line and headers must all arrive within this time from
   /// its first byte (from the accept, for a connection's first request):
   /// a total, so that a client trickling one byte at a time (slowloris) is
@@ -102,9 +102,11 @@ struct http_options {
   /// Filled in while the server runs, when not null.
   server_stats* stats = nullptr;
   /// When not null, request() on it stops serve_http gracefully: it stops
-  /// accepting, closes idle connections at once, answers the request under
-  /// way on each busy one with `Connection: close` and closes it, and after
-  /// drain_timeout cancels the connections left (see server_shutdown).
+  /// accepting, closes idle connections at once (a FIN; as in hyper, a
+  /// connection that has not sent a byte of a request counts as idle),
+  /// answers the request under way on each busy one with `Connection:
+  /// close` and closes it, and after drain_timeout cancels the connections
+  /// left (see server_shutdown).
   server_shutdown* shutdown = nullptr;
   /// How long a graceful stop waits for requests under way.
   std::chrono::nanoseconds drain_timeout = std::chrono::seconds(30);
@@ -284,18 +286,30 @@ task<> http_connection_task(tcp_stream stream, Handler handler, http_options opt
     }
     if (response.body().capacity() > http_connection::keep_bytes) response = http_response();
     drain_watch.m_idle = !conn.has_input();
-    if (drain_watch.m_idle && drain_watch.m_draining) break;  // a graceful stop: close quietly
+    bool drained = drain_watch.m_idle && drain_watch.m_draining;
     std::size_t n = 0;
-    try {
-      deadline.set_deadline(conn.before_read());
-      const std::span<char> space = conn.read_space();
-      n = co_await s.read_some(space.data(), space.size(), ec);
-    } catch (const cancelled_error&) {
-      if (!deadline.timed_out()) throw;
-      timed_out = true;
+    if (!drained) {
+      try {
+        deadline.set_deadline(conn.before_read());
+        const std::span<char> space = conn.read_space();
+        n = co_await s.read_some(space.data(), space.size(), ec);
+      } catch (const cancelled_error&) {
+        if (!deadline.timed_out()) throw;
+        timed_out = true;
+      }
+      drain_watch.m_idle = false;
+      drained = timed_out && drain_watch.m_draining && !conn.has_input();  // the drain woke it
     }
-    drain_watch.m_idle = false;
-    if (timed_out && drain_watch.m_draining && !conn.has_input()) break;  // the drain woke it
+    if (drained) {
+      // A graceful stop with no request under way: a FIN, then a moment
+      // to drop what the client still sends (closing with unread input
+      // would reset the connection, and could destroy the response just
+      // sent), not counted as a timeout.
+      deadline.clear_timeout();
+      deadline.set_deadline(scope_guard::never);
+      co_await linger_close(s);
+      break;
+    }
     if (timed_out) {
       // 408 when part of a request came (then lingering as after any
       // error), else a quiet close.

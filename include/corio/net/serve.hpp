@@ -232,9 +232,10 @@ task<> accept_connections(Listener& listener, F& on_connection, child_scope& con
 /// connections it serves at once and how long one may sit idle.
 ///
 /// It serves for ever, unless `options.shutdown` is requested: then it
-/// stops accepting (connections waiting in the listen backlog stay there
-/// until you close the listener), waits up to `options.drain_timeout` for
-/// the connections to end, cancels those left, and returns normally.
+/// stops accepting and closes `listener` (connections still in its backlog
+/// are refused, as asyncio's `Server.close()` and Go's `Shutdown` do),
+/// waits up to `options.drain_timeout` for the connections to end, cancels
+/// those left, and returns normally.
 ///
 /// \code
 ///   auto l = corio::tcp_listener::bind(corio::socket_address::loopback(8000));
@@ -257,9 +258,13 @@ task<> serve(Listener& listener, F on_connection, serve_options options = {}) {
                                                           state, options.idle_timeout));
       until_shutdown.push_back(options.shutdown->wait());
       (void)co_await wait_any(std::move(until_shutdown));
+      listener.close();  // as asyncio's Server.close() and Go's Shutdown do
       state.drain.drain();
       (void)co_await move_on_after(options.drain_timeout,
                                    connections.wait_until(&detail::child_scope::all_done));
+      // A cancellation that came while wait_any joined its losers, with no
+      // connection left to wait for, was never delivered: it still counts.
+      if (cancel_requested()) throw cancelled_error();
     }
   } catch (...) {
     stopped = std::current_exception();
@@ -351,12 +356,27 @@ class handed_connections {
     const int fd = co_await m_fds.receive();
     co_return tcp_stream(fd);
   }
-  /// On the acceptor's loop: hands `s` over (waits while the queue is full).
-  task<> hand(tcp_stream s) { co_await m_fds.send(s.release()); }
+  /// On the acceptor's loop: hands `s` over (waits while the queue is
+  /// full). False, and `s` closed, when this loop's server has stopped
+  /// taking connections (close()).
+  task<bool> hand(tcp_stream s) {
+    const int fd = s.release();
+    bool taken = true;
+    try {
+      co_await m_fds.send(fd);
+    } catch (const channel_closed&) {
+      taken = false;
+    }
+    if (!taken) tcp_stream closing(fd);
+    co_return taken;
+  }
   /// Connections handed and not yet accepted.
   [[nodiscard]] std::size_t queued() const { return m_fds.size(); }
-  /// Ends the accepts (they throw channel_closed once the queue is empty).
+  /// Ends the accepts (they throw channel_closed once the queue is empty)
+  /// and the hand-overs: serve calls it when a graceful stop begins.
   void close() { m_fds.close(); }
+  /// True once close() was called.
+  [[nodiscard]] bool closed() const { return m_fds.closed(); }
 
  private:
   channel<int> m_fds;
@@ -367,16 +387,20 @@ namespace detail {
 /// The loop that gets the next connection: the fewest tasks (this loop's
 /// exact count, the others' as last published) plus connections handed
 /// and not yet taken; ties go round, from the loop after the last choice.
+/// Loops whose server stopped taking connections are skipped; `none` when
+/// no loop takes any.
+inline constexpr std::size_t none = static_cast<std::size_t>(-1);
 inline std::size_t least_loaded(const std::vector<std::unique_ptr<handed_connections>>& inboxes,
                                 std::size_t last) {
   const std::size_t n = inboxes.size();
-  std::size_t best = last;
+  std::size_t best = none;
   std::size_t best_load = static_cast<std::size_t>(-1);
   for (std::size_t k = 1; k <= n; ++k) {
     const std::size_t i = (last + k) % n;
+    if (inboxes[i]->closed()) continue;
     const std::size_t base = t_runtime != nullptr ? t_runtime->load_of(i) : 0;
     const std::size_t load = base + inboxes[i]->queued();
-    if (load < best_load) {
+    if (best == none || load < best_load) {
       best = i;
       best_load = load;
     }
@@ -385,7 +409,8 @@ inline std::size_t least_loaded(const std::vector<std::unique_ptr<handed_connect
 }
 
 /// The acceptor: accepts for ever, handing each connection to the least
-/// loaded loop; closes the inboxes when it ends.
+/// loaded loop, until no loop's server takes connections any more (each
+/// closed its inbox: a graceful stop); closes the inboxes when it ends.
 inline task<> hand_out(tcp_listener& listener,
                        std::vector<std::unique_ptr<handed_connections>>& inboxes) {
   struct closer {
@@ -397,9 +422,13 @@ inline task<> hand_out(tcp_listener& listener,
   } closing{inboxes};
   std::size_t last = inboxes.size() - 1;
   for (;;) {
+    if (least_loaded(inboxes, last) == none) co_return;
     tcp_stream s = co_await listener.accept();
-    last = least_loaded(inboxes, last);
-    co_await inboxes[last]->hand(std::move(s));
+    const std::size_t to = least_loaded(inboxes, last);
+    if (to == none) co_return;  // every loop stopped meanwhile: `s` closes
+    // Else, if that loop stopped meanwhile, `s` was closed: a connection
+    // accepted during a graceful stop, as the listen backlog's are.
+    if (co_await inboxes[to]->hand(std::move(s))) last = to;
   }
 }
 

@@ -11,10 +11,11 @@ namespace corio {
 /// Asks servers to stop gracefully. Give one to every server it should stop
 /// (`serve_options::shutdown`, `http_options::shutdown`; the servers of
 /// every loop may share one) and call request() from any thread or loop.
-/// Each server then stops accepting and tells its connections (an HTTP
-/// connection answers the request under way with `Connection: close`; an
-/// idle one closes at once), waits up to its `drain_timeout` for them to
-/// end, cancels those left, and returns normally. Go's
+/// Each server then stops accepting, closes its listener, tells its
+/// connections (an HTTP connection answers the request under way with
+/// `Connection: close`; an idle one closes at once), waits up to its
+/// `drain_timeout` for them to end, cancels those left, and returns
+/// normally. Go's
 /// `http.Server.Shutdown`, hyper's graceful shutdown; asyncio's
 /// `Server.close()` then `wait_closed()` with a deadline.
 ///
