@@ -366,6 +366,9 @@ class handed_connections {
       co_await m_fds.send(fd);
     } catch (const channel_closed&) {
       taken = false;
+    } catch (...) {
+      tcp_stream closing(fd);  // cancelled before it was taken: not leaked
+      throw;
     }
     if (!taken) tcp_stream closing(fd);
     co_return taken;
@@ -387,20 +390,20 @@ namespace detail {
 /// The loop that gets the next connection: the fewest tasks (this loop's
 /// exact count, the others' as last published) plus connections handed
 /// and not yet taken; ties go round, from the loop after the last choice.
-/// Loops whose server stopped taking connections are skipped; `none` when
+/// Loops whose server stopped taking connections are skipped; `no_loop` when
 /// no loop takes any.
-inline constexpr std::size_t none = static_cast<std::size_t>(-1);
+inline constexpr std::size_t no_loop = static_cast<std::size_t>(-1);
 inline std::size_t least_loaded(const std::vector<std::unique_ptr<handed_connections>>& inboxes,
                                 std::size_t last) {
   const std::size_t n = inboxes.size();
-  std::size_t best = none;
+  std::size_t best = no_loop;
   std::size_t best_load = static_cast<std::size_t>(-1);
   for (std::size_t k = 1; k <= n; ++k) {
     const std::size_t i = (last + k) % n;
     if (inboxes[i]->closed()) continue;
     const std::size_t base = t_runtime != nullptr ? t_runtime->load_of(i) : 0;
     const std::size_t load = base + inboxes[i]->queued();
-    if (best == none || load < best_load) {
+    if (best == no_loop || load < best_load) {
       best = i;
       best_load = load;
     }
@@ -422,10 +425,10 @@ inline task<> hand_out(tcp_listener& listener,
   } closing{inboxes};
   std::size_t last = inboxes.size() - 1;
   for (;;) {
-    if (least_loaded(inboxes, last) == none) co_return;
+    if (least_loaded(inboxes, last) == no_loop) co_return;
     tcp_stream s = co_await listener.accept();
     const std::size_t to = least_loaded(inboxes, last);
-    if (to == none) co_return;  // every loop stopped meanwhile: `s` closes
+    if (to == no_loop) co_return;  // every loop stopped meanwhile: `s` closes
     // Else, if that loop stopped meanwhile, `s` was closed: a connection
     // accepted during a graceful stop, as the listen backlog's are.
     if (co_await inboxes[to]->hand(std::move(s))) last = to;
