@@ -301,14 +301,13 @@ task<> http_connection_task(tcp_stream stream, Handler handler, http_options opt
       drained = timed_out && drain_watch.m_draining && !conn.has_input();  // the drain woke it
     }
     if (drained) {
-      // A graceful stop with no request under way: a FIN, then a moment
-      // to drop what the client still sends (closing with unread input
-      // would reset the connection, and could destroy the response just
-      // sent), not counted as a timeout.
+      // A graceful stop with no request under way: closed as after an
+      // error response (a FIN, then a moment to drop what the client still
+      // sends), not counted as a timeout.
       deadline.clear_timeout();
       deadline.set_deadline(scope_guard::never);
-      co_await linger_close(s);
-      break;
+      open = false;
+      continue;
     }
     if (timed_out) {
       // 408 when part of a request came (then lingering as after any
