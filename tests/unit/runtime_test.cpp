@@ -688,13 +688,20 @@ TEST(Runtime, ServeEveryLoopAcceptsOnEachLoopThroughOnePort) {
     auto server = corio::spawn(corio::serve_every_loop(
         l, [](corio::tcp_listener& mine) { return corio::serve(mine, tell_loop); }));
     // 64 connections from 64 source ports: the kernel's hash sends some to
-    // each listener (all to one: a chance of 2 in 2^64).
+    // each listener (all to one: a chance of 2 in 2^64) once loop 1's is
+    // bound; those that came before it all went to loop 0's, so connect on
+    // (bounded) until loop 1 has served some.
     auto counts = co_await clients(l.local_address(), 64);
+    for (int more = 0; more < 60 && counts[1] == 0; ++more) {
+      const std::vector<int> next = co_await clients(l.local_address(), 16);
+      counts[0] += next[0];
+      counts[1] += next[1];
+    }
     server.cancel();
     EXPECT_THROW(co_await std::move(server), corio::cancelled_error);
     co_return counts;
   }());
-  EXPECT_EQ(per_loop[0] + per_loop[1], 64);
+  EXPECT_GE(per_loop[0] + per_loop[1], 64);
   EXPECT_GT(per_loop[0], 0);
   EXPECT_GT(per_loop[1], 0);
 }
