@@ -127,7 +127,7 @@ bool runtime_state::take_work(loop_core::work_source& source, bool idle) noexcep
 }
 
 void runtime_state::start_kept(remote_base& call) noexcept {
-  // Held on the origin while it was queued; a stolen call's reply drops it.
+  // Held on the origin while it was queued; steal() settles a stolen one's.
   if (call.m_local) external_work::remove(*call.m_origin);
   if (call.m_cancelled_in_queue || stopping()) {
     call.m_ops->reply(call);  // never started: cancelled_error
@@ -158,6 +158,9 @@ bool runtime_state::steal(std::size_t here) noexcept {
       end_call();
     if (got == 0) continue;
     core_of(*m_loops[here]).count_stolen(got);
+    // The victim kept them as its outside work until started; they are in
+    // flight now, which the runtime counts.
+    external_work::settle_elsewhere(*m_loops[victim], static_cast<std::int64_t>(got));
     while (taken != nullptr) {
       auto* call = static_cast<remote_base*>(taken);
       taken = taken->m_next;

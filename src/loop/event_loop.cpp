@@ -356,8 +356,8 @@ std::int64_t event_loop::wait_for_timer_ns(std::int64_t deadline_ns) const noexc
 
 bool event_loop::idle_forever() const noexcept {
   return !has_ready() && m_tick_end.empty() && m_timers.size() == 0 &&
-         m_inbox.load(std::memory_order_acquire) == nullptr &&
-         m_external.load(std::memory_order_acquire) == 0 && m_backend->io_pending() == 0;
+         m_inbox.load(std::memory_order_acquire) == nullptr && !external_work_outstanding() &&
+         m_backend->io_pending() == 0;
 }
 
 void event_loop::shuffle_ready() {
@@ -401,8 +401,7 @@ void event_loop::tick() {
     (void)m_work_source->m_take(*m_work_source, true);
   if (!has_ready() && m_tick_end.empty()) {
     const std::int64_t next = m_timers.next_deadline_ns();
-    const bool outside_work = m_backend->io_pending() != 0 ||
-                              m_external.load(std::memory_order_acquire) != 0 ||
+    const bool outside_work = m_backend->io_pending() != 0 || external_work_outstanding() ||
                               m_inbox.load(std::memory_order_relaxed) != nullptr;
     if (m_options.virtual_clock) {
       if (outside_work) poll_io(next < 0 ? -1 : 0);
@@ -560,8 +559,7 @@ void event_loop::shutdown() {
   // Jobs of cancelled offloads still on pool threads post back here: wait
   // for them, so that no worker posts to a loop that is gone (as
   // asyncio.run shuts its default executor down).
-  while (m_external.load(std::memory_order_acquire) != 0 ||
-         m_inbox.load(std::memory_order_acquire) != nullptr)
+  while (external_work_outstanding() || m_inbox.load(std::memory_order_acquire) != nullptr)
     tick();
 }
 

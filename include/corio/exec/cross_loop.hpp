@@ -332,11 +332,16 @@ struct remote_call_traits<Fn> {
 /// loop sees it: whether the result came, and who waits for it. It is its
 /// own message (the request to the target, then the reply back) and its
 /// own done listener on the remote task: one allocation per call, kept
-/// small because a million calls in flight are a million of them. Counted:
-/// the origin's handle holds one reference, the target side another until
-/// the reply has run on the origin (so the origin frees it, except after
-/// a late cancel), a cancel message in flight one. The result's type is
-/// remote_state's; everything else is here, for the runtime's queues.
+/// small because a million calls in flight are a million of them. A call
+/// that ends before its origin awaits it sends nothing back: it stores its
+/// outcome and the origin finds it when it looks (m_reply; Tokio's
+/// JoinHandle works the same way), so a burst of spawns collected later
+/// costs the origin no message per call. Counted: the origin's handle
+/// holds one reference, the target side another until the reply has run
+/// on the origin or, with nobody waiting, until the outcome is stored
+/// (whichever side lets go last frees it), a cancel message in flight one.
+/// The result's type is remote_state's; everything else is here, for the
+/// runtime's queues.
 struct remote_base : posted_node, done_listener {
   struct operations {
     void (*start)(remote_base&) noexcept;  // on the target: spawns the task
@@ -346,6 +351,10 @@ struct remote_base : posted_node, done_listener {
   struct cancel_message : posted_node {
     remote_base* m_state;
   };
+  // Of a call that may end on another thread: the origin, about to wait,
+  // moves pending to awaited; the target, done, moves it to stored and
+  // posts the reply only if it was awaited.
+  enum reply_state : std::uint8_t { reply_pending, reply_awaited, reply_stored };
 
   event_loop* m_origin = nullptr;
   event_loop* m_target;
@@ -354,10 +363,11 @@ struct remote_base : posted_node, done_listener {
   const operations* m_ops;
   const char* m_name;
   std::atomic<int> m_refs{2};
+  std::atomic<std::uint8_t> m_reply{reply_pending};
   std::uint32_t m_from = 0;  // the loops' indexes (remote calls)
   std::uint32_t m_to = 0;
   bool m_local = false;  // the target is the origin: no messages
-  bool m_done = false;   // the reply ran (the origin's thread only)
+  bool m_done = false;   // the reply ran on the origin (the origin's thread only)
   bool m_cancel_sent = false;
   // A balanced spawn kept on its loop: queued there (the runtime's queue,
   // linked through m_next) until that loop starts it or another steals it.
@@ -400,9 +410,10 @@ struct remote_base : posted_node, done_listener {
       m_ops->start(*this);
       return;
     }
+    // No outside work counted on the origin: the runtime keeps every loop
+    // alive while a call is in flight (begin_call, end_call).
     runtime_state& rt = *t_runtime;
     if (!rt.begin_call()) throw runtime_stopping_error();
-    external_work::add(*m_origin);
     m_from = static_cast<std::uint32_t>(t_loop_index);
     rt.note_sent(m_from, m_to);
     m_target->post_batched(*this);
@@ -416,7 +427,7 @@ struct remote_base : posted_node, done_listener {
     m_from = m_to = static_cast<std::uint32_t>(t_loop_index);
     m_kept_here = true;
     m_went_through_queue = true;
-    external_work::add(*m_origin);  // until it is started here or replied from elsewhere
+    external_work::add(*m_origin);  // until it is started here or stolen
     t_runtime->queue_kept(*this);
   }
 
@@ -428,9 +439,29 @@ struct remote_base : posted_node, done_listener {
     t.m_listeners = this;
   }
 
+  /// On the origin: true once the outcome is here (the reply ran, or the
+  /// call ended while nobody waited for it).
+  [[nodiscard]] bool arrived() const noexcept {
+    return m_done ||
+           (m_waiter == nullptr && m_reply.load(std::memory_order_acquire) == reply_stored);
+  }
+
+  /// On the origin, a waiter about to park on this call: false when the
+  /// outcome was stored meanwhile (then nothing will be posted back).
+  bool await_reply(waiter& w) noexcept {
+    m_waiter = &w;
+    std::uint8_t seen = reply_pending;
+    if (m_reply.compare_exchange_strong(seen, reply_awaited, std::memory_order_acq_rel,
+                                        std::memory_order_acquire)) {
+      return true;
+    }
+    m_waiter = nullptr;
+    return false;
+  }
+
   /// On the origin: asks the remote task to stop (once).
   void cancel() noexcept {
-    if (m_done || std::exchange(m_cancel_sent, true)) return;
+    if (arrived() || std::exchange(m_cancel_sent, true)) return;
     // Not started yet: whoever takes it from the queue replies cancelled.
     if (m_went_through_queue && t_runtime->cancel_queued(*this)) return;
     if (m_local) {
@@ -459,25 +490,29 @@ struct remote_base : posted_node, done_listener {
     m_target->post_batched(*c);
   }
 
-  // On the target, the task done (its outcome stored): the result goes
-  // back, in the same node the request came in. Nothing here touches the
-  // call after the post but through locals.
+  // On the target, the task done (its outcome stored): if the origin waits,
+  // the result goes back in the same node the request came in; if not, the
+  // origin finds it when it looks. Nothing here touches the call after the
+  // post or the release but through locals.
   void send_reply() noexcept {
     m_remote = nullptr;
     if (m_local) {
       replied();
       return;
     }
-    m_run = [](posted_node& n) noexcept { static_cast<remote_base&>(n).replied(); };
     runtime_state& rt = *t_runtime;
     rt.note_finished(m_from);
-    m_origin->post_batched(*this);
+    if (m_reply.exchange(reply_stored, std::memory_order_acq_rel) == reply_awaited) {
+      m_run = [](posted_node& n) noexcept { static_cast<remote_base&>(n).replied(); };
+      m_origin->post_batched(*this);
+    } else {
+      release();  // the target side's reference
+    }
     rt.end_call();
   }
 
-  // On the origin.
+  // On the origin: the reply to a waiting origin, or a local call's end.
   void replied() noexcept {
-    if (!m_local) external_work::remove(*m_origin);
     m_done = true;
     if (waiter* w = std::exchange(m_waiter, nullptr)) {
       if (w->m_state == waiter::state::aborted) {
@@ -571,7 +606,7 @@ class remote_wait : public waiter {
  public:
   explicit remote_wait(remote_state<T>* s) noexcept : m_state(s) {}
 
-  [[nodiscard]] bool await_ready() const noexcept { return m_state->m_done; }
+  [[nodiscard]] bool await_ready() const noexcept { return m_state->arrived(); }
   bool await_suspend(std::coroutine_handle<> h) {
     if (!park(*this, h, "remote call")) return false;
     return wait_for_reply();
@@ -585,12 +620,11 @@ class remote_wait : public waiter {
  protected:
   // Parked: the reply resumes it, cancelled or not.
   bool wait_for_reply() noexcept {
-    if (m_state->m_done) {
+    if (m_state->arrived() || !m_state->await_reply(*this)) {
       end_without_suspending();
       return false;
     }
     m_defer_abort = true;
-    m_state->m_waiter = this;
     return true;
   }
 
@@ -711,8 +745,9 @@ class remote_handle {
 
   /// True when the handle refers to a task (not default-constructed or moved from).
   [[nodiscard]] bool valid() const noexcept { return m_state != nullptr; }
-  /// True once the task's outcome is back on this loop.
-  [[nodiscard]] bool done() const noexcept { return m_state != nullptr && m_state->m_done; }
+  /// True once the task has ended and its outcome is stored: awaiting the
+  /// handle then gives it without suspending.
+  [[nodiscard]] bool done() const noexcept { return m_state != nullptr && m_state->arrived(); }
   /// True when the task was kept on this loop: it runs here, unless an
   /// idle loop of the runtime steals it before it starts.
   [[nodiscard]] bool local() const noexcept { return m_state != nullptr && m_state->m_kept_here; }
@@ -783,7 +818,10 @@ template <class Fn>
 /// tasks, and a loop out of work steals half of the queue (a loop waiting
 /// for work is woken for it), so uneven tasks even out across the loops.
 /// Cancelling one that has not started yet ends it as cancelled_error
-/// without running it. Off a runtime, and on a runtime of one loop, it
+/// without running it. A task that ends before its handle is awaited
+/// leaves its outcome in the handle and sends this loop no message, so a
+/// burst of spawns collected afterwards costs this loop nothing per task
+/// until it reads them. Off a runtime, and on a runtime of one loop, it
 /// spawns here. Throws runtime_stopping_error once the runtime is
 /// stopping.
 ///

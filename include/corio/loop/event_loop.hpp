@@ -274,6 +274,17 @@ class event_loop final : private detail::loop_core {
   void remove_external_work() noexcept {
     m_external.store(m_external.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
+  // Another thread ends `n` of this loop's outside work without posting
+  // here (a loop stealing balanced spawns this loop kept): one locked add
+  // on a counter of its own, so that the owner's add and remove stay plain.
+  void settle_external_work(std::int64_t n) noexcept {
+    m_external_settled.fetch_add(n, std::memory_order_release);
+  }
+  // The outside work still outstanding, on the loop's thread.
+  [[nodiscard]] bool external_work_outstanding() const noexcept {
+    return m_external.load(std::memory_order_relaxed) !=
+           m_external_settled.load(std::memory_order_acquire);
+  }
   /// Runs ticks until `main` is done; then cancels and drains the rest.
   void run_root(detail::task_base& main);
   void tick();
@@ -335,6 +346,8 @@ class event_loop final : private detail::loop_core {
   // (posted completions decrement it there), so relaxed suffices; atomic
   // because work_guard's holder may read it for diagnostics.
   std::atomic<std::int64_t> m_external{0};
+  // The part of m_external that other threads ended (settle_external_work).
+  std::atomic<std::int64_t> m_external_settled{0};
   // Messages for other loops gathered during this tick (post_batched),
   // per target loop, newest first; empty between ticks.
   struct outbox_entry {
@@ -433,6 +446,11 @@ namespace detail {
 struct external_work {
   static void add(event_loop& loop) noexcept { loop.add_external_work(); }
   static void remove(event_loop& loop) noexcept { loop.remove_external_work(); }
+  /// From another thread: `n` of `loop`'s outside work ended, and nothing
+  /// will be posted there for it.
+  static void settle_elsewhere(event_loop& loop, std::int64_t n) noexcept {
+    loop.settle_external_work(n);
+  }
 };
 
 }  // namespace detail
