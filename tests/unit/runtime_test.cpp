@@ -505,19 +505,153 @@ TEST(Runtime, AHandleDroppedBeforeItsTaskEndsLeavesItRunningAndFreesTheCall) {
   EXPECT_EQ(ended.load(), n);
 }
 
-// Awaits a call the moment it goes out: the reply races the await.
-TEST(Runtime, AnAwaitRacingTheRemoteTasksEndGetsTheOutcomeOnce) {
-  constexpr std::size_t n = 5000;
+corio::task<void> wait_for(corio::event& ev);  // waits until `ev` is set (below)
+
+TEST(Runtime, AnAwaitFindsTheOutcomeWhetherItParkedOrTheOutcomeWasStoredFirst) {
+  constexpr std::size_t n = 2000;
   corio::runtime rt({.threads = 2});
-  const std::size_t sum = rt.run([]() -> corio::task<std::size_t> {
+  std::size_t stored_first = 0;
+  std::size_t parked = 0;
+  const std::size_t sum = rt.run([&]() -> corio::task<std::size_t> {
+    // Tasks waiting here make this loop the busier one: balanced spawns
+    // go to loop 1.
+    corio::event end;
+    for (int i = 0; i < 4; ++i)
+      corio::spawn(wait_for(end));
     std::size_t total = 0;
     for (std::size_t i = 0; i < n; ++i) {
       auto h = corio::spawn_balanced([i] { return i; });
+      if (i % 2 == 1) {
+        // Stored first: nobody waits yet, so nothing is posted back.
+        while (!h.done())
+          co_await corio::yield_now();
+        ++stored_first;
+      } else if (!h.local()) {
+        // Still in this resumption's batch: the await parks before the
+        // request has even left.
+        EXPECT_FALSE(h.done());
+        ++parked;
+      }
       total += co_await h;
     }
+    end.set();
     co_return total;
   }());
   EXPECT_EQ(sum, n * (n - 1) / 2);
+  EXPECT_EQ(stored_first, n / 2);
+  EXPECT_GT(parked, 0U);
+}
+
+// Records on which thread the copy a call keeps of it is destroyed.
+struct destroyed_where {
+  std::mutex* m;
+  std::vector<std::thread::id>* where;
+  bool live = true;
+  destroyed_where(std::mutex& mu, std::vector<std::thread::id>& w) : m(&mu), where(&w) {}
+  destroyed_where(destroyed_where&& o) noexcept
+      : m(o.m), where(o.where), live(std::exchange(o.live, false)) {}
+  destroyed_where(const destroyed_where&) = delete;
+  destroyed_where& operator=(const destroyed_where&) = delete;
+  destroyed_where& operator=(destroyed_where&&) = delete;
+  ~destroyed_where() {
+    if (!live) return;
+    const std::lock_guard lock(*m);
+    where->push_back(std::this_thread::get_id());
+  }
+};
+
+TEST(Runtime, ACallWhoseHandleWasDroppedFirstIsFreedByTheLoopThatMadeIt) {
+  constexpr int n = 200;
+  std::atomic<bool> go{false};
+  std::atomic<int> ended{0};
+  std::mutex m;
+  std::vector<std::thread::id> where;
+  const std::thread::id loop_0 = std::this_thread::get_id();
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    int remote = 0;
+    for (int i = 0; i < n; ++i) {
+      auto h =
+          corio::spawn_balanced([&, d = destroyed_where(m, where)] { return after_go(go, ended); });
+      if (!h.local()) ++remote;
+    }  // each handle dropped here, its task not ended
+    EXPECT_GT(remote, 0);
+    go.store(true, std::memory_order_release);
+    for (;;) {
+      {
+        const std::lock_guard lock(m);
+        if (where.size() == static_cast<std::size_t>(n)) break;
+      }
+      co_await corio::sleep(1ms);
+    }
+  }());
+  EXPECT_EQ(ended.load(), n);
+  ASSERT_EQ(where.size(), static_cast<std::size_t>(n));
+  for (const std::thread::id& id : where)
+    EXPECT_EQ(id, loop_0) << "a call is freed by the thread whose frame pool it came from";
+}
+
+TEST(Runtime, CancellingAHandleWhoseOutcomeIsStoredKeepsTheOutcome) {
+  corio::runtime rt({.threads = 2});
+  const int v = rt.run([]() -> corio::task<int> {
+    for (;;) {
+      auto h = corio::spawn_balanced([] { return 42; });
+      while (!h.done())
+        co_await corio::yield_now();
+      h.cancel();  // too late: it ended
+      const int got = co_await h;
+      if (!h.local()) co_return got;  // one that ended on loop 1, stored there
+      EXPECT_EQ(got, 42);
+      corio::spawn(nap());  // one more local task: the next goes to loop 1 sooner
+    }
+  }());
+  EXPECT_EQ(v, 42);
+}
+
+TEST(Runtime, ARemoteHandleAwaitedByTwoTasksAtOnceIsALogicError) {
+  std::atomic<bool> go{false};
+  std::atomic<int> ended{0};
+  corio::runtime rt({.threads = 2});
+  rt.run([&]() -> corio::task<void> {
+    auto h = corio::spawn_balanced([&] { return after_go(go, ended); });
+    auto first = corio::spawn(
+        [](corio::remote_handle<int>& r) -> corio::task<int> { co_return co_await r; }(h));
+    co_await corio::sleep(1ms);  // `first` parks on the handle
+    EXPECT_THROW((void)co_await h, std::logic_error);
+    go.store(true, std::memory_order_release);
+    EXPECT_EQ(co_await first, 1) << "the first awaiter still gets the outcome";
+  }());
+}
+
+corio::task<void> park();  // sleeps for an hour (below)
+
+// A task parked on a call to loop 1 when main returns: the shutdown
+// cancels both ends, and loop 0 waits for the reply instead of giving the
+// task up (nothing is reported abandoned, nothing leaks).
+TEST(Runtime, TheShutdownWaitsForTheReplyOfACallATaskIsParkedOn) {
+  for (int round = 0; round < 50; ++round) {
+    std::mutex m;
+    std::vector<std::string> reports;
+    corio::loop_options options;
+    options.report = [&](const std::string& r) {
+      const std::lock_guard lock(m);
+      reports.push_back(r);
+    };
+    std::atomic<bool> started{false};
+    std::atomic<bool> cancelled{false};
+    corio::runtime rt({.threads = 2, .loop = options});
+    rt.run([&]() -> corio::task<void> {
+      for (int i = 0; i < 8; ++i) {
+        corio::spawn(
+            []() -> corio::task<void> { co_await corio::submit_to(1, [] { return park(); }); }());
+      }
+      corio::spawn(await_remote(started, cancelled));
+      co_await until_set(started);
+    }());
+    const std::lock_guard lock(m);
+    for (const std::string& r : reports)
+      EXPECT_EQ(r.find("abandoned"), std::string::npos) << r;
+  }
 }
 
 TEST(Runtime, SpawnBalancedOffARuntimeRunsOnThisLoop) {

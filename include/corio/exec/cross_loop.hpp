@@ -338,10 +338,12 @@ struct remote_call_traits<Fn> {
 /// JoinHandle works the same way), so a burst of spawns collected later
 /// costs the origin no message per call. Counted: the origin's handle
 /// holds one reference, the target side another until the reply has run
-/// on the origin or, with nobody waiting, until the outcome is stored
-/// (whichever side lets go last frees it), a cancel message in flight one.
-/// The result's type is remote_state's; everything else is here, for the
-/// runtime's queues.
+/// on the origin or, with nobody waiting, until the origin collects the
+/// stored outcome (the origin drops it then), a cancel message in flight
+/// one. So the origin frees every call, from its own thread's frame pool,
+/// except after a late cancel: a handle dropped before its call ends asks
+/// for the reply (collect_when_dropped). The result's type is
+/// remote_state's; everything else is here, for the runtime's queues.
 struct remote_base : posted_node, done_listener {
   struct operations {
     void (*start)(remote_base&) noexcept;  // on the target: spawns the task
@@ -367,7 +369,10 @@ struct remote_base : posted_node, done_listener {
   std::uint32_t m_from = 0;  // the loops' indexes (remote calls)
   std::uint32_t m_to = 0;
   bool m_local = false;  // the target is the origin: no messages
-  bool m_done = false;   // the reply ran on the origin (the origin's thread only)
+  bool m_done = false;   // the outcome was collected on the origin (its thread only)
+  // The origin counts the wait for a reply that crosses loops as outside
+  // work, so that it cannot end while the reply is on its way.
+  bool m_wait_counted = false;  // the origin's thread only
   bool m_cancel_sent = false;
   // A balanced spawn kept on its loop: queued there (the runtime's queue,
   // linked through m_next) until that loop starts it or another steals it.
@@ -446,17 +451,43 @@ struct remote_base : posted_node, done_listener {
            (m_waiter == nullptr && m_reply.load(std::memory_order_acquire) == reply_stored);
   }
 
-  /// On the origin, a waiter about to park on this call: false when the
-  /// outcome was stored meanwhile (then nothing will be posted back).
-  bool await_reply(waiter& w) noexcept {
-    m_waiter = &w;
+  /// On the origin, once arrived(): takes the stored outcome over, and with
+  /// it the target side's reference (the target lets go of the call when
+  /// it stores, without a locked instruction of its own).
+  void collect() noexcept {
+    if (std::exchange(m_done, true)) return;
+    release();  // the target side's reference
+  }
+
+  /// On the origin: asks for the reply to be posted back (`w` waits for it,
+  /// or nobody: a dropped handle). False when the outcome was stored
+  /// meanwhile; then nothing will be posted and collect() takes it.
+  bool await_reply(waiter* w) noexcept {
     std::uint8_t seen = reply_pending;
-    if (m_reply.compare_exchange_strong(seen, reply_awaited, std::memory_order_acq_rel,
-                                        std::memory_order_acquire)) {
-      return true;
+    if (!m_reply.compare_exchange_strong(seen, reply_awaited, std::memory_order_acq_rel,
+                                         std::memory_order_acquire)) {
+      return false;
     }
-    m_waiter = nullptr;
-    return false;
+    m_waiter = w;
+    // A call kept here may be stolen, and a thief writes m_local: such a
+    // call is counted without reading it.
+    if (m_went_through_queue || !m_local) {
+      external_work::add(*m_origin);
+      m_wait_counted = true;
+    }
+    return true;
+  }
+
+  /// On the origin, the handle going: a call not yet ended is asked for its
+  /// reply, so that the origin frees it (its memory is from this thread's
+  /// frame pool); an outcome already stored is collected.
+  void collect_when_dropped() noexcept {
+    if (!m_done && m_waiter == nullptr) {
+      if (m_reply.load(std::memory_order_acquire) == reply_stored || !await_reply(nullptr)) {
+        collect();
+      }
+    }
+    release();  // the handle's reference
   }
 
   /// On the origin: asks the remote task to stop (once).
@@ -492,8 +523,9 @@ struct remote_base : posted_node, done_listener {
 
   // On the target, the task done (its outcome stored): if the origin waits,
   // the result goes back in the same node the request came in; if not, the
-  // origin finds it when it looks. Nothing here touches the call after the
-  // post or the release but through locals.
+  // origin finds it when it looks and drops the target side's reference
+  // then. Nothing here touches the call after the post or the exchange but
+  // through locals.
   void send_reply() noexcept {
     m_remote = nullptr;
     if (m_local) {
@@ -502,17 +534,17 @@ struct remote_base : posted_node, done_listener {
     }
     runtime_state& rt = *t_runtime;
     rt.note_finished(m_from);
+    event_loop* origin = m_origin;
+    m_run = [](posted_node& n) noexcept { static_cast<remote_base&>(n).replied(); };
     if (m_reply.exchange(reply_stored, std::memory_order_acq_rel) == reply_awaited) {
-      m_run = [](posted_node& n) noexcept { static_cast<remote_base&>(n).replied(); };
-      m_origin->post_batched(*this);
-    } else {
-      release();  // the target side's reference
+      origin->post_batched(*this);
     }
     rt.end_call();
   }
 
   // On the origin: the reply to a waiting origin, or a local call's end.
   void replied() noexcept {
+    if (std::exchange(m_wait_counted, false)) external_work::remove(*m_origin);
     m_done = true;
     if (waiter* w = std::exchange(m_waiter, nullptr)) {
       if (w->m_state == waiter::state::aborted) {
@@ -608,19 +640,23 @@ class remote_wait : public waiter {
 
   [[nodiscard]] bool await_ready() const noexcept { return m_state->arrived(); }
   bool await_suspend(std::coroutine_handle<> h) {
+    if (m_state->m_waiter != nullptr) {
+      throw std::logic_error("corio: a remote_handle awaited by two tasks at once");
+    }
     if (!park(*this, h, "remote call")) return false;
     return wait_for_reply();
   }
   void on_abort() noexcept { m_state->cancel(); }
   T await_resume() {
     finish();
+    m_state->collect();
     return m_state->m_result.take();
   }
 
  protected:
   // Parked: the reply resumes it, cancelled or not.
   bool wait_for_reply() noexcept {
-    if (m_state->arrived() || !m_state->await_reply(*this)) {
+    if (m_state->arrived() || !m_state->await_reply(this)) {
       end_without_suspending();
       return false;
     }
@@ -648,7 +684,7 @@ class submit_awaitable : public remote_wait<typename remote_call<Fn>::value> {
   ~submit_awaitable() {
     if (this->m_state == nullptr) return;
     if (m_sent) {
-      this->m_state->release();
+      this->m_state->collect_when_dropped();
     } else {
       this->m_state->m_ops->destroy(*this->m_state);  // never went out
     }
@@ -766,7 +802,7 @@ class remote_handle {
 
  private:
   void reset() noexcept {
-    if (detail::remote_state<T>* s = std::exchange(m_state, nullptr)) s->release();
+    if (detail::remote_state<T>* s = std::exchange(m_state, nullptr)) s->collect_when_dropped();
   }
   detail::remote_state<T>* m_state = nullptr;
 };
