@@ -635,6 +635,9 @@ bool g_threads_given = false;
 bool g_accept_one = false;
 /// --idle-spin-us: runtime_options::idle_spin of the --threads runtime.
 std::chrono::nanoseconds g_idle_spin = corio::runtime_options{}.idle_spin;
+/// --pin on: runtime_options::pin (loop i on the i-th CPU), for A/B runs of
+/// corio against corio on a noisy machine; the contract's runs leave it off.
+bool g_pin = false;
 
 /// The loops' resumptions, in loop order, as a JSON field: how the work
 /// spread.
@@ -904,7 +907,8 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   const auto t0 = steady_clock::now();
   outcome_line r;
   if (w.kind == workload_kind::multi_core) {
-    corio::runtime rt({.threads = g_threads, .loop = options, .idle_spin = g_idle_spin});
+    corio::runtime rt(
+        {.threads = g_threads, .pin = g_pin, .loop = options, .idle_spin = g_idle_spin});
     r = rt.run([](const measured_run& m, const char*& backend,
                   const char*& observe) -> corio::task<outcome_line> {
       backend = corio::event_loop::current()->backend_name();
@@ -943,7 +947,7 @@ int usage(const char* why) {
                "[--timer-slack-us US] [--stats on|off] [--debug on|off] "
                "[--stream-style for-each|next] [--redis HOST:PORT|SOCKET] [--pg URL] [--pg-share "
                "pool|round-robin] [--pg-connections N] [--threads T] [--accept one|reuseport] "
-               "[--idle-spin-us US]\n"
+               "[--idle-spin-us US] [--pin on|off]\n"
                "workloads:",
                why);
   // The in-process ones only, as the message always listed: the network
@@ -960,7 +964,8 @@ int usage(const char* why) {
 /// line with the loops' figures (connections and system calls per loop).
 int serve_network_on_every_loop(const workload& w, std::uint16_t port,
                                 const corio::loop_options& options, corio::signal_set& stop) {
-  corio::runtime rt({.threads = g_threads, .loop = options, .idle_spin = g_idle_spin});
+  corio::runtime rt(
+      {.threads = g_threads, .pin = g_pin, .loop = options, .idle_spin = g_idle_spin});
   const std::string figures = rt.run([](const workload& w, std::uint16_t port,
                                         corio::signal_set& stop) -> corio::task<std::string> {
     auto listener =
@@ -1058,6 +1063,10 @@ int main(int argc, char** argv) {
       if (g_threads == 0 || g_threads > 1024) return usage("--threads takes 1 to 1024");
     } else if (a == "--idle-spin-us") {
       g_idle_spin = std::chrono::microseconds(std::strtoul(v, nullptr, 10));
+    } else if (a == "--pin") {
+      if (std::string_view(v) != "on" && std::string_view(v) != "off")
+        return usage("--pin takes on or off");
+      g_pin = std::string_view(v) == "on";
     } else if (a == "--accept") {
       if (std::string_view(v) != "one" && std::string_view(v) != "reuseport")
         return usage("--accept takes one or reuseport");
