@@ -1,17 +1,20 @@
 // channel<T> across threads and loops: order, MPMC without loss or
 // duplicates, close with waiters on both sides (tasks and threads), and
-// cancellation of waiting tasks (also racing with senders on other threads).
+// cancellation of waiting tasks (also racing with senders on other threads);
+// the spinning_mutex under it.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include "corio/corio.hpp"
+#include "corio/sync/detail/spinning_mutex.hpp"
 
 using namespace std::chrono_literals;
 
@@ -275,6 +278,51 @@ TEST(Channel, CloseOnAThreadRacingAReceiversTimeoutClaimsTheWaiterOnce) {
   closer.join();
   EXPECT_EQ(saw_closed + timed_out, rounds);
   RecordProperty("timed_out", timed_out);
+}
+
+// The lock under every channel (and the runtime's queues of balanced
+// spawns): threads that find it held spin, then sleep on its futex.
+TEST(SpinningMutex, ThreadsThatSleepOnTheLockLoseNoUpdate) {
+  corio::detail::spinning_mutex m;
+  std::uint64_t counter = 0;  // guarded by m: TSan reports any unguarded access
+  constexpr int k_threads = 4;
+  constexpr int k_rounds = 20000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < k_rounds; ++i) {
+        const std::lock_guard guard(m);
+        const std::uint64_t seen = counter;
+        // Now and then the holder sleeps, so that the others outlast their
+        // spin and sleep on the futex.
+        if (i % 2000 == 0) std::this_thread::sleep_for(200us);
+        counter = seen + 1;
+      }
+    });
+  }
+  for (std::thread& t : threads)
+    t.join();
+  EXPECT_EQ(counter, std::uint64_t{k_threads} * k_rounds);
+}
+
+TEST(SpinningMutex, AThreadAsleepOnTheLockWakesWhenItIsReleased) {
+  corio::detail::spinning_mutex m;
+  std::atomic<bool> released{false};
+  std::atomic<bool> waiter_got_it_after_release{false};
+  m.lock();
+  EXPECT_FALSE(m.try_lock());
+  std::thread waiter([&] {
+    m.lock();  // long past its spin: asleep on the futex until the unlock
+    waiter_got_it_after_release.store(released.load(std::memory_order_acquire));
+    m.unlock();
+  });
+  std::this_thread::sleep_for(20ms);
+  released.store(true, std::memory_order_release);
+  m.unlock();
+  waiter.join();
+  EXPECT_TRUE(waiter_got_it_after_release.load());
+  EXPECT_TRUE(m.try_lock());  // left unlocked
+  m.unlock();
 }
 
 }  // namespace

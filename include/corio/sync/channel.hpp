@@ -344,9 +344,11 @@ class channel {
     }
   }
 
-  // What every send and receive touches, in two cache lines (a channel
-  // between loops moves them between cores on each operation): the lock
-  // and the counts, then the items and the waiters.
+  // What every send and receive writes, in one cache line (a channel
+  // between loops moves it between cores on each operation): the lock, the
+  // counts and the items. The waiters' lists, read by every operation but
+  // written only when a task starts or stops waiting, have a line of their
+  // own, which the cores can share while nobody waits.
   alignas(64) mutable detail::spinning_mutex m_mutex;
   std::size_t m_capacity;
   // Items handed to receivers that have not taken them yet. Invariant:
@@ -355,8 +357,8 @@ class channel {
   std::size_t m_handed = 0;
   std::uint32_t m_blocked_senders = 0;
   std::uint32_t m_blocked_receivers = 0;
-  alignas(64) detail::ring_buffer<T> m_items;
-  detail::intrusive_list<async_waiter> m_receivers;
+  detail::ring_buffer<T> m_items;
+  alignas(64) detail::intrusive_list<async_waiter> m_receivers;
   detail::intrusive_list<async_waiter> m_senders;
   bool m_closed = false;
   std::condition_variable_any m_can_send;
