@@ -138,9 +138,16 @@ void runtime_state::start_kept(remote_base& call) noexcept {
 
 bool runtime_state::steal(std::size_t here) noexcept {
   const std::size_t n = m_loops.size();
+  // Every loop out of work comes here, twice before it sleeps, and mostly
+  // finds nothing: a plain look at the sizes first (lines the cores share
+  // while nobody queues), before the random pick and its divisions.
+  bool any = false;
+  for (std::size_t victim = 0; victim < n && !any; ++victim)
+    any = victim != here && m_queues[victim].m_size.load(std::memory_order_relaxed) != 0;
+  if (!any) return false;
   const std::size_t first = static_cast<std::size_t>(xorshift64(t_pick_rng) % n);
   for (std::size_t k = 0; k < n; ++k) {
-    const std::size_t victim = (first + k) % n;
+    const std::size_t victim = first + k < n ? first + k : first + k - n;
     if (victim == here) continue;
     call_queue& q = m_queues[victim];
     const std::size_t seen = q.m_size.load(std::memory_order_relaxed);
