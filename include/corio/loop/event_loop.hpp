@@ -328,10 +328,12 @@ class event_loop final : private detail::loop_core {
   bool m_shuffle = false;
   std::unique_ptr<detail::backend> m_backend;
   std::unique_ptr<detail::loop_hooks> m_owned_hooks;
+  // What a poster touches, on a line of its own (the loop's own counts and
+  // outbox start on the next): whether the loop waits, then the push.
   // The inbox of posted callbacks, a lock-free stack. Posters push with a
   // release CAS (seq_cst: see m_sleeping); the loop takes the whole stack
   // with an acquire exchange, so a node's contents are visible to it.
-  std::atomic<detail::posted_node*> m_inbox{nullptr};
+  alignas(64) std::atomic<detail::posted_node*> m_inbox{nullptr};
   // Set by the loop before a poll that may block, cleared after. seq_cst
   // with the inbox push and load (a Dekker pair): either the poster sees
   // the loop asleep and writes the eventfd, or the loop sees the node and
@@ -342,10 +344,14 @@ class event_loop final : private detail::loop_core {
   // so the destructor waits for this to reach zero (acquire/release pair
   // with the poster's decrement).
   std::atomic<int> m_posting{0};
+  // True while the loop spins or polls with a timeout, out of work: others
+  // send it their batches at once instead of at their tick's end (relaxed:
+  // a hint; the inbox and m_sleeping carry the correctness).
+  std::atomic<bool> m_waiting{false};
   // Outstanding outside work; changed and read on the loop's thread only
   // (posted completions decrement it there), so relaxed suffices; atomic
   // because work_guard's holder may read it for diagnostics.
-  std::atomic<std::int64_t> m_external{0};
+  alignas(64) std::atomic<std::int64_t> m_external{0};
   // The part of m_external that other threads ended (settle_external_work).
   std::atomic<std::int64_t> m_external_settled{0};
   // Messages for other loops gathered during this tick (post_batched),
@@ -365,10 +371,6 @@ class event_loop final : private detail::loop_core {
   std::size_t m_unrelayed = 0;
   // Read by other loops' balanced spawns (relaxed: a hint).
   std::atomic<std::size_t> m_published_load{0};
-  // True while the loop spins or polls with a timeout, out of work: others
-  // send it their batches at once instead of at their tick's end (relaxed:
-  // a hint; the inbox and m_sleeping carry the correctness).
-  std::atomic<bool> m_waiting{false};
   std::uint64_t m_rng = 0;
   std::uint32_t m_ticks_since_poll = 0;
   loop_core* m_previous = nullptr;
