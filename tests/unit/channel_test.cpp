@@ -312,11 +312,14 @@ TEST(SpinningMutex, AThreadAsleepOnTheLockWakesWhenItIsReleased) {
   m.lock();
   EXPECT_FALSE(m.try_lock());
   std::thread waiter([&] {
-    m.lock();  // long past its spin: asleep on the futex until the unlock
+    m.lock();  // past its spin: asleep on the futex until the unlock
     waiter_got_it_after_release.store(released.load(std::memory_order_acquire));
     m.unlock();
   });
-  std::this_thread::sleep_for(20ms);
+  // Unlocks only once the waiter has marked the lock as slept on, so the
+  // unlock must wake it (a lost wake-up hangs here until ctest's timeout).
+  while (!m.has_sleepers())
+    std::this_thread::yield();
   released.store(true, std::memory_order_release);
   m.unlock();
   waiter.join();

@@ -358,6 +358,7 @@ class channel {
   std::uint32_t m_blocked_senders = 0;
   std::uint32_t m_blocked_receivers = 0;
   detail::ring_buffer<T> m_items;
+  static_assert(sizeof(detail::ring_buffer<T>) <= 32, "the items share the lock's line");
   alignas(64) detail::intrusive_list<async_waiter> m_receivers;
   detail::intrusive_list<async_waiter> m_senders;
   bool m_closed = false;

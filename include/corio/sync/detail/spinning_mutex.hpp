@@ -41,6 +41,11 @@ class spinning_mutex {
   void unlock() noexcept {
     if (m_state.exchange(k_unlocked, std::memory_order_release) == k_sleepers) wake_one();
   }
+  /// True while the lock is held and a thread may sleep on it (a snapshot,
+  /// for tests and diagnostics).
+  [[nodiscard]] bool has_sleepers() const noexcept {
+    return m_state.load(std::memory_order_relaxed) == k_sleepers;
+  }
 
  private:
   static constexpr std::uint32_t k_unlocked = 0;
