@@ -13,7 +13,7 @@ command -v cargo >/dev/null || { echo "build.sh: cargo not found (apt-get instal
 ls -d "$REG"/tokio-1.* >/dev/null 2>&1 || { echo "build.sh: apt-get install -y librust-tokio-dev" >&2; exit 1; }
 mkdir -p "$BUILD_DIR/src/bin" "$BUILD_DIR/.cargo" "$(dirname "$OUT")"
 cp "$DIR/Cargo.toml" "$BUILD_DIR/"
-cp "$DIR/src/main.rs" "$BUILD_DIR/src/"
+cp "$DIR/src/"*.rs "$BUILD_DIR/src/"
 cp "$DIR/src/bin/"*.rs "$BUILD_DIR/src/bin/"
 cat >"$BUILD_DIR/.cargo/config.toml" <<CONF
 [source.crates-io]

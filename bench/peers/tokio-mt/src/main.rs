@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+mod rusage;
+use rusage::peak_rss_kb;
+
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
@@ -130,12 +133,6 @@ async fn http(mut s: TcpStream) {
         }
     }
     let _ = s.shutdown().await;
-}
-
-fn peak_rss_kb() -> i64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss
 }
 
 fn usage(message: &str) -> ! {

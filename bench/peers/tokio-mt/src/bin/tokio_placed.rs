@@ -13,18 +13,9 @@
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-fn cpu_seconds() -> f64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
-fn peak_rss_kb() -> i64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    usage.ru_maxrss
-}
+#[path = "../rusage.rs"]
+mod rusage;
+use rusage::{cpu_seconds, peak_rss_kb};
 
 fn usage(message: &str) -> ! {
     eprintln!("tokio_placed: {message}\nusage: tokio_placed --workload mt-pingpong [--n N] [--threads 2]");
