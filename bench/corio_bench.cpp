@@ -639,6 +639,11 @@ std::chrono::nanoseconds g_idle_spin = corio::runtime_options{}.idle_spin;
 /// corio against corio on a noisy machine; the contract's runs leave it off.
 bool g_pin = false;
 
+/// The runtime of --threads T, as the options above set it.
+corio::runtime_options runtime_options_of(const corio::loop_options& loop) {
+  return {.threads = g_threads, .pin = g_pin, .loop = loop, .idle_spin = g_idle_spin};
+}
+
 /// The loops' resumptions, in loop order, as a JSON field: how the work
 /// spread.
 corio::task<std::string> per_loop_resumptions() {
@@ -907,8 +912,7 @@ int run_one(const workload& w, u64 n, const corio::loop_options& options) {
   const auto t0 = steady_clock::now();
   outcome_line r;
   if (w.kind == workload_kind::multi_core) {
-    corio::runtime rt(
-        {.threads = g_threads, .pin = g_pin, .loop = options, .idle_spin = g_idle_spin});
+    corio::runtime rt(runtime_options_of(options));
     r = rt.run([](const measured_run& m, const char*& backend,
                   const char*& observe) -> corio::task<outcome_line> {
       backend = corio::event_loop::current()->backend_name();
@@ -964,8 +968,7 @@ int usage(const char* why) {
 /// line with the loops' figures (connections and system calls per loop).
 int serve_network_on_every_loop(const workload& w, std::uint16_t port,
                                 const corio::loop_options& options, corio::signal_set& stop) {
-  corio::runtime rt(
-      {.threads = g_threads, .pin = g_pin, .loop = options, .idle_spin = g_idle_spin});
+  corio::runtime rt(runtime_options_of(options));
   const std::string figures = rt.run([](const workload& w, std::uint16_t port,
                                         corio::signal_set& stop) -> corio::task<std::string> {
     auto listener =
